@@ -1,0 +1,17 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+.PHONY: demo test setup build parity-full bench
+
+setup:
+	scripts/setup.sh
+
+build: setup
+	swift build -c release
+
+# Main job: build, then the end-to-end demo (grows as training/eval/export land).
+demo: build
+	scripts/demo.sh
+
+# Tests run in release mode: debug builds of numeric loops are tens of times slower.
+test: setup
+	swift build -c release --build-tests
+	swift test -c release --skip-build

@@ -1,0 +1,1 @@
+// CLIPData: filled in by its layer's work.

@@ -1,0 +1,167 @@
+import Foundation
+
+/// Errors raised by the engine. Shapes are checked before any kernel touches memory.
+public enum TensorError: Error, CustomStringConvertible, Equatable {
+    case shapeMismatch(String)
+    case invalidArgument(String)
+
+    public var description: String {
+        switch self {
+        case .shapeMismatch(let m): return "shape mismatch: \(m)"
+        case .invalidArgument(let m): return "invalid argument: \(m)"
+        }
+    }
+}
+
+/// 64-byte aligned Float32 buffer owned by one or more `Tensor` values.
+public final class TensorStorage: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    public init(count: Int) {
+        self.count = count
+        var raw: UnsafeMutableRawPointer? = nil
+        // posix_memalign never returns nil for a valid alignment unless out of memory.
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            fatalError("out of memory allocating \(bytes) bytes")
+        }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { free(pointer) }
+}
+
+/// A contiguous, row-major Float32 tensor. Value semantics: copies share storage until one of
+/// them is written (copy-on-write through `withUnsafeMutableBufferPointer`).
+public struct Tensor: @unchecked Sendable {
+    public private(set) var shape: [Int]
+    public private(set) var storage: TensorStorage
+
+    public var count: Int { shape.reduce(1, *) }
+    public var rank: Int { shape.count }
+
+    /// Uninitialised memory: every caller must write all elements before reading.
+    public init(uninitializedShape shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.storage = TensorStorage(count: shape.reduce(1, *))
+    }
+
+    public init(zeros shape: [Int]) {
+        self.init(uninitializedShape: shape)
+        storage.pointer.initialize(repeating: 0, count: count)
+    }
+
+    public init(repeating value: Float, shape: [Int]) {
+        self.init(uninitializedShape: shape)
+        storage.pointer.initialize(repeating: value, count: count)
+    }
+
+    public init(shape: [Int], data: [Float]) throws {
+        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == data.count else {
+            throw TensorError.shapeMismatch("shape \(shape) holds \(shape.reduce(1, *)) elements, got \(data.count)")
+        }
+        self.init(uninitializedShape: shape)
+        data.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: data.count) }
+    }
+
+    public var scalars: [Float] { Array(UnsafeBufferPointer(start: storage.pointer, count: count)) }
+
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: storage.pointer, count: count))
+    }
+
+    public mutating func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        if !isKnownUniquelyReferenced(&storage) {
+            let copy = TensorStorage(count: count)
+            copy.pointer.update(from: storage.pointer, count: count)
+            storage = copy
+        }
+        return try body(UnsafeMutableBufferPointer(start: storage.pointer, count: count))
+    }
+
+    /// Same data, new shape (no copy).
+    public func reshaped(_ newShape: [Int]) throws -> Tensor {
+        var newShape = newShape
+        if let inferred = newShape.firstIndex(of: -1) {
+            let known = newShape.enumerated().filter { $0.offset != inferred }.map(\.element).reduce(1, *)
+            guard known > 0, count % known == 0 else {
+                throw TensorError.shapeMismatch("cannot reshape \(shape) to \(newShape)")
+            }
+            newShape[inferred] = count / known
+        }
+        guard newShape.allSatisfy({ $0 >= 0 }), newShape.reduce(1, *) == count else {
+            throw TensorError.shapeMismatch("cannot reshape \(shape) to \(newShape)")
+        }
+        var t = self
+        t.shape = newShape
+        return t
+    }
+
+    public subscript(flat index: Int) -> Float {
+        get { storage.pointer[index] }
+        set {
+            withUnsafeMutableBufferPointer { $0[index] = newValue }
+        }
+    }
+
+    /// Rows `start..<end` along the first dimension (a copy).
+    public func slice(rows range: Range<Int>) throws -> Tensor {
+        guard rank >= 1, range.lowerBound >= 0, range.upperBound <= shape[0] else {
+            throw TensorError.shapeMismatch("rows \(range) out of bounds for shape \(shape)")
+        }
+        let inner = shape.dropFirst().reduce(1, *)
+        var out = Tensor(uninitializedShape: [range.count] + shape.dropFirst())
+        out.storage.pointer.update(from: storage.pointer + range.lowerBound * inner, count: range.count * inner)
+        return out
+    }
+
+    /// Concatenates tensors along the first dimension.
+    public static func concatenate(rows parts: [Tensor]) throws -> Tensor {
+        guard let first = parts.first else { throw TensorError.invalidArgument("nothing to concatenate") }
+        let inner = Array(first.shape.dropFirst())
+        for p in parts where Array(p.shape.dropFirst()) != inner {
+            throw TensorError.shapeMismatch("cannot concatenate \(p.shape) with \(first.shape)")
+        }
+        let total = parts.reduce(0) { $0 + $1.shape[0] }
+        var out = Tensor(uninitializedShape: [total] + inner)
+        var offset = 0
+        for p in parts {
+            (out.storage.pointer + offset).update(from: p.storage.pointer, count: p.count)
+            offset += p.count
+        }
+        return out
+    }
+}
+
+/// Deterministic random numbers (SplitMix64), so that a `--seed` reproduces a model exactly.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Standard normal sample (Box–Muller).
+    public mutating func nextGaussian() -> Float {
+        let u1 = max(Double.random(in: 0..<1, using: &self), 1e-300)
+        let u2 = Double.random(in: 0..<1, using: &self)
+        return Float((-2 * Foundation.log(u1)).squareRoot() * cos(2 * .pi * u2))
+    }
+}
+
+extension Tensor {
+    /// Fresh random values, uniform in `range`.
+    public static func random(shape: [Int], in range: ClosedRange<Float> = -1...1, using rng: inout SeededGenerator) -> Tensor {
+        var t = Tensor(uninitializedShape: shape)
+        t.withUnsafeMutableBufferPointer { buf in
+            for i in buf.indices { buf[i] = Float.random(in: range, using: &rng) }
+        }
+        return t
+    }
+}

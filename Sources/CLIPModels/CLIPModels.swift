@@ -1,0 +1,1 @@
+// CLIPModels: filled in by its layer's work.

@@ -1,0 +1,1 @@
+// CLIPNN: filled in by its layer's work.

@@ -1,0 +1,1 @@
+// CLIPTokenizer: filled in by its layer's work.

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks to build and test SwiftCLIP. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in libopenblas-dev libturbojpeg0-dev libpng-dev pkg-config; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The CLIP BPE vocabulary ships inside the open-clip-torch wheel; fetch it once and cache it
+# (not committed). SWIFTCLIP_VOCAB overrides the location.
+vocab="${SWIFTCLIP_VOCAB:-assets/bpe_simple_vocab_16e6.txt.gz}"
+if [ ! -s "$vocab" ]; then
+    echo "setup: fetching the CLIP BPE vocabulary from the open-clip-torch wheel" >&2
+    tmp="$(mktemp -d)"
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" open-clip-torch==3.3.0
+    mkdir -p "$(dirname "$vocab")"
+    python3 - "$tmp" "$vocab" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    data = z.read("open_clip/bpe_simple_vocab_16e6.txt.gz")
+open(sys.argv[2], "wb").write(data)
+PY
+    rm -rf "$tmp"
+fi
