@@ -45,8 +45,7 @@ let package = Package(
 
         .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine"], swiftSettings: fastMath),
         .testTarget(name: "CLIPNNTests", dependencies: ["CLIPNN"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"],
-                    resources: [.copy("Fixtures")], swiftSettings: fastMath),
+        .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], swiftSettings: fastMath),
         .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], swiftSettings: fastMath),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], swiftSettings: fastMath),
     ],
