@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Issue 2 side-by-side benchmark: SwiftCLIP vs PyTorch (fp32) vs ONNX Runtime, one machine, one run.
+#
+#   benchmarks/run_issue2.sh            # convnext_v2_tiny, image + text tower, batch 1 and 32
+#
+# Configurations (tower, batch) run one after another; within each, the systems run one process
+# each, in an order that alternates from one configuration to the next (A B C, C B A, ...) so slow
+# drift (thermal, neighbours compiling) does not systematically favour one system.
+# Results: benchmarks/results/<date>-issue2.json (all rows + machine info) and -issue2.md (table).
+# Env:
+#   SWIFTCLIP_VENV   reference venv (default tools/reference/.venv; see tools/reference/setup_venv.sh)
+#   SWIFTCLIP_BIN    swiftclip binary (default .build/release/swiftclip; missing -> skipped, noted)
+#   SYSTEMS          default "swiftclip pytorch onnxruntime" (add pytorch-bf16 for bf16 autocast)
+#   MODEL            default convnext_v2_tiny        CONFIGS default "image:1 image:32 text:1 text:32"
+#   ROUNDS           repeat the whole interleaved sweep N times (default 1)
+#   REPEATS_LARGE    timed runs at batch >= 16 for the Python peers (default 3)
+#   TAG              results file name part (default issue2)
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+py="${SWIFTCLIP_VENV:-$repo/tools/reference/.venv}/bin/python"
+bin="${SWIFTCLIP_BIN:-$repo/.build/release/swiftclip}"
+model="${MODEL:-convnext_v2_tiny}"
+systems=(${SYSTEMS:-swiftclip pytorch onnxruntime})
+configs=(${CONFIGS:-image:1 image:32 text:1 text:32})
+rounds="${ROUNDS:-1}"
+repeats_large="${REPEATS_LARGE:-3}"
+tag="${TAG:-issue2}"
+stamp="$(date +%Y-%m-%d)"
+outdir="benchmarks/results"
+raw="$(mktemp -d)"
+trap 'rm -rf "$raw"' EXIT
+mkdir -p "$outdir"
+
+[ -x "$py" ] || { echo "reference venv not found at $py (tools/reference/setup_venv.sh)" >&2; exit 2; }
+have_swift=1
+if [ ! -x "$bin" ]; then
+  echo "note: $bin not found — SwiftCLIP rows will be missing (build with: swift build -c release)" >&2
+  have_swift=0
+fi
+
+cat /proc/loadavg > "$raw/load_start"
+n=0
+for ((round = 1; round <= rounds; round++)); do
+  for cfg in "${configs[@]}"; do
+    tower="${cfg%%:*}"; batch="${cfg##*:}"
+    order=("${systems[@]}")
+    if (( n % 2 == 1 )); then   # reverse every other configuration
+      order=(); for ((i = ${#systems[@]} - 1; i >= 0; i--)); do order+=("${systems[$i]}"); done
+    fi
+    n=$((n + 1))
+    for sys in "${order[@]}"; do
+      f="$raw/$(printf '%03d' "$n")-$sys-$tower-$batch-r$round.json"
+      echo "== round $round: $sys $model $tower batch $batch" >&2
+      case "$sys" in
+        swiftclip)
+          [ "$have_swift" = 1 ] || continue
+          "$bin" bench --model "$model" --tower "$tower" --batch-sizes "$batch" --json > "$f" \
+            || { echo "swiftclip bench failed" >&2; rm -f "$f"; } ;;
+        pytorch|pytorch-bf16|onnxruntime)
+          rt=torch; [ "$sys" = pytorch-bf16 ] && rt=torch-bf16; [ "$sys" = onnxruntime ] && rt=ort
+          "$py" tools/reference/bench_peers.py --model "$model" --tower "$tower" --batch-sizes "$batch" \
+            --runtime "$rt" --repeats-large "$repeats_large" --json > "$f" \
+            2> >(grep -v -e "No pretrained weights" -e DeprecationWarning -e "torch.onnx.export(" >&2) \
+            || { echo "$sys failed" >&2; rm -f "$f"; } ;;
+        *) echo "unknown system $sys" >&2; exit 2 ;;
+      esac
+    done
+  done
+done
+cat /proc/loadavg > "$raw/load_end"
+
+swift_version="$( (swift --version 2>/dev/null || true) | head -1)"
+"$py" benchmarks/report_issue2.py --raw "$raw" --model "$model" \
+  --json-out "$outdir/$stamp-$tag.json" --md-out "$outdir/$stamp-$tag.md" \
+  --swift-version "$swift_version" --swift-bin "$bin" --have-swift "$have_swift"
+echo "wrote $outdir/$stamp-$tag.json and $outdir/$stamp-$tag.md" >&2
