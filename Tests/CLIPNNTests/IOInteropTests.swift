@@ -156,5 +156,34 @@ func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
     values.flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 }
 
+/// Hostile input: writes 1500 random corruptions of `original` to `url` (truncations, random
+/// bytes anywhere, header-syntax characters from `alphabet` within `range`) and runs `read` on
+/// each. Every failure must be an `E`; a trap would crash the test run. Returns the counts.
+func readCorruptions<E: Error>(of original: [UInt8], at url: URL, rejecting _: E.Type, syntax alphabet: String, in range: Range<Int>,
+                               using rng: inout SeededGenerator, read: (URL) throws -> Void) throws -> (readable: Int, rejected: Int) {
+    var (readable, rejected) = (0, 0)
+    for _ in 0..<1500 {
+        var bytes = original
+        switch Int.random(in: 0..<3, using: &rng) {
+        case 0:
+            bytes.removeLast(Int.random(in: 1...bytes.count, using: &rng))
+        case 1:
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+        default:
+            bytes[Int.random(in: range, using: &rng)] = Array(alphabet.utf8).randomElement(using: &rng)!
+        }
+        try Data(bytes).write(to: url)
+        do {
+            try read(url)
+            readable += 1
+        } catch is E {
+            rejected += 1
+        }
+    }
+    return (readable, rejected)
+}
+
 /// Awkward shapes for round trips: scalar, zero-size, odd sizes, many dimensions.
 let awkwardShapes: [[Int]] = [[], [1], [7], [0], [3, 0], [2, 0, 3], [3, 5, 7], [1, 1, 1, 13], [2, 3, 1, 5, 1], [257]]

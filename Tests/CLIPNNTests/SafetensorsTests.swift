@@ -250,26 +250,11 @@ final class SafetensorsTests: XCTestCase {
                                "c": Tensor.random(shape: [], using: &rng)], metadata: ["m": "v"], to: good)
         let original = try [UInt8](Data(contentsOf: good))
         let headerLength = Int(original[0]) | Int(original[1]) << 8
-        let url = folder.appendingPathComponent("bad.safetensors")
-        var (readable, rejected) = (0, 0)
-        for _ in 0..<1500 {
-            var bytes = original
-            switch Int.random(in: 0..<3, using: &rng) {
-            case 0: bytes.removeLast(Int.random(in: 1...bytes.count, using: &rng))
-            case 1: for _ in 0..<Int.random(in: 1...4, using: &rng) { bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
-            default:
-                // Corrupt only the header, where the parser is exercised.
-                let i = Int.random(in: 8..<(8 + headerLength), using: &rng)
-                bytes[i] = Array("{}[]\",:-0123456789e.".utf8).randomElement(using: &rng)!
-            }
-            try Data(bytes).write(to: url)
-            do {
-                let f = try SafetensorsFile.read(url)
-                for key in f.keys { _ = try f.tensor(key) }
-                readable += 1
-            } catch is SafetensorsError {
-                rejected += 1
-            }
+        let (readable, rejected) = try readCorruptions(of: original, at: folder.appendingPathComponent("bad.safetensors"),
+                                                       rejecting: SafetensorsError.self, syntax: "{}[]\",:-0123456789e.",
+                                                       in: 8..<(8 + headerLength), using: &rng) { url in
+            let f = try SafetensorsFile.read(url)
+            for key in f.keys { _ = try f.tensor(key) }
         }
         XCTAssertGreaterThan(rejected, 500)
         XCTAssertGreaterThan(readable, 50)
