@@ -1,0 +1,136 @@
+import Foundation
+
+/// A failed system call on a file, with the reason in words. Each file format wraps it into its
+/// own typed error (`SafetensorsError.io`, `NPYError.io`) that names the file.
+struct FileIOFailure: Error {
+    let message: String
+
+    init(_ message: String) { self.message = message }
+
+    /// The failure of the system call that just set `errno`.
+    static func errno(_ what: String) -> FileIOFailure {
+        FileIOFailure("\(what): \(String(cString: strerror(Foundation.errno)))")
+    }
+}
+
+/// The bytes of a file, memory-mapped read-only (so a 350 MB checkpoint costs no copy until a
+/// tensor is decoded). The mapping lives as long as this object.
+///
+/// Weak spot: if another process truncates the file while it is mapped, touching the lost pages
+/// raises SIGBUS. Files are checked against their size when opened, not while in use.
+final class FileBytes: @unchecked Sendable {
+    /// Start of the bytes; nil when the file is empty.
+    let base: UnsafeRawPointer?
+    let count: Int
+    private let mappedLength: Int
+
+    init(contentsOf url: URL) throws {
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileIOFailure.errno("cannot open") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw FileIOFailure.errno("cannot stat") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw FileIOFailure("not a regular file") }
+        let size = Int(info.st_size)
+        count = size
+        mappedLength = size
+        guard size > 0 else { base = nil; return }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw FileIOFailure.errno("cannot map \(size) bytes") }
+        base = UnsafeRawPointer(p)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) }
+    }
+
+    /// Copies `range` out as an array (for headers; bounds are the caller's to check).
+    func bytes(_ range: Range<Int>) -> [UInt8] {
+        guard let base, !range.isEmpty else { return [] }
+        return Array(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
+    }
+}
+
+/// Writes a file so that the destination is either untouched or complete: the bytes go to a
+/// fresh temporary file in the destination's folder, which is fsynced and then renamed over the
+/// destination. If anything fails (or `commit` is never reached) the temporary file is removed.
+final class AtomicFileWriter {
+    private let destination: URL
+    private let temporaryPath: String
+    private var fd: Int32
+    private var committed = false
+
+    init(destination: URL) throws {
+        self.destination = destination
+        let folder = destination.deletingLastPathComponent().path
+        let name = destination.lastPathComponent
+        var attempt = 0
+        while true {
+            let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            let path = (folder as NSString).appendingPathComponent(".\(name).\(suffix).tmp")
+            // 0o666 and the process umask give the same permissions an ordinary new file gets.
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            if fd >= 0 { self.fd = fd; self.temporaryPath = path; return }
+            attempt += 1
+            if Foundation.errno != EEXIST || attempt > 16 {
+                throw FileIOFailure.errno("cannot create a temporary file in \(folder)")
+            }
+        }
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        if !committed { unlink(temporaryPath) }
+    }
+
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        guard var p = buffer.baseAddress else { return }
+        var left = buffer.count
+        while left > 0 {
+            let n = Foundation.write(fd, p, left)
+            if n < 0 {
+                if Foundation.errno == EINTR { continue }
+                throw FileIOFailure.errno("cannot write")
+            }
+            p += n
+            left -= n
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// Flushes to disk and renames over the destination.
+    func commit() throws {
+        guard fsync(fd) == 0 else { throw FileIOFailure.errno("cannot fsync") }
+        let closed = close(fd)
+        fd = -1
+        guard closed == 0 else { throw FileIOFailure.errno("cannot close") }
+        guard rename(temporaryPath, destination.path) == 0 else { throw FileIOFailure.errno("cannot rename into place") }
+        committed = true
+        // Make the rename itself durable; a failure here leaves a complete file, so it is ignored.
+        let dir = open(destination.deletingLastPathComponent().path, O_RDONLY | O_CLOEXEC)
+        if dir >= 0 { _ = fsync(dir); close(dir) }
+    }
+
+    /// Runs `body` with a writer and commits; on any error the destination is left as it was.
+    static func write(to url: URL, _ body: (AtomicFileWriter) throws -> Void) throws {
+        let writer = try AtomicFileWriter(destination: url)
+        try body(writer)
+        try writer.commit()
+    }
+}
+
+/// Number of elements of `shape`, multiplied left to right as `Tensor.count` does, or nil if a
+/// dimension is negative or a partial product overflows (so `Tensor` can never trap on it).
+func checkedElementCount(_ shape: [Int]) -> Int? {
+    var n = 1
+    for d in shape {
+        guard d >= 0 else { return nil }
+        let (p, overflow) = n.multipliedReportingOverflow(by: d)
+        if overflow { return nil }
+        n = p
+    }
+    return n
+}
