@@ -15,3 +15,12 @@ demo: build
 test: setup
 	swift build -c release --build-tests
 	swift test -c release --skip-build
+
+# Full-size parity with open_clip (convnext_v2_tiny, ViT-B-32). Needs the reference venv:
+# tools/reference/setup_venv.sh. Not part of CI.
+parity-full: build
+	tools/reference/full_parity.sh
+
+# SwiftCLIP side by side with PyTorch and ONNX Runtime, one run (needs the reference venv).
+bench: build
+	benchmarks/run_issue2.sh

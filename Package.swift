@@ -6,7 +6,7 @@ import PackageDescription
 // Hot loops need the CPU's vector units: without a target-CPU flag Swift emits
 // neither AVX-512 nor FMA and `SIMD.addProduct` becomes a libm call per lane.
 let fastMath: [SwiftSetting] = [
-    .unsafeFlags(["-target-cpu", "native", "-enforce-exclusivity=unchecked"]),
+    .unsafeFlags(["-target-cpu", "native"]),
 ]
 
 let package = Package(
@@ -44,8 +44,8 @@ let package = Package(
         ], swiftSettings: fastMath),
 
         .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPNNTests", dependencies: ["CLIPNN"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPNNTests", dependencies: ["CLIPNN"], exclude: ["Fixtures"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], swiftSettings: fastMath),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], swiftSettings: fastMath),
     ],

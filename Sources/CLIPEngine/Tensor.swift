@@ -138,6 +138,8 @@ public struct Tensor: @unchecked Sendable {
 /// Deterministic random numbers (SplitMix64), so that a `--seed` reproduces a model exactly.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: UInt64
+    /// Box–Muller yields two samples; the second is kept for the next call.
+    private var spareGaussian: Float?
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -149,9 +151,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 
     /// Standard normal sample (Box–Muller).
     public mutating func nextGaussian() -> Float {
-        let u1 = max(Double.random(in: 0..<1, using: &self), 1e-300)
-        let u2 = Double.random(in: 0..<1, using: &self)
-        return Float((-2 * Foundation.log(u1)).squareRoot() * cos(2 * .pi * u2))
+        if let spare = spareGaussian {
+            spareGaussian = nil
+            return spare
+        }
+        let u1 = max(Float(next() >> 40) * 0x1p-24, 0x1p-30)
+        let u2 = Float(next() >> 40) * 0x1p-24
+        let radius = (-2 * Foundation.log(u1)).squareRoot()
+        spareGaussian = radius * Foundation.sin(2 * .pi * u2)
+        return radius * Foundation.cos(2 * .pi * u2)
     }
 }
 

@@ -1,0 +1,68 @@
+import CLIPEngine
+import CLIPNN
+import Foundation
+
+/// open_clip's `CLIP`: an image tower (`visual.*`), the text tower (top-level keys) and `logit_scale`.
+public final class CLIPModel {
+    public let config: CLIPConfig
+    public let visual: ImageEncoder
+    public let text: TextTransformer
+    /// The raw parameter; logits use `exp(logitScale)`.
+    public let logitScale: Float
+    /// open_clip's `state_dict()` (open_clip layouts) — what `save` writes and `info` counts.
+    public let weights: WeightBuilder
+
+    /// Builds the model from `config`, loading `source` strictly (every key present with its exact
+    /// shape, no extra keys) or, without a source, initialising as open_clip/timm do from `seed`.
+    public init(config: CLIPConfig, weights source: WeightSource? = nil, seed: UInt64 = 0) throws {
+        self.config = config
+        let builder = WeightBuilder(source: source, seed: seed)
+        let root = builder.root
+        switch config.vision {
+        case .timm(let c):
+            visual = try TimmImageTower(root.scope("visual"), config: c, embedDim: config.embedDim, source: config.source)
+        case .vit(let c):
+            visual = try VisionTransformer(root.scope("visual"), config: c, embedDim: config.embedDim, quickGelu: config.quickGelu)
+        }
+        text = try TextTransformer(root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
+        let scale = try root.parameter("logit_scale", shape: [], initializer: .constant(Float(Foundation.log(1 / 0.07))))
+        logitScale = scale[flat: 0]
+        try builder.finish()
+        weights = builder
+    }
+
+    /// A built-in name or JSON path, with optional open_clip safetensors weights.
+    public convenience init(model nameOrPath: String, weightsURL: URL? = nil, seed: UInt64 = 0) throws {
+        let config = try ModelRegistry.config(named: nameOrPath)
+        try self.init(config: config, weights: try weightsURL.map { try SafetensorsWeights(url: $0) }, seed: seed)
+    }
+
+    /// images: [N, 3, H, W] preprocessed -> [N, embed_dim] (open_clip's `encode_image`).
+    public func encodeImage(_ images: Tensor, normalize: Bool = false) throws -> Tensor {
+        let features = try visual(images)
+        return normalize ? Ops.l2Normalize(features) : features
+    }
+
+    /// tokens: rows of token ids -> [N, embed_dim] (open_clip's `encode_text`).
+    public func encodeText(_ tokens: [[Int]], normalize: Bool = false) throws -> Tensor {
+        let features = try text(tokens)
+        return normalize ? Ops.l2Normalize(features) : features
+    }
+
+    public struct ParameterCounts: Equatable, Codable {
+        public var visual: Int, text: Int, total: Int
+    }
+
+    /// As open_clip counts them (`sum(p.numel() for p in model.parameters())`); `text` is everything
+    /// outside `visual.` (the text tower and `logit_scale`).
+    public var parameterCounts: ParameterCounts {
+        let visual = weights.parameterCount { $0.hasPrefix("visual.") }
+        let total = weights.parameterCount()
+        return ParameterCounts(visual: visual, text: total - visual, total: total)
+    }
+
+    /// Writes the weights as open_clip-compatible safetensors (atomic write, then rename).
+    public func save(to url: URL) throws {
+        try weights.save(to: url, metadata: ["format": "pt", "producer": "SwiftCLIP"])
+    }
+}

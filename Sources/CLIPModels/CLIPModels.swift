@@ -1,1 +1,0 @@
-// CLIPModels: filled in by its layer's work.

@@ -1,0 +1,233 @@
+import Foundation
+
+/// A config that cannot be read or asks for something SwiftCLIP does not build.
+public enum ConfigError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, reason: String)
+    case invalidField(String, expected: String, source: String)
+    case unsupported(String, source: String)
+    case unknownModel(String, available: [String])
+
+    public var description: String {
+        switch self {
+        case let .unreadable(p, r): return "cannot read model config \(p): \(r)"
+        case let .invalidField(f, e, s): return "\(s): field '\(f)' must be \(e)"
+        case let .unsupported(what, s): return "\(s): unsupported: \(what)"
+        case let .unknownModel(n, a):
+            return "unknown model '\(n)': give a built-in name (\(a.joined(separator: ", "))) or a path to an open_clip JSON config"
+        }
+    }
+}
+
+/// open_clip's model config (`embed_dim`, `vision_cfg`, `text_cfg`, `quick_gelu`), with open_clip's defaults.
+public struct CLIPConfig: Equatable, Sendable {
+    public var embedDim: Int
+    public var quickGelu: Bool
+    public var vision: VisionConfig
+    public var text: TextConfig
+    /// Where the config came from (built-in name or file path), for error messages.
+    public var source: String
+
+    public enum VisionConfig: Equatable, Sendable {
+        case timm(TimmVisionConfig)
+        case vit(ViTConfig)
+
+        public var imageSize: Int {
+            switch self {
+            case .timm(let c): return c.imageSize
+            case .vit(let c): return c.imageSize
+            }
+        }
+    }
+
+    /// open_clip's `TimmModel` tower (`timm_model_name` …).
+    public struct TimmVisionConfig: Equatable, Sendable {
+        public var modelName: String
+        public var pool: String        // "avg" or "" (network default, avg for ConvNeXt)
+        public var proj: String        // "linear", "mlp", "none", or "" (the trunk's own classifier projects)
+        public var projBias: Bool
+        public var imageSize: Int
+    }
+
+    /// open_clip's `VisionTransformer` (`layers`, `width`, `patch_size` …).
+    public struct ViTConfig: Equatable, Sendable {
+        public var imageSize: Int
+        public var patchSize: Int
+        public var width: Int
+        public var layers: Int
+        public var headWidth: Int
+        public var mlpRatio: Double
+        public var heads: Int { width / headWidth }
+        public var gridSize: Int { imageSize / patchSize }
+    }
+
+    public struct TextConfig: Equatable, Sendable {
+        public var contextLength: Int
+        public var vocabSize: Int
+        public var width: Int
+        public var heads: Int
+        public var layers: Int
+        public var mlpRatio: Double
+    }
+}
+
+extension CLIPConfig {
+    /// Parses open_clip's JSON config. Options that change the architecture in ways SwiftCLIP does
+    /// not build are rejected by name rather than silently ignored.
+    public static func parse(json data: Data, source: String) throws -> CLIPConfig {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            throw ConfigError.unreadable(path: source, reason: "not valid JSON (\(error.localizedDescription))")
+        }
+        guard let root = object as? [String: Any] else {
+            throw ConfigError.unreadable(path: source, reason: "the top level is not a JSON object")
+        }
+        let r = FieldReader(dict: root, path: "", source: source)
+        let visionDict = try r.object("vision_cfg")
+        let textDict = try r.object("text_cfg")
+        let v = FieldReader(dict: visionDict, path: "vision_cfg.", source: source)
+        let t = FieldReader(dict: textDict, path: "text_cfg.", source: source)
+
+        for key in ["custom_text", "hf_model_name"] where root[key] != nil || textDict[key] != nil {
+            if key == "custom_text", (root[key] as? Bool) == false { continue }
+            throw ConfigError.unsupported("'\(key)' (only the CLIP text Transformer is built)", source: source)
+        }
+        if let hf = textDict["hf_model_name"], !(hf is NSNull) {
+            throw ConfigError.unsupported("text_cfg.hf_model_name (Hugging Face text towers)", source: source)
+        }
+
+        let vision: VisionConfig
+        if let name = try v.optionalString("timm_model_name") {
+            if try v.bool("timm_model_pretrained", default: false) {
+                throw ConfigError.unsupported("vision_cfg.timm_model_pretrained=true (load weights with --weights instead)", source: source)
+            }
+            let pool = try v.string("timm_pool", default: "avg")
+            guard pool == "avg" || pool.isEmpty else {
+                throw ConfigError.unsupported("vision_cfg.timm_pool '\(pool)' (supported: \"avg\", \"\")", source: source)
+            }
+            let proj = try v.string("timm_proj", default: "linear")
+            guard ["linear", "mlp", "none", ""].contains(proj) else {
+                throw ConfigError.unsupported("vision_cfg.timm_proj '\(proj)' (supported: linear, mlp, none, \"\")", source: source)
+            }
+            if pool.isEmpty && (proj == "none" || proj.isEmpty) {
+                throw ConfigError.unsupported("timm_pool \"\" with timm_proj '\(proj)': the trunk would return an unpooled feature map", source: source)
+            }
+            vision = .timm(TimmVisionConfig(modelName: name, pool: pool, proj: proj,
+                                            projBias: try v.bool("timm_proj_bias", default: false),
+                                            imageSize: try v.imageSize()))
+        } else {
+            let unsupported: [(String, Any)] = [("attentional_pool", false), ("no_ln_pre", false), ("final_ln_after_pool", false),
+                                                ("output_tokens", false)]
+            for (key, def) in unsupported where visionDict[key] != nil {
+                if let b = visionDict[key] as? Bool, b == (def as? Bool) { continue }
+                throw ConfigError.unsupported("vision_cfg.\(key)", source: source)
+            }
+            if let p = visionDict["pool_type"] as? String, p != "tok" {
+                throw ConfigError.unsupported("vision_cfg.pool_type '\(p)' (supported: tok)", source: source)
+            }
+            if let ls = visionDict["ls_init_value"], !(ls is NSNull) {
+                throw ConfigError.unsupported("vision_cfg.ls_init_value (layer scale in ViT)", source: source)
+            }
+            let c = ViTConfig(imageSize: try v.imageSize(), patchSize: try v.int("patch_size", default: 16),
+                              width: try v.int("width", default: 768), layers: try v.int("layers", default: 12),
+                              headWidth: try v.int("head_width", default: 64), mlpRatio: try v.double("mlp_ratio", default: 4))
+            guard c.imageSize % c.patchSize == 0 else {
+                throw ConfigError.invalidField("vision_cfg.image_size", expected: "a multiple of patch_size \(c.patchSize)", source: source)
+            }
+            guard c.width % c.headWidth == 0 else {
+                throw ConfigError.invalidField("vision_cfg.width", expected: "a multiple of head_width \(c.headWidth)", source: source)
+            }
+            vision = .vit(c)
+        }
+
+        for key in ["embed_cls", "no_causal_mask", "final_ln_after_pool", "output_tokens", "proj_bias"] {
+            if let b = textDict[key] as? Bool, b {
+                throw ConfigError.unsupported("text_cfg.\(key)", source: source)
+            }
+        }
+        if let p = textDict["pool_type"] as? String, p != "argmax" {
+            throw ConfigError.unsupported("text_cfg.pool_type '\(p)' (supported: argmax)", source: source)
+        }
+        if let p = textDict["proj_type"] as? String, p != "linear" {
+            throw ConfigError.unsupported("text_cfg.proj_type '\(p)' (supported: linear)", source: source)
+        }
+        if let ls = textDict["ls_init_value"], !(ls is NSNull) {
+            throw ConfigError.unsupported("text_cfg.ls_init_value (layer scale in the text tower)", source: source)
+        }
+        let text = TextConfig(contextLength: try t.int("context_length", default: 77), vocabSize: try t.int("vocab_size", default: 49408),
+                              width: try t.int("width", default: 512), heads: try t.int("heads", default: 8),
+                              layers: try t.int("layers", default: 12), mlpRatio: try t.double("mlp_ratio", default: 4))
+        guard text.width % text.heads == 0 else {
+            throw ConfigError.invalidField("text_cfg.width", expected: "a multiple of heads \(text.heads)", source: source)
+        }
+        return CLIPConfig(embedDim: try r.int("embed_dim"), quickGelu: try r.bool("quick_gelu", default: false),
+                          vision: vision, text: text, source: source)
+    }
+
+    public static func load(contentsOf url: URL) throws -> CLIPConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ConfigError.unreadable(path: url.path, reason: error.localizedDescription)
+        }
+        return try parse(json: data, source: url.path)
+    }
+}
+
+/// Typed access to a JSON object's fields; errors name the field path and the file.
+private struct FieldReader {
+    let dict: [String: Any]
+    let path: String
+    let source: String
+
+    func fail(_ key: String, _ expected: String) -> ConfigError {
+        .invalidField(path + key, expected: expected, source: source)
+    }
+
+    func object(_ key: String) throws -> [String: Any] {
+        guard let o = dict[key] as? [String: Any] else { throw fail(key, "a JSON object") }
+        return o
+    }
+
+    func int(_ key: String, default def: Int? = nil) throws -> Int {
+        guard let raw = dict[key] else {
+            if let def { return def }
+            throw fail(key, "present (an integer)")
+        }
+        // (Foundation on Linux bridges JSON 1 to a value that also casts to Bool, so no Bool check.)
+        guard let n = raw as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.doubleValue >= 1,
+              n.doubleValue < 1e9 else { throw fail(key, "a positive integer") }
+        return n.intValue
+    }
+
+    func double(_ key: String, default def: Double) throws -> Double {
+        guard let raw = dict[key] else { return def }
+        guard let n = raw as? NSNumber, n.doubleValue > 0 else { throw fail(key, "a positive number") }
+        return n.doubleValue
+    }
+
+    func bool(_ key: String, default def: Bool) throws -> Bool {
+        guard let raw = dict[key], !(raw is NSNull) else { return def }
+        guard let b = raw as? Bool else { throw fail(key, "true or false") }
+        return b
+    }
+
+    func optionalString(_ key: String) throws -> String? {
+        guard let raw = dict[key], !(raw is NSNull) else { return nil }
+        guard let s = raw as? String else { throw fail(key, "a string") }
+        return s
+    }
+
+    func string(_ key: String, default def: String) throws -> String {
+        try optionalString(key) ?? def
+    }
+
+    /// `image_size` may be an integer or a square [h, w] pair.
+    func imageSize() throws -> Int {
+        if let pair = dict["image_size"] as? [Any] {
+            guard pair.count == 2, let h = pair[0] as? Int, let w = pair[1] as? Int, h == w, h > 0 else {
+                throw fail("image_size", "an integer or a square [size, size] pair")
+            }
+            return h
+        }
+        return try int("image_size", default: 224)
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+
+/// Built-in model configs, verbatim open_clip JSON, so that the same parser serves files and names.
+public enum ModelRegistry {
+    static let clipText = #""text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}"#
+
+    public static let builtIn: [String: String] = [
+        "convnext_v2_tiny": #"""
+            {"embed_dim": 512, "vision_cfg": {"timm_model_name": "convnextv2_tiny", "timm_model_pretrained": false,
+             "timm_pool": "avg", "timm_proj": "linear", "timm_drop": 0.0, "timm_drop_path": 0.1, "image_size": 224},
+            \#(clipText)}
+            """#,
+        "ViT-B-32": #"""
+            {"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+            \#(clipText)}
+            """#,
+        "ViT-B-32-quickgelu": #"""
+            {"embed_dim": 512, "quick_gelu": true, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+            \#(clipText)}
+            """#,
+    ]
+
+    public static var names: [String] { builtIn.keys.sorted() }
+
+    /// A built-in name, or a path to an open_clip JSON config.
+    public static func config(named nameOrPath: String) throws -> CLIPConfig {
+        if let json = builtIn[nameOrPath] {
+            return try CLIPConfig.parse(json: Data(json.utf8), source: nameOrPath)
+        }
+        if nameOrPath.hasSuffix(".json") || FileManager.default.fileExists(atPath: nameOrPath) {
+            return try CLIPConfig.load(contentsOf: URL(fileURLWithPath: nameOrPath))
+        }
+        throw ConfigError.unknownModel(nameOrPath, available: names)
+    }
+}
+
+/// timm's ConvNeXt variants (depths and dims as `timm.models.convnext` registers them).
+public struct ConvNeXtSpec: Equatable, Sendable {
+    public var depths: [Int]
+    public var dims: [Int]
+    /// V2: GlobalResponseNorm in the MLP, no layer scale. V1: layer scale `gamma` (init 1e-6).
+    public var isV2: Bool
+    /// timm's `conv_mlp`: the MLP is 1×1 convolutions (weights saved as [out, in, 1, 1]).
+    public var convMLP: Bool
+    public var normEps: Float = 1e-6
+
+    static let v1: [String: ([Int], [Int], Bool)] = [
+        "atto": ([2, 2, 6, 2], [40, 80, 160, 320], true),
+        "femto": ([2, 2, 6, 2], [48, 96, 192, 384], true),
+        "pico": ([2, 2, 6, 2], [64, 128, 256, 512], true),
+        "nano": ([2, 2, 8, 2], [80, 160, 320, 640], true),
+        "tiny": ([3, 3, 9, 3], [96, 192, 384, 768], false),
+        "small": ([3, 3, 27, 3], [96, 192, 384, 768], false),
+        "base": ([3, 3, 27, 3], [128, 256, 512, 1024], false),
+        "large": ([3, 3, 27, 3], [192, 384, 768, 1536], false),
+        "xlarge": ([3, 3, 27, 3], [256, 512, 1024, 2048], false),
+    ]
+    static let v2: [String: ([Int], [Int], Bool)] = [
+        "atto": ([2, 2, 6, 2], [40, 80, 160, 320], true),
+        "femto": ([2, 2, 6, 2], [48, 96, 192, 384], true),
+        "pico": ([2, 2, 6, 2], [64, 128, 256, 512], true),
+        "nano": ([2, 2, 8, 2], [80, 160, 320, 640], true),
+        "tiny": ([3, 3, 9, 3], [96, 192, 384, 768], false),
+        "small": ([3, 3, 27, 3], [96, 192, 384, 768], false),
+        "base": ([3, 3, 27, 3], [128, 256, 512, 1024], false),
+        "large": ([3, 3, 27, 3], [192, 384, 768, 1536], false),
+        "huge": ([3, 3, 27, 3], [352, 704, 1408, 2816], false),
+    ]
+
+    public static var knownNames: [String] {
+        (v1.keys.map { "convnext_\($0)" } + v2.keys.map { "convnextv2_\($0)" }).sorted()
+    }
+
+    /// The spec for a timm model name such as `convnextv2_tiny`, or nil if SwiftCLIP does not build it.
+    public static func named(_ timmName: String) -> ConvNeXtSpec? {
+        if timmName.hasPrefix("convnextv2_"), let (d, c, m) = v2[String(timmName.dropFirst("convnextv2_".count))] {
+            return ConvNeXtSpec(depths: d, dims: c, isV2: true, convMLP: m)
+        }
+        if timmName.hasPrefix("convnext_"), let (d, c, m) = v1[String(timmName.dropFirst("convnext_".count))] {
+            return ConvNeXtSpec(depths: d, dims: c, isV2: false, convMLP: m)
+        }
+        return nil
+    }
+}

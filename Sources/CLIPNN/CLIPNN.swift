@@ -1,1 +1,0 @@
-// CLIPNN: filled in by its layer's work.

@@ -1,0 +1,145 @@
+import CLIPEngine
+import Foundation
+
+/// Why a model's weights could not be built. Every case names the open_clip key involved.
+public enum WeightError: Error, CustomStringConvertible, Equatable {
+    case missingKey(String, source: String)
+    case unexpectedKeys([String], source: String)
+    case shapeMismatch(key: String, expected: [Int], found: [Int], source: String)
+    case unreadable(key: String, source: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .missingKey(k, s):
+            return "\(s): missing weight '\(k)'"
+        case let .unexpectedKeys(ks, s):
+            let shown = ks.prefix(8).map { "'\($0)'" }.joined(separator: ", ")
+            return "\(s): \(ks.count) unexpected weight(s) not used by this model: \(shown)\(ks.count > 8 ? ", …" : "")"
+        case let .shapeMismatch(k, e, f, s):
+            return "\(s): weight '\(k)' has shape \(f), the model expects \(e)"
+        case let .unreadable(k, s, r):
+            return "\(s): cannot read weight '\(k)': \(r)"
+        }
+    }
+}
+
+/// How a parameter is initialised when no weights are given (open_clip / timm conventions).
+public enum Initializer: Sendable {
+    case zeros
+    case ones
+    case constant(Float)
+    case normal(std: Float)
+    /// timm's `trunc_normal_(std=…)`: normal, redrawn outside ±2 (absolute, as timm's default a=-2, b=2).
+    case truncatedNormal(std: Float)
+    /// PyTorch's default for Linear/Conv weights and biases: U(-bound, bound).
+    case uniform(bound: Float)
+}
+
+/// Where parameter values come from.
+public protocol WeightSource: AnyObject {
+    /// Human-readable origin used in error messages (a file path, or "random init").
+    var sourceName: String { get }
+    /// The stored tensor for `key` converted to Float32, or nil if the source has no such key.
+    func tensor(forKey key: String) throws -> Tensor?
+    /// All keys in the source (empty for random init).
+    var allKeys: [String] { get }
+}
+
+/// A model's constructor both declares and loads its parameters through a builder, by name
+/// (as candle's VarBuilder does): `builder.scope("stem").scope("0").parameter("weight", ...)`.
+/// Loading is strict: missing keys, wrong shapes and (at `finish()`) unused keys are errors.
+public final class WeightBuilder {
+    public let source: WeightSource?
+    private var rng: SeededGenerator
+    /// open_clip's `state_dict()`, in declaration order, in open_clip's layouts.
+    public private(set) var stateDict: [(key: String, tensor: Tensor)] = []
+    private var declared = Set<String>()
+
+    /// - Parameters:
+    ///   - source: the weights to load, or nil for seeded random initialisation.
+    public init(source: WeightSource?, seed: UInt64 = 0) {
+        self.source = source
+        self.rng = SeededGenerator(seed: seed)
+    }
+
+    public var root: WeightScope { WeightScope(builder: self, prefix: "") }
+
+    func parameter(_ key: String, shape: [Int], initializer: Initializer) throws -> Tensor {
+        precondition(!declared.contains(key), "model declared '\(key)' twice")
+        declared.insert(key)
+        let value: Tensor
+        if let source {
+            guard let t = try source.tensor(forKey: key) else {
+                throw WeightError.missingKey(key, source: source.sourceName)
+            }
+            guard t.shape == shape else {
+                throw WeightError.shapeMismatch(key: key, expected: shape, found: t.shape, source: source.sourceName)
+            }
+            value = t
+        } else {
+            value = Self.initialise(shape: shape, initializer, rng: &rng)
+        }
+        stateDict.append((key, value))
+        return value
+    }
+
+    /// Throws if the source holds weights the model never asked for.
+    public func finish() throws {
+        guard let source else { return }
+        let unused = source.allKeys.filter { !declared.contains($0) }.sorted()
+        if !unused.isEmpty { throw WeightError.unexpectedKeys(unused, source: source.sourceName) }
+    }
+
+    static func initialise(shape: [Int], _ initializer: Initializer, rng: inout SeededGenerator) -> Tensor {
+        var t = Tensor(uninitializedShape: shape)
+        t.withUnsafeMutableBufferPointer { buf in
+            switch initializer {
+            case .zeros: buf.initialize(repeating: 0)
+            case .ones: buf.initialize(repeating: 1)
+            case .constant(let v): buf.initialize(repeating: v)
+            case .normal(let std):
+                for i in buf.indices { buf[i] = std * rng.nextGaussian() }
+            case .truncatedNormal(let std):
+                for i in buf.indices {
+                    var v: Float
+                    repeat { v = std * rng.nextGaussian() } while abs(v) > 2
+                    buf[i] = v
+                }
+            case .uniform(let bound):
+                for i in buf.indices { buf[i] = Float.random(in: -bound...bound, using: &rng) }
+            }
+        }
+        return t
+    }
+}
+
+/// A key prefix inside a `WeightBuilder` (`visual.trunk.stages.0`).
+public struct WeightScope {
+    public let builder: WeightBuilder
+    public let prefix: String
+
+    public func scope(_ name: String) -> WeightScope {
+        WeightScope(builder: builder, prefix: prefix.isEmpty ? name : "\(prefix).\(name)")
+    }
+
+    public func scope(_ index: Int) -> WeightScope { scope(String(index)) }
+
+    public func key(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
+
+    /// Declares (and loads or initialises) the parameter `prefix.name`, in open_clip's layout.
+    public func parameter(_ name: String, shape: [Int], initializer: Initializer) throws -> Tensor {
+        try builder.parameter(key(name), shape: shape, initializer: initializer)
+    }
+}
+
+/// Weights held in memory (tests, or tensors already converted).
+public final class InMemoryWeights: WeightSource {
+    public let tensors: [String: Tensor]
+    public let sourceName: String
+    public init(_ tensors: [String: Tensor], name: String = "in-memory weights") {
+        self.tensors = tensors
+        self.sourceName = name
+    }
+    public func tensor(forKey key: String) throws -> Tensor? { tensors[key] }
+    public var allKeys: [String] { Array(tensors.keys) }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import CLIPEngine
+import CLIPModels
+import CLIPNN
+import Foundation
+
+struct InputError: Error, CustomStringConvertible {
+    let description: String
+}
+
+struct EmbedImage: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed-image",
+        abstract: "Image embeddings (open_clip's encode_image) of preprocessed .npy inputs, written as float32 .npy (N, embed_dim).")
+
+    @OptionGroup var options: ModelOptions
+    @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
+    @Option(name: .long, help: "Output .npy file.") var output: String
+    @Option(name: .long, help: "Images per forward pass.") var batchSize = 32
+    @Argument(help: "Inputs: .npy float32 arrays (N, 3, H, W), already preprocessed.") var inputs: [String]
+
+    func validate() throws {
+        guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            var images: [Tensor] = []
+            for path in inputs {
+                let t = try NPY.read(URL(fileURLWithPath: path)).floatTensor()
+                guard t.rank == 4, t.shape[1] == 3 else {
+                    throw InputError(description: "\(path): expected a float array (N, 3, H, W), got shape \(t.shape)")
+                }
+                images.append(t)
+            }
+            let all = try Tensor.concatenate(rows: images)
+            let n = all.shape[0]
+            let progress = Progress(label: "embedding images", total: n)
+            var parts: [Tensor] = []
+            for start in stride(from: 0, to: n, by: batchSize) {
+                let batch = try all.slice(rows: start..<min(n, start + batchSize))
+                parts.append(try model.encodeImage(batch, normalize: normalize))
+                progress.update(min(n, start + batchSize))
+            }
+            try NPY.write(Tensor.concatenate(rows: parts), to: URL(fileURLWithPath: output))
+        }
+    }
+}
+
+struct EmbedText: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed-text",
+        abstract: "Text embeddings (open_clip's encode_text) of token ids, written as float32 .npy (N, embed_dim).")
+
+    @OptionGroup var options: ModelOptions
+    @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
+    @Option(name: .long, help: "Token ids (N, context_length) as int32 or int64 .npy.") var tokens: String
+    @Option(name: .long, help: "Output .npy file.") var output: String
+    @Option(name: .long, help: "Texts per forward pass.") var batchSize = 256
+
+    func run() throws {
+        try runReportingErrors {
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            let rows = try readTokenRows(path: tokens, vocabSize: model.config.text.vocabSize)
+            var parts: [Tensor] = []
+            for start in stride(from: 0, to: rows.count, by: batchSize) {
+                parts.append(try model.encodeText(Array(rows[start..<min(rows.count, start + batchSize)]), normalize: normalize))
+            }
+            try NPY.write(Tensor.concatenate(rows: parts), to: URL(fileURLWithPath: output))
+        }
+    }
+}
+
+/// Reads an (N, L) integer .npy of token ids and checks every id against the vocabulary.
+func readTokenRows(path: String, vocabSize: Int) throws -> [[Int]] {
+    let array = try NPY.read(URL(fileURLWithPath: path))
+    guard array.shape.count == 2, array.shape[0] > 0, array.shape[1] > 0 else {
+        throw InputError(description: "\(path): expected token ids of shape (N, context_length), got \(array.shape)")
+    }
+    let ids = try array.intValues()
+    let length = array.shape[1]
+    if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= vocabSize }) {
+        throw InputError(description: "\(path): token id \(ids[bad]) at row \(bad / length), column \(bad % length) is outside the vocabulary 0..<\(vocabSize)")
+    }
+    return (0..<array.shape[0]).map { Array(ids[$0 * length..<($0 + 1) * length]) }
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct SwiftCLIPCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swiftclip",
+        abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: embed, benchmark, inspect.",
+        subcommands: [Info.self, EmbedImage.self, EmbedText.self, Bench.self])
+}
+
+/// Options every model-using command shares.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "Built-in model name (convnext_v2_tiny, ViT-B-32, …) or path to an open_clip JSON config.")
+    var model: String
+
+    @Option(name: .long, help: "open_clip weights (.safetensors). Without it, weights are initialised randomly from --seed.")
+    var weights: String?
+
+    @Option(name: .long, help: "Seed for random initialisation when no --weights are given.")
+    var seed: UInt64 = 0
+
+    var weightsURL: URL? { weights.map { URL(fileURLWithPath: $0) } }
+}
+
+/// Turns a library error into a one-line message and a non-zero exit, instead of a trap.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+/// Progress on stderr, only when it is a terminal.
+struct Progress {
+    let label: String
+    let total: Int
+    let enabled = isatty(STDERR_FILENO) == 1
+
+    func update(_ done: Int) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\(label) \(done)/\(total)".utf8))
+        if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
