@@ -41,7 +41,7 @@ public struct ConvNeXt {
             try norm.applyInPlace(&y)
             var h = try fc1(y, activation: .gelu)
             if let grn { try grn.applyInPlace(&h) }
-            try Ops.addInPlace(&x, fc2(h))
+            try fc2.accumulate(h, into: &x)
         }
     }
 

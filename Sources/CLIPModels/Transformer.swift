@@ -20,8 +20,8 @@ public struct Transformer {
         let ln1: LayerNorm, attn: MultiheadSelfAttention, ln2: LayerNorm, fc: Linear, proj: Linear
 
         func callAsFunction(_ x: inout Tensor, causal: Bool, activation: Activation) throws {
-            try Ops.addInPlace(&x, attn(ln1(x), causal: causal))
-            try Ops.addInPlace(&x, proj(fc(ln2(x), activation: activation)))
+            try attn.accumulate(ln1(x), causal: causal, into: &x)
+            try proj.accumulate(fc(ln2(x), activation: activation), into: &x)
         }
     }
 

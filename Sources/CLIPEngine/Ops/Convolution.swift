@@ -34,10 +34,15 @@ extension Ops {
     /// Convolution with kernel = stride = k, no padding: gathers each k×k patch into a row (k runs
     /// of k·Cin contiguous floats in channels-last order) and multiplies by the weight in one GEMM.
     public static func patchConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, kernel k: Int) throws -> Tensor {
-        guard x.rank == 4, k > 0, weight.rank == 2, weight.shape[0] == k * k * x.shape[3] else {
-            throw TensorError.shapeMismatch("patch conv: input \(x.shape) (N,H,W,C), weight \(weight.shape), kernel \(k)")
+        try patchConv2d(x, packed: PackedMatrix(kByN: weight), bias: bias, kernel: k)
+    }
+
+    /// `patchConv2d` with the GEMM weight [k·k·Cin, Cout] packed once at load time.
+    public static func patchConv2d(_ x: Tensor, packed weight: PackedMatrix, bias: Tensor?, kernel k: Int) throws -> Tensor {
+        guard x.rank == 4, k > 0, weight.k == k * k * x.shape[3] else {
+            throw TensorError.shapeMismatch("patch conv: input \(x.shape) (N,H,W,C), weight [\(weight.k), \(weight.n)], kernel \(k)")
         }
-        let n = x.shape[0], h = x.shape[1], w = x.shape[2], cin = x.shape[3], cout = weight.shape[1]
+        let n = x.shape[0], h = x.shape[1], w = x.shape[2], cin = x.shape[3], cout = weight.n
         let oh = h / k, ow = w / k
         guard oh > 0, ow > 0 else { throw TensorError.shapeMismatch("patch conv: input \(x.shape) smaller than kernel \(k)") }
         if let bias, bias.shape != [cout] { throw TensorError.shapeMismatch("patch conv: bias \(bias.shape) for \(cout) outputs") }
@@ -56,13 +61,7 @@ extension Ops {
                 }
             }
         }
-        var y = Tensor(uninitializedShape: [n, oh, ow, cout])
-        y.withUnsafeMutableBufferPointer { out in
-            if let bias { for r in 0..<rows { (out.baseAddress! + r * cout).update(from: bias.storage.pointer, count: cout) } }
-            sgemm(m: rows, n: cout, k: kdim, a: patches.storage.pointer, lda: kdim, b: weight.storage.pointer, ldb: cout,
-                  beta: bias == nil ? 0 : 1, c: out.baseAddress!, ldc: cout)
-        }
-        return y
+        return try linear(patches, packed: weight, bias: bias).reshaped([n, oh, ow, cout])
     }
 
     /// Depthwise convolution, stride 1, zero padding `padding`; weight [kH, kW, C].

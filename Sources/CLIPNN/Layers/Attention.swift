@@ -3,8 +3,7 @@ import CLIPEngine
 /// `nn.MultiheadAttention` as open_clip uses it (self-attention, packed `in_proj_weight`).
 public struct MultiheadSelfAttention {
     public let heads: Int
-    let inProjWeight: Tensor   // [3D, D]
-    let inProjBias: Tensor     // [3D]
+    let inProj: Linear         // packed `in_proj_weight` [3D, D] and `in_proj_bias`
     let outProj: Linear
 
     public init(_ scope: WeightScope, width: Int, heads: Int, inProjInit: Initializer, outProjInit: Initializer) throws {
@@ -12,19 +11,17 @@ public struct MultiheadSelfAttention {
             throw TensorError.invalidArgument("attention width \(width) is not divisible by \(heads) heads (\(scope.prefix))")
         }
         self.heads = heads
-        inProjWeight = try scope.parameter("in_proj_weight", shape: [3 * width, width], initializer: inProjInit)
-        inProjBias = try scope.parameter("in_proj_bias", shape: [3 * width], initializer: .zeros)
+        inProj = try Linear(weight: scope.parameter("in_proj_weight", shape: [3 * width, width], initializer: inProjInit),
+                            bias: scope.parameter("in_proj_bias", shape: [3 * width], initializer: .zeros))
         outProj = try Linear(scope.scope("out_proj"), in: width, out: width, weightInit: outProjInit, biasInit: .zeros)
     }
 
-    /// x: [B, T, D] -> [B, T, D].
-    public func callAsFunction(_ x: Tensor, causal: Bool) throws -> Tensor {
-        let qkv = try OpProfiler.measure("linear (GEMM + bias/activation)") {
-            try Ops.linear(x, weight: inProjWeight, bias: inProjBias)
-        }
+    /// residual += attention(x); x: [B, T, D].
+    public func accumulate(_ x: Tensor, causal: Bool, into residual: inout Tensor) throws {
+        let qkv = try inProj(x)
         let attended = try OpProfiler.measure("attention (QK^T, softmax, AV)") {
             try Ops.attention(qkv: qkv, heads: heads, causal: causal)
         }
-        return try outProj(attended)
+        try outProj.accumulate(attended, into: &residual)
     }
 }

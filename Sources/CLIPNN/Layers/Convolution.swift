@@ -6,13 +6,13 @@ import CLIPEngine
 public struct PatchConv2d {
     public let kernel: Int
     public let outChannels: Int
-    let gemmWeight: Tensor   // [k*k*Cin, Cout]
+    let gemmWeight: PackedMatrix   // [k*k*Cin, Cout], packed
     let bias: Tensor?
 
     public init(_ scope: WeightScope, in inChannels: Int, out outChannels: Int, kernel: Int, bias hasBias: Bool,
                 weightInit: Initializer, biasInit: Initializer = .zeros) throws {
         let w = try scope.parameter("weight", shape: [outChannels, inChannels, kernel, kernel], initializer: weightInit)
-        gemmWeight = try Ops.patchConvWeight(fromOIHW: w)
+        gemmWeight = try PackedMatrix(kByN: Ops.patchConvWeight(fromOIHW: w))
         bias = hasBias ? try scope.parameter("bias", shape: [outChannels], initializer: biasInit) : nil
         self.kernel = kernel
         self.outChannels = outChannels
@@ -21,7 +21,7 @@ public struct PatchConv2d {
     /// x: [N, H, W, Cin] -> [N, H/k, W/k, Cout].
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try OpProfiler.measure("patch conv (stem/downsample/patch embed)") {
-            try Ops.patchConv2d(x, weight: gemmWeight, bias: bias, kernel: kernel)
+            try Ops.patchConv2d(x, packed: gemmWeight, bias: bias, kernel: kernel)
         }
     }
 }

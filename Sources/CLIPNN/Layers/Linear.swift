@@ -6,6 +6,8 @@ import CLIPEngine
 public struct Linear {
     public let weight: Tensor
     public let bias: Tensor?
+    /// The weight packed for the engine's GEMM (done once, here).
+    let packed: PackedMatrix
 
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
@@ -17,12 +19,20 @@ public struct Linear {
         let stored = try scope.parameter("weight", shape: [outFeatures, inFeatures] + (storedAs1x1Conv ? [1, 1] : []),
                                          initializer: weightInit ?? .uniform(bound: bound))
         weight = try stored.reshaped([outFeatures, inFeatures])
+        packed = try PackedMatrix(linearWeight: weight)
         bias = hasBias ? try scope.parameter("bias", shape: [outFeatures], initializer: biasInit ?? .uniform(bound: bound)) : nil
     }
 
     public func callAsFunction(_ x: Tensor, activation: Activation = .none) throws -> Tensor {
         try OpProfiler.measure("linear (GEMM + bias/activation)") {
-            try Ops.linear(x, weight: weight, bias: bias, activation: activation)
+            try Ops.linear(x, packed: packed, bias: bias, activation: activation)
+        }
+    }
+
+    /// residual += self(x): the last layer of a residual branch, added in the GEMM's output pass.
+    public func accumulate(_ x: Tensor, into residual: inout Tensor) throws {
+        try OpProfiler.measure("linear (GEMM + bias/activation)") {
+            try Ops.linearAccumulate(x, packed: packed, bias: bias, into: &residual)
         }
     }
 }
@@ -64,11 +74,12 @@ extension Linear {
         if b != nil {
             b!.withUnsafeMutableBufferPointer { buf in for o in 0..<outFeatures { buf[o] *= scale[flat: o] } }
         }
-        return Linear(weight: w, bias: b)
+        return try Linear(weight: w, bias: b)
     }
 
-    init(weight: Tensor, bias: Tensor?) {
+    init(weight: Tensor, bias: Tensor?) throws {
         self.weight = weight
         self.bias = bias
+        packed = try PackedMatrix(linearWeight: weight)
     }
 }
