@@ -20,16 +20,56 @@ public final class TensorStorage: @unchecked Sendable {
 
     public init(count: Int) {
         self.count = count
-        var raw: UnsafeMutableRawPointer? = nil
-        // posix_memalign never returns nil for a valid alignment unless out of memory.
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if let reused = LargeBufferCache.take(bytes: bytes) {
+            pointer = reused.bindMemory(to: Float.self, capacity: max(count, 1))
+            return
+        }
+        var raw: UnsafeMutableRawPointer? = nil
+        // posix_memalign fails only when memory is exhausted.
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
             fatalError("out of memory allocating \(bytes) bytes")
         }
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    deinit { free(pointer) }
+    deinit {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if !LargeBufferCache.give(UnsafeMutableRawPointer(pointer), bytes: bytes) { free(pointer) }
+    }
+}
+
+/// Keeps a few freed large buffers for reuse. glibc returns allocations over 32 MB to the kernel
+/// on free, so every batch-32 activation would otherwise be fresh zeroed pages (page faults on
+/// each first touch); a forward pass allocates the same sizes again and again.
+enum LargeBufferCache {
+    static let minimumBytes = 8 << 20
+    static let capacityBytes = 1536 << 20
+    nonisolated(unsafe) private static var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+    nonisolated(unsafe) private static var heldBytes = 0
+    private static let lock = NSLock()
+
+    static func take(bytes: Int) -> UnsafeMutableRawPointer? {
+        guard bytes >= minimumBytes else { return nil }
+        lock.lock(); defer { lock.unlock() }
+        guard let i = buffers.firstIndex(where: { $0.bytes == bytes }) else { return nil }
+        heldBytes -= bytes
+        return buffers.remove(at: i).pointer
+    }
+
+    static func give(_ pointer: UnsafeMutableRawPointer, bytes: Int) -> Bool {
+        guard bytes >= minimumBytes else { return false }
+        lock.lock(); defer { lock.unlock() }
+        while heldBytes + bytes > capacityBytes, !buffers.isEmpty {
+            let evicted = buffers.removeFirst()
+            heldBytes -= evicted.bytes
+            free(evicted.pointer)
+        }
+        guard heldBytes + bytes <= capacityBytes else { return false }
+        buffers.append((pointer, bytes))
+        heldBytes += bytes
+        return true
+    }
 }
 
 /// A contiguous, row-major Float32 tensor. Value semantics: copies share storage until one of
