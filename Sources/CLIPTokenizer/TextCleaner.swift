@@ -202,47 +202,53 @@ enum FTFY {
     static func nfc(_ s: Scalars) -> Scalars {
         // Fast path: ASCII is always NFC.
         if s.allSatisfy({ $0.isASCII }) { return s }
-        var str = String()
-        str.unicodeScalars.append(contentsOf: s)
-        return Array(str.precomposedStringWithCanonicalMapping.unicodeScalars)
+        return Array(makeString(s).precomposedStringWithCanonicalMapping.unicodeScalars)
     }
 
     /// ftfy's unescape_html: "&#?[0-9A-Za-z]{1,24};" replaced when it names an HTML5 entity (with
     /// its semicolon), an upper-cased common one, or a complete numeric reference.
     static func unescapeEntities(_ s: Scalars) -> Scalars {
-        guard s.contains("&") else { return s }
-        var out = Scalars()
-        out.reserveCapacity(s.count)
-        var i = 0
-        while i < s.count {
-            guard s[i] == "&" else {
-                out.append(s[i])
-                i += 1
-                continue
-            }
+        replacingAmpersandMatches(s) { s, i in
             var j = i + 1
             if j < s.count && s[j] == "#" { j += 1 }
             let nameStart = j
             while j < s.count && j - nameStart < 24 && isASCIIAlnum(s[j]) { j += 1 }
-            guard j > nameStart, j < s.count, s[j] == ";" else {
-                out.append(s[i])
-                i += 1
-                continue
-            }
+            guard j > nameStart, j < s.count, s[j] == ";" else { return nil }
             let match = Array(s[i...j])
-            let name = String(String.UnicodeScalarView(match.dropFirst()))
-            if let value = HTML.ftfyEntities[name] {
-                out.append(contentsOf: value)
-            } else if match[1] == "#" {
+            if let value = HTML.ftfyEntities[makeString(match.dropFirst())] { return (value, j + 1) }
+            if match[1] == "#" {
                 let unescaped = HTML.unescape(match)
-                out.append(contentsOf: unescaped.contains(";") ? match : unescaped)
-            } else {
-                out.append(contentsOf: match)
+                return (unescaped.contains(";") ? match : unescaped, j + 1)
             }
-            i = j + 1
+            return (match, j + 1)
         }
-        return out
     }
+}
+
+/// Copies `s`, and at each "&" asks `match` for a replacement and the index after the matched
+/// text (nil: no match there, the "&" is kept) — the shape of Python's `re.sub` for patterns that
+/// start with "&".
+func replacingAmpersandMatches(_ s: Scalars, _ match: (Scalars, Int) -> (Scalars, Int)?) -> Scalars {
+    guard s.contains("&") else { return s }
+    var out = Scalars()
+    out.reserveCapacity(s.count)
+    var i = 0
+    while i < s.count {
+        if s[i] == "&", let (replacement, next) = match(s, i) {
+            out.append(contentsOf: replacement)
+            i = next
+        } else {
+            out.append(s[i])
+            i += 1
+        }
+    }
+    return out
+}
+
+func makeString<S: Sequence>(_ scalars: S) -> String where S.Element == Unicode.Scalar {
+    var str = String()
+    str.unicodeScalars.append(contentsOf: scalars)
+    return str
 }
 
 func isASCIILetter(_ c: Unicode.Scalar) -> Bool {
@@ -297,16 +303,8 @@ enum HTML {
     }
 
     static func unescape(_ s: Scalars) -> Scalars {
-        guard s.contains("&") else { return s }
-        var out = Scalars()
-        out.reserveCapacity(s.count)
-        var i = 0
-        while i < s.count {
-            guard s[i] == "&", i + 1 < s.count else {
-                out.append(s[i])
-                i += 1
-                continue
-            }
+        replacingAmpersandMatches(s) { s, i in
+            guard i + 1 < s.count else { return nil }
             if s[i + 1] == "#" {
                 // '#[0-9]+;?' then '#[xX][0-9a-fA-F]+;?'
                 var j = i + 2
@@ -321,44 +319,25 @@ enum HTML {
                     value = min(value * radix + d, 0x110000)  // saturate: anything larger is > 0x10FFFF
                     j += 1
                 }
-                guard j > digitsStart else {
-                    out.append(s[i])
-                    i += 1
-                    continue
-                }
+                guard j > digitsStart else { return nil }
                 if j < s.count && s[j] == ";" { j += 1 }
-                out.append(contentsOf: numericReference(value))
-                i = j
-                continue
+                return (numericReference(value), j)
             }
             // '[^\t\n\f <&#;]{1,32};?'
             var j = i + 1
             while j < s.count && j - (i + 1) < 32 && !isNameStop(s[j]) { j += 1 }
-            guard j > i + 1 else {
-                out.append(s[i])
-                i += 1
-                continue
-            }
+            guard j > i + 1 else { return nil }
             if j < s.count && s[j] == ";" { j += 1 }
-            let name = Array(s[(i + 1)..<j])
-            out.append(contentsOf: replaceNamed(name))
-            i = j
+            return (replaceNamed(Array(s[(i + 1)..<j])), j)
         }
-        return out
-    }
-
-    private static func string(_ s: ArraySlice<Unicode.Scalar>) -> String {
-        var str = String()
-        str.unicodeScalars.append(contentsOf: s)
-        return str
     }
 
     private static func replaceNamed(_ name: Scalars) -> Scalars {
         // Entity names are ASCII, so a non-ASCII name can't match; String == is then exact.
-        if let v = html5[string(name[...])] { return v }
+        if let v = html5[makeString(name)] { return v }
         var x = min(name.count - 1, longestName)
         while x > 1 {
-            if let v = html5[string(name[..<x])] { return v + name[x...] }
+            if let v = html5[makeString(name[..<x])] { return v + name[x...] }
             x -= 1
         }
         return ["&"] + name
