@@ -165,6 +165,15 @@ def entry(text, context_length=77):
             "decoded": _tokenizer.decode(ids)}
 
 
+def dump_one_entry_per_line(obj: dict) -> str:
+    """JSON with one list element per line: readable diffs without 70,000 one-number lines."""
+    def val(v):
+        if isinstance(v, list):
+            return "[\n" + ",\n".join(json.dumps(x, ensure_ascii=False) for x in v) + "\n]"
+        return json.dumps(v, ensure_ascii=False)
+    return "{\n" + ",\n".join(f"{json.dumps(k)}: {val(v)}" for k, v in obj.items()) + "\n}\n"
+
+
 def main():
     versions = {"python": sys.version.split()[0], "open_clip": open_clip.__version__, "ftfy": ftfy.__version__,
                 "regex": regex.__version__, "unicodedata": unicodedata.unidata_version}
@@ -194,7 +203,7 @@ def main():
         "mojibake": mojibake,
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "corpus.json").write_text(json.dumps(corpus, ensure_ascii=False, indent=0) + "\n")
+    (OUT / "corpus.json").write_text(dump_one_entry_per_line(corpus))
 
     # gzip cases
     text = b"".join(b"line %d: the quick brown fox %s\n" % (i, b"ab" * (i % 7)) for i in range(120))
