@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine"], swiftSettings: fastMath),
         .testTarget(name: "CLIPNNTests", dependencies: ["CLIPNN"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], exclude: ["Fixtures"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], swiftSettings: fastMath),
     ],
     swiftLanguageModes: [.v5]

@@ -52,18 +52,31 @@ struct EmbedImage: ParsableCommand {
 struct EmbedText: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "embed-text",
-        abstract: "Text embeddings (open_clip's encode_text) of token ids, written as float32 .npy (N, embed_dim).")
+        abstract: "Text embeddings (open_clip's encode_text) of texts or token ids, written as float32 .npy (N, embed_dim).")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var vocabulary: VocabularyOptions
     @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
-    @Option(name: .long, help: "Token ids (N, context_length) as int32 or int64 .npy.") var tokens: String
+    @Option(name: .long, help: "Token ids (N, context_length) as int32 or int64 .npy, instead of texts.") var tokens: String?
     @Option(name: .long, help: "Output .npy file.") var output: String
     @Option(name: .long, help: "Texts per forward pass.") var batchSize = 256
+    @Argument(help: "Texts to embed (tokenized as open_clip.tokenize does).") var texts: [String] = []
+
+    func validate() throws {
+        guard (tokens == nil) != texts.isEmpty else { throw ValidationError("give either texts or --tokens") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+    }
 
     func run() throws {
         try runReportingErrors {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
-            let rows = try readTokenRows(path: tokens, vocabSize: model.config.text.vocabSize)
+            let rows: [[Int]]
+            if let tokens {
+                rows = try readTokenRows(path: tokens, vocabSize: model.config.text.vocabSize)
+            } else {
+                rows = try vocabulary.tokenizer().tokenize(texts, contextLength: model.config.text.contextLength)
+                    .map { $0.map(Int.init) }
+            }
             var parts: [Tensor] = []
             for start in stride(from: 0, to: rows.count, by: batchSize) {
                 parts.append(try model.encodeText(Array(rows[start..<min(rows.count, start + batchSize)]), normalize: normalize))
