@@ -62,27 +62,10 @@ extension Ops {
     @inline(__always)
     static func applyBiasActivation(_ row: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
                                     _ count: Int, _ activation: Activation) {
-        switch (bias, activation) {
-        case (nil, .none): return
-        case (let b?, .none): addVectors(row, b, count)
-        case (nil, .gelu): mapVectors(row, row, count) { VectorMath.gelu($0) }
-        case (nil, .quickGelu): mapVectors(row, row, count) { VectorMath.quickGelu($0) }
-        case (let b?, .gelu): mapWithBias(row, b, count) { VectorMath.gelu($0) }
-        case (let b?, .quickGelu): mapWithBias(row, b, count) { VectorMath.quickGelu($0) }
-        }
-    }
-
-    @inline(__always)
-    static func mapWithBias(_ row: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ count: Int,
-                            _ f: (Vec) -> Vec) {
-        var i = 0
-        while i + vecWidth <= count {
-            store(f(load(row + i) + load(bias + i)), row + i)
-            i += vecWidth
-        }
-        if i < count {
-            let rest = count - i
-            storePartial(f(loadPartial(row + i, rest) + loadPartial(bias + i, rest)), row + i, rest)
+        switch activation {
+        case .none: if let bias { addVectors(row, bias, count) }
+        case .gelu: VectorMath.apply(GeluFunction.self, row, row, count, bias: bias)
+        case .quickGelu: VectorMath.apply(QuickGeluFunction.self, row, row, count, bias: bias)
         }
     }
 

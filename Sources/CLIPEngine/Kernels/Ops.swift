@@ -27,35 +27,30 @@ extension Ops {
         Parallel.forEachChunk(count, workPerItem: workPerItem, body)
     }
 
-    /// A new tensor of `x`'s shape holding f applied to every 16 lanes of `x`.
+    /// A new tensor of `x`'s shape, `kernel(src, dst, count)` run over contiguous chunks of it.
     @inline(__always)
-    static func map(_ x: Tensor, workPerElement: Int, _ f: (Vec) -> Vec) -> Tensor {
+    static func elementwise(_ x: Tensor, workPerElement: Int,
+                            _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
         let out = Tensor(uninitializedShape: x.shape)
-        mapRange(x.storage.pointer, out.storage.pointer, x.count, workPerElement: workPerElement, f)
-        return out
-    }
-
-    /// f over `count` floats, split in chunks of whole vectors across threads.
-    @inline(__always)
-    static func mapRange(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int,
-                         workPerElement: Int, _ f: (Vec) -> Vec) {
+        let src = x.storage.pointer, dst = out.storage.pointer, count = x.count
         let vectors = (count + vecWidth - 1) / vecWidth
         chunks(vectors, workPerItem: vecWidth * workPerElement) { range in
             let lo = range.lowerBound * vecWidth, hi = min(count, range.upperBound * vecWidth)
-            mapVectors(src + lo, dst + lo, hi - lo, f)
+            kernel(src + lo, dst + lo, hi - lo)
         }
+        return out
     }
 
     // MARK: Activations
 
     /// Exact erf GELU, elementwise (max relative error ≈ 3e-7 against Float64).
     public static func gelu(_ x: Tensor) -> Tensor {
-        map(x, workPerElement: 40) { VectorMath.gelu($0) }
+        elementwise(x, workPerElement: 40) { VectorMath.apply(GeluFunction.self, $0, $1, $2) }
     }
 
     /// x·σ(1.702·x), elementwise.
     public static func quickGelu(_ x: Tensor) -> Tensor {
-        map(x, workPerElement: 30) { VectorMath.quickGelu($0) }
+        elementwise(x, workPerElement: 30) { VectorMath.apply(QuickGeluFunction.self, $0, $1, $2) }
     }
 
     // MARK: Elementwise arithmetic
@@ -103,7 +98,7 @@ extension Ops {
 
     /// a · s.
     public static func mul(_ a: Tensor, scalar s: Float) -> Tensor {
-        map(a, workPerElement: 1) { $0 * s }
+        elementwise(a, workPerElement: 1) { mapVectors($0, $1, $2) { $0 * s } }
     }
 
     // MARK: Layout

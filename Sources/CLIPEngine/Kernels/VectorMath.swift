@@ -121,3 +121,40 @@ enum VectorMath {
         x / (1 + exp(x * -1.702))
     }
 }
+
+// Array forms. Each loop lives in its own out-of-line generic function (specialised per element
+// function) holding exactly one inlined copy of the math: with a second copy in the same function
+// (a bias variant, a partial tail vector) LLVM merged them and re-vectorised the result in xmm
+// pieces, at up to twice the cost (seen with objdump). Tails go through a one-vector buffer.
+
+protocol VectorFunction { static func apply(_ x: Vec) -> Vec }
+enum GeluFunction: VectorFunction { @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.gelu(x) } }
+enum QuickGeluFunction: VectorFunction { @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.quickGelu(x) } }
+
+extension VectorMath {
+    @inline(never)
+    static func wholeVectors<F: VectorFunction>(_: F.Type, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                                                _ vectors: Int) {
+        for v in 0..<vectors { store(F.apply(load(src + v * vecWidth)), dst + v * vecWidth) }
+    }
+
+    @inline(never)
+    static func wholeVectors<F: VectorFunction>(_: F.Type, _ src: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                                                _ dst: UnsafeMutablePointer<Float>, _ vectors: Int) {
+        for v in 0..<vectors { store(F.apply(load(src + v * vecWidth) + load(bias + v * vecWidth)), dst + v * vecWidth) }
+    }
+
+    /// dst[i] = F(src[i] (+ bias[i])) for i in 0..<count; `dst` may equal `src`.
+    static func apply<F: VectorFunction>(_ f: F.Type, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                                         _ count: Int, bias: UnsafePointer<Float>? = nil) {
+        let whole = count / vecWidth, done = whole * vecWidth, rest = count - done
+        if let bias { wholeVectors(f, src, bias: bias, dst, whole) } else { wholeVectors(f, src, dst, whole) }
+        guard rest > 0 else { return }
+        var tail = loadPartial(src + done, rest) + (bias.map { loadPartial($0 + done, rest) } ?? Vec())
+        withUnsafeMutableBytes(of: &tail) { raw in
+            let p = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+            wholeVectors(f, p, p, 1)
+        }
+        storePartial(tail, dst + done, rest)
+    }
+}
