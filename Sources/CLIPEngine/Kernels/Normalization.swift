@@ -1,0 +1,181 @@
+// Row normalisations over the last dimension (LayerNorm, softmax, L2) and timm's
+// GlobalResponseNorm over the spatial dimensions of a channels-last map.
+
+extension Ops {
+    // MARK: LayerNorm
+
+    /// LayerNorm over the last dimension with biased variance (PyTorch): (x − mean)/√(var + eps)·γ + β.
+    public static func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) throws -> Tensor {
+        try checkLayerNorm(x, weight, bias)
+        let out = Tensor(uninitializedShape: x.shape)
+        layerNormRows(x.storage.pointer, out.storage.pointer, x, weight, bias, eps)
+        return out
+    }
+
+    public static func layerNormInPlace(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float) throws {
+        try checkLayerNorm(x, weight, bias)
+        let shape = x
+        x.withUnsafeMutableBufferPointer { buf in
+            layerNormRows(buf.baseAddress!, buf.baseAddress!, shape, weight, bias, eps)
+        }
+    }
+
+    static func checkLayerNorm(_ x: Tensor, _ weight: Tensor, _ bias: Tensor) throws {
+        try require(x.rank >= 1 && x.shape.last! > 0 && weight.shape == [x.shape.last!] && bias.shape == weight.shape,
+                    "layerNorm: input \(x.shape), weight \(weight.shape), bias \(bias.shape) (need [..., C], [C], [C])")
+    }
+
+    /// `src` and `dst` may be the same buffer: each row is read twice before it is written.
+    static func layerNormRows(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ x: Tensor,
+                              _ weight: Tensor, _ bias: Tensor, _ eps: Float) {
+        let width = x.shape.last!
+        let rows = x.count / width
+        let g = weight.storage.pointer, b = bias.storage.pointer
+        let whole = width / vecWidth * vecWidth
+        chunks(rows, workPerItem: 8 * width) { range in
+            for r in range {
+                let xr = src + r * width, yr = dst + r * width
+                let mean = rowSum(xr, width, whole) / Float(width)
+                // Second pass on the centred values (as accurate as PyTorch's Welford, and the row is in L1).
+                var acc = Vec()
+                var i = 0
+                while i < whole { let d = load(xr + i) - mean; acc.addProduct(d, d); i += vecWidth }
+                var variance = acc.sum()
+                while i < width { let d = xr[i] - mean; variance += d * d; i += 1 }
+                variance /= Float(width)
+                let inv = 1 / (variance + eps).squareRoot()
+                i = 0
+                while i < whole {
+                    store(load(b + i).addingProduct((load(xr + i) - mean) * inv, load(g + i)), yr + i)
+                    i += vecWidth
+                }
+                while i < width { yr[i] = (xr[i] - mean) * inv * g[i] + b[i]; i += 1 }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func rowSum(_ p: UnsafePointer<Float>, _ width: Int, _ whole: Int) -> Float {
+        var acc = Vec()
+        var i = 0
+        while i < whole { acc += load(p + i); i += vecWidth }
+        var s = acc.sum()
+        while i < width { s += p[i]; i += 1 }
+        return s
+    }
+
+    // MARK: GlobalResponseNorm
+
+    /// timm GlobalResponseNorm (channels-last): gx = ‖x‖₂ over H, W per (n, c);
+    /// nx = gx / (mean_c gx + eps); y = x + (γ·(x·nx) + β) = x·(1 + γ·nx) + β.
+    public static func globalResponseNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6) throws -> Tensor {
+        let scale = try grnScale(x, weight: weight, bias: bias, eps: eps)
+        let out = Tensor(uninitializedShape: x.shape)
+        applyChannelAffine(x.storage.pointer, out.storage.pointer, x, scale: scale, shift: bias)
+        return out
+    }
+
+    public static func globalResponseNormInPlace(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6) throws {
+        let scale = try grnScale(x, weight: weight, bias: bias, eps: eps)
+        let shape = x
+        x.withUnsafeMutableBufferPointer { buf in
+            applyChannelAffine(buf.baseAddress!, buf.baseAddress!, shape, scale: scale, shift: bias)
+        }
+    }
+
+    /// Per (n, c) factor 1 + γ_c·nx[n, c] of GRN (first pass: sums of squares over H·W).
+    static func grnScale(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) throws -> [Float] {
+        try require(x.rank == 4 && weight.shape == [x.shape[3]] && bias.shape == weight.shape,
+                    "globalResponseNorm: input \(x.shape), weight \(weight.shape), bias \(bias.shape) (need [N, H, W, C], [C], [C])")
+        let (n, hw, c) = (x.shape[0], x.shape[1] * x.shape[2], x.shape[3])
+        let sums = columnSums(x.storage.pointer, images: n, rowsPerImage: hw, width: c, squared: true)
+        var scale = [Float](repeating: 0, count: n * c)
+        let g = weight.storage.pointer
+        for image in 0..<n {
+            var norms = [Double](repeating: 0, count: c)
+            for ch in 0..<c { norms[ch] = sums[image * c + ch].squareRoot() }
+            let denominator = norms.reduce(0, +) / Double(max(c, 1)) + Double(eps)
+            for ch in 0..<c { scale[image * c + ch] = Float(1 + Double(g[ch]) * norms[ch] / denominator) }
+        }
+        return scale
+    }
+
+    /// y[n, h, w, c] = x[n, h, w, c]·scale[n, c] + shift[c]; `src` may equal `dst`.
+    static func applyChannelAffine(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ x: Tensor,
+                                   scale: [Float], shift: Tensor) {
+        let (hw, c) = (x.shape[1] * x.shape[2], x.shape[3])
+        guard c > 0 else { return }
+        let rows = x.count / c
+        let whole = c / vecWidth * vecWidth
+        let b = shift.storage.pointer
+        scale.withUnsafeBufferPointer { scaleBuf in
+            let s = scaleBuf.baseAddress!
+            chunks(rows, workPerItem: 2 * c) { range in
+                for r in range {
+                    let sr = s + (r / hw) * c, xr = src + r * c, yr = dst + r * c
+                    var i = 0
+                    while i < whole { store(load(b + i).addingProduct(load(xr + i), load(sr + i)), yr + i); i += vecWidth }
+                    while i < c { yr[i] = xr[i] * sr[i] + b[i]; i += 1 }
+                }
+            }
+        }
+    }
+
+    // MARK: Softmax and L2
+
+    /// Softmax over the last dimension, max-subtracted.
+    public static func softmax(_ x: Tensor) -> Tensor {
+        let out = Tensor(uninitializedShape: x.shape)
+        guard let width = x.shape.last, width > 0 else { return out }
+        let src = x.storage.pointer, dst = out.storage.pointer
+        chunks(x.count / width, workPerItem: 20 * width) { range in
+            for r in range { softmaxRow(src + r * width, dst + r * width, width) }
+        }
+        return out
+    }
+
+    /// dst = softmax(src) over `width` floats; `src` may equal `dst`.
+    @inline(__always)
+    static func softmaxRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ width: Int) {
+        var m = Vec(repeating: -.infinity)
+        var i = 0
+        while i + vecWidth <= width { m = vmax(m, load(src + i)); i += vecWidth }
+        var peak = horizontalMax(m)
+        while i < width { peak = max(peak, src[i]); i += 1 }
+        var total = Vec()
+        i = 0
+        while i + vecWidth <= width {
+            let e = VectorMath.exp(load(src + i) - peak)
+            store(e, dst + i); total += e; i += vecWidth
+        }
+        var sum = total.sum()
+        if i < width {
+            let rest = width - i
+            let e = VectorMath.exp(loadPartial(src + i, rest, fill: -.infinity) - peak)
+            for j in 0..<rest { dst[i + j] = e[j]; sum += e[j] }
+        }
+        let inv = 1 / sum
+        mapVectors(dst, dst, width) { $0 * inv }
+    }
+
+    /// Rows of the last dimension divided by max(‖row‖₂, 1e-12) (F.normalize).
+    public static func l2Normalize(_ x: Tensor) -> Tensor {
+        let out = Tensor(uninitializedShape: x.shape)
+        guard let width = x.shape.last, width > 0 else { return out }
+        let src = x.storage.pointer, dst = out.storage.pointer
+        let whole = width / vecWidth * vecWidth
+        chunks(x.count / width, workPerItem: 4 * width) { range in
+            for r in range {
+                let xr = src + r * width
+                var acc = Vec()
+                var i = 0
+                while i < whole { let v = load(xr + i); acc.addProduct(v, v); i += vecWidth }
+                var sq = acc.sum()
+                while i < width { sq += xr[i] * xr[i]; i += 1 }
+                let inv = 1 / max(sq.squareRoot(), 1e-12)
+                mapVectors(xr, dst + r * width, width) { $0 * inv }
+            }
+        }
+        return out
+    }
+}
