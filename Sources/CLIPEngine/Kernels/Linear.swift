@@ -75,17 +75,34 @@ extension Ops {
     /// x: [N, H, W, Cin]; weight: [k·k·Cin, Cout] with row (ky·k + kx)·Cin + ci (see
     /// `patchConvWeight(fromOIHW:)`); bias: [Cout] or nil → [N, H/k, W/k, Cout] (floor).
     public static func patchConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, kernel k: Int) throws -> Tensor {
+        try require(weight.rank == 2, "patchConv2d: weight \(weight.shape) must be [k·k·Cin, Cout]")
+        let (patches, oh, ow) = try gatherPatches(x, kernel: k, weightRows: weight.shape[0])
+        let (n, cout) = (x.shape[0], weight.shape[1])
+        if let bias { try require(bias.shape == [cout], "patchConv2d: bias \(bias.shape) for weight \(weight.shape)") }
+        let out = Tensor(uninitializedShape: [n, oh, ow, cout])
+        gemmWithEpilogue(transB: false, m: patches.shape[0], n: cout, k: patches.shape[1],
+                         a: patches.storage.pointer, lda: patches.shape[1], b: weight.storage.pointer, ldb: cout,
+                         c: out.storage.pointer, bias: bias?.storage.pointer, activation: .none)
+        return out
+    }
+
+    /// `patchConv2d` with its GEMM weight packed once at load time (the models' path).
+    public static func patchConv2d(_ x: Tensor, packed weight: PackedMatrix, bias: Tensor?, kernel k: Int) throws -> Tensor {
+        let (patches, oh, ow) = try gatherPatches(x, kernel: k, weightRows: weight.k)
+        return try linear(patches, packed: weight, bias: bias).reshaped([x.shape[0], oh, ow, weight.n])
+    }
+
+    /// Each output pixel's k×k×Cin patch as one row: k runs of k·Cin contiguous floats (one per
+    /// kernel row) in channels-last order. -> ([N·oh·ow, k·k·Cin], oh, ow), floor division as PyTorch.
+    static func gatherPatches(_ x: Tensor, kernel k: Int, weightRows: Int) throws -> (Tensor, Int, Int) {
         try require(k >= 1, "patchConv2d: kernel \(k) must be positive")
         try require(x.rank == 4, "patchConv2d: input must be [N, H, W, Cin], got \(x.shape)")
         let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        try require(weight.rank == 2 && weight.shape[0] == k * k * cin,
-                    "patchConv2d: weight \(weight.shape) for kernel \(k) and input \(x.shape) (need [\(k * k * cin), Cout])")
-        let cout = weight.shape[1]
-        if let bias { try require(bias.shape == [cout], "patchConv2d: bias \(bias.shape) for weight \(weight.shape)") }
+        try require(weightRows == k * k * cin,
+                    "patchConv2d: weight with \(weightRows) rows for kernel \(k) and input \(x.shape) (need \(k * k * cin))")
         let (oh, ow) = (h / k, w / k)
         let patchLength = k * k * cin
         let patchCount = n * oh * ow
-        // Gather: each patch row is k runs of k·Cin contiguous floats (one per kernel row).
         let patches = Tensor(uninitializedShape: [patchCount, patchLength])
         let src = x.storage.pointer, dst = patches.storage.pointer
         let run = k * cin
@@ -98,11 +115,7 @@ extension Ops {
                 }
             }
         }
-        let out = Tensor(uninitializedShape: [n, oh, ow, cout])
-        gemmWithEpilogue(transB: false, m: patchCount, n: cout, k: patchLength,
-                         a: dst, lda: patchLength, b: weight.storage.pointer, ldb: cout,
-                         c: out.storage.pointer, bias: bias?.storage.pointer, activation: .none)
-        return out
+        return (patches, oh, ow)
     }
 
     /// PyTorch conv weight [Cout, Cin, k, k] → [k·k·Cin, Cout] for `patchConv2d`.

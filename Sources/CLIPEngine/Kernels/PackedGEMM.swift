@@ -41,30 +41,28 @@ public struct PackedMatrix: @unchecked Sendable {
     }
 }
 
-/// What happens to each output tile while it is still in registers.
+/// What happens to each output tile while it is hot: bias and the residual add in registers,
+/// the activation over the stored 8×32 tile (still in L1) through VectorMath's out-of-line loops
+/// (inlining GELU sixteen times into the kernel made LLVM fall back to narrow vectors).
 struct GEMMEpilogue {
     var bias: UnsafePointer<Float>?
     var activation: Activation
-    /// C += result (a residual connection) instead of C = result.
+    /// C += result (a residual connection) instead of C = result. Not combined with an activation.
     var accumulate: Bool
 
     @inline(__always)
-    func apply(_ v: F16, _ dst: UnsafeMutablePointer<Float>, column: Int) -> F16 {
-        var r = v
-        if let bias { r += load16(bias + column) }
+    func applyActivation(_ row: UnsafeMutablePointer<Float>, count: Int) {
         switch activation {
         case .none: break
-        case .gelu: r = gelu16(r)
-        case .quickGelu: r = quickGelu16(r)
+        case .gelu: VectorMath.apply(GeluFunction.self, row, row, count)
+        case .quickGelu: VectorMath.apply(QuickGeluFunction.self, row, row, count)
         }
-        if accumulate { r += load16(dst) }
-        return r
     }
 }
 
 extension Ops {
     /// C[m, n] (=|+=) epilogue(A[m, k] · B), A row-major with leading dimension `lda`.
-    static func gemm(_ a: UnsafePointer<Float>, m: Int, lda: Int, _ b: PackedMatrix,
+    static func packedGEMM(_ a: UnsafePointer<Float>, m: Int, lda: Int, _ b: PackedMatrix,
                      _ c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue) {
         guard m > 0, b.n > 0 else { return }
         let rowTiles = (m + 7) / 8
@@ -120,25 +118,13 @@ extension Ops {
                 for r in 0..<8 {
                     if r < rows { (pa + r * k).update(from: a + r * lda, count: k) } else { (pa + r * k).update(repeating: 0, count: k) }
                 }
-                microKernel8x32(pa, lda: k, bp, k: k, pc, ldc: 32, epilogue: GEMMEpilogue(bias: nil, activation: .none, accumulate: false), column: 0)
+                microKernel8x32(pa, lda: k, bp, k: k, pc, ldc: 32,
+                                epilogue: GEMMEpilogue(bias: nil, activation: .none, accumulate: false), column: 0)
                 for r in 0..<rows {
-                    var tile = [F16](repeating: F16(), count: 2)
-                    for half in 0..<2 {
-                        var v = load16(pc + r * 32 + half * 16)
-                        var existing = F16(), biasV = F16()
-                        for j in 0..<16 where half * 16 + j < cols {
-                            if epilogue.accumulate { existing[j] = c[r * ldc + half * 16 + j] }
-                            if let bias = epilogue.bias { biasV[j] = bias[column + half * 16 + j] }
-                        }
-                        v += biasV
-                        switch epilogue.activation {
-                        case .none: break
-                        case .gelu: v = gelu16(v)
-                        case .quickGelu: v = quickGelu16(v)
-                        }
-                        tile[half] = v + existing
-                    }
-                    for j in 0..<cols { c[r * ldc + j] = tile[j / 16][j % 16] }
+                    let row = pc + r * 32, dst = c + r * ldc
+                    if let bias = epilogue.bias { for j in 0..<cols { row[j] += bias[column + j] } }
+                    epilogue.applyActivation(row, count: cols)
+                    for j in 0..<cols { dst[j] = epilogue.accumulate ? dst[j] + row[j] : row[j] }
                 }
             }
         }
@@ -149,29 +135,38 @@ extension Ops {
     @inline(__always)
     static func microKernel8x32(_ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, k: Int,
                                 _ c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: GEMMEpilogue, column: Int) {
-        var c00 = F16(), c01 = F16(), c10 = F16(), c11 = F16(), c20 = F16(), c21 = F16(), c30 = F16(), c31 = F16()
-        var c40 = F16(), c41 = F16(), c50 = F16(), c51 = F16(), c60 = F16(), c61 = F16(), c70 = F16(), c71 = F16()
+        var c00 = Vec(), c01 = Vec(), c10 = Vec(), c11 = Vec(), c20 = Vec(), c21 = Vec(), c30 = Vec(), c31 = Vec()
+        var c40 = Vec(), c41 = Vec(), c50 = Vec(), c51 = Vec(), c60 = Vec(), c61 = Vec(), c70 = Vec(), c71 = Vec()
         var bp = b
         let a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda, a6 = a + 6 * lda, a7 = a + 7 * lda
         for kk in 0..<k {
-            let b0 = load16(bp), b1 = load16(bp + 16)
+            let b0 = load(bp), b1 = load(bp + 16)
             bp += 32
-            var av = F16(repeating: a[kk]); c00.addProduct(av, b0); c01.addProduct(av, b1)
-            av = F16(repeating: a1[kk]); c10.addProduct(av, b0); c11.addProduct(av, b1)
-            av = F16(repeating: a2[kk]); c20.addProduct(av, b0); c21.addProduct(av, b1)
-            av = F16(repeating: a3[kk]); c30.addProduct(av, b0); c31.addProduct(av, b1)
-            av = F16(repeating: a4[kk]); c40.addProduct(av, b0); c41.addProduct(av, b1)
-            av = F16(repeating: a5[kk]); c50.addProduct(av, b0); c51.addProduct(av, b1)
-            av = F16(repeating: a6[kk]); c60.addProduct(av, b0); c61.addProduct(av, b1)
-            av = F16(repeating: a7[kk]); c70.addProduct(av, b0); c71.addProduct(av, b1)
+            var av = Vec(repeating: a[kk]); c00.addProduct(av, b0); c01.addProduct(av, b1)
+            av = Vec(repeating: a1[kk]); c10.addProduct(av, b0); c11.addProduct(av, b1)
+            av = Vec(repeating: a2[kk]); c20.addProduct(av, b0); c21.addProduct(av, b1)
+            av = Vec(repeating: a3[kk]); c30.addProduct(av, b0); c31.addProduct(av, b1)
+            av = Vec(repeating: a4[kk]); c40.addProduct(av, b0); c41.addProduct(av, b1)
+            av = Vec(repeating: a5[kk]); c50.addProduct(av, b0); c51.addProduct(av, b1)
+            av = Vec(repeating: a6[kk]); c60.addProduct(av, b0); c61.addProduct(av, b1)
+            av = Vec(repeating: a7[kk]); c70.addProduct(av, b0); c71.addProduct(av, b1)
         }
-        @inline(__always) func emit(_ v0: F16, _ v1: F16, _ row: Int) {
+        let bias0 = epilogue.bias.map { load($0 + column) } ?? Vec(), bias1 = epilogue.bias.map { load($0 + column + 16) } ?? Vec()
+        @inline(__always) func emit(_ v0: Vec, _ v1: Vec, _ row: Int) {
             let dst = c + row * ldc
-            store16(epilogue.apply(v0, dst, column: column), dst)
-            store16(epilogue.apply(v1, dst + 16, column: column + 16), dst + 16)
+            if epilogue.accumulate {
+                store(v0 + bias0 + load(dst), dst)
+                store(v1 + bias1 + load(dst + 16), dst + 16)
+            } else {
+                store(v0 + bias0, dst)
+                store(v1 + bias1, dst + 16)
+            }
         }
         emit(c00, c01, 0); emit(c10, c11, 1); emit(c20, c21, 2); emit(c30, c31, 3)
         emit(c40, c41, 4); emit(c50, c51, 5); emit(c60, c61, 6); emit(c70, c71, 7)
+        if epilogue.activation != .none {
+            for row in 0..<8 { epilogue.applyActivation(c + row * ldc, count: 32) }
+        }
     }
 }
 
@@ -181,7 +176,7 @@ extension Ops {
         let rows = try checkPacked("linear", x, w, bias)
         var y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [w.n])
         y.withUnsafeMutableBufferPointer { out in
-            gemm(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
+            packedGEMM(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
                  epilogue: GEMMEpilogue(bias: bias?.storage.pointer, activation: activation, accumulate: false))
         }
         return y
@@ -194,7 +189,7 @@ extension Ops {
             throw TensorError.shapeMismatch("linear: residual \(residual.shape) for output [\(rows), \(w.n)]")
         }
         residual.withUnsafeMutableBufferPointer { out in
-            gemm(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
+            packedGEMM(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
                  epilogue: GEMMEpilogue(bias: bias?.storage.pointer, activation: .none, accumulate: true))
         }
     }
