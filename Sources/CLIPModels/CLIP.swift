@@ -66,3 +66,26 @@ public final class CLIPModel {
         try weights.save(to: url, metadata: ["format": "pt", "producer": "SwiftCLIP"])
     }
 }
+
+extension CLIPModel {
+    /// One tower alone with random weights (no text tower in memory when benchmarking the image
+    /// tower, and vice versa), and its parameter count as open_clip counts it for that tower.
+    public static func randomImageTower(config: CLIPConfig, seed: UInt64) throws -> (encoder: ImageEncoder, parameters: Int) {
+        let builder = WeightBuilder(source: nil, seed: seed)
+        let visual: ImageEncoder
+        switch config.vision {
+        case .timm(let c):
+            visual = try TimmImageTower(builder.root.scope("visual"), config: c, embedDim: config.embedDim, source: config.source)
+        case .vit(let c):
+            visual = try VisionTransformer(builder.root.scope("visual"), config: c, embedDim: config.embedDim, quickGelu: config.quickGelu)
+        }
+        return (visual, builder.parameterCount())
+    }
+
+    /// The text tower alone with random weights; the count includes `logit_scale` as `info` does.
+    public static func randomTextTower(config: CLIPConfig, seed: UInt64) throws -> (encoder: TextTransformer, parameters: Int) {
+        let builder = WeightBuilder(source: nil, seed: seed)
+        let text = try TextTransformer(builder.root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
+        return (text, builder.parameterCount() + 1)
+    }
+}

@@ -30,27 +30,44 @@ struct Bench: ParsableCommand {
             guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else {
                 throw ValidationError("--batch-sizes must be positive integers, e.g. 1,32")
             }
-            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
-            let counts = model.parameterCounts
+            // Without --weights only the measured tower is built, so peak memory is that tower's.
+            let config = try ModelRegistry.config(named: options.model)
+            var encodeImage: ((Tensor) throws -> Tensor)?
+            var encodeText: (([[Int]]) throws -> Tensor)?
+            let parameters: Int
+            if let url = options.weightsURL {
+                let model = try CLIPModel(model: options.model, weightsURL: url, seed: options.seed)
+                encodeImage = { try model.encodeImage($0) }
+                encodeText = { try model.encodeText($0) }
+                parameters = tower == .image ? model.parameterCounts.visual : model.parameterCounts.text
+            } else if tower == .image {
+                let (encoder, count) = try CLIPModel.randomImageTower(config: config, seed: options.seed)
+                encodeImage = { try encoder($0) }
+                parameters = count
+            } else {
+                let (encoder, count) = try CLIPModel.randomTextTower(config: config, seed: options.seed)
+                encodeText = { try encoder($0) }
+                parameters = count
+            }
             var results: [[String: Any]] = []
             var rng = SeededGenerator(seed: 7)
             for batch in sizes {
                 let forward: () throws -> Void
                 switch tower {
                 case .image:
-                    let s = model.config.vision.imageSize
+                    let s = config.vision.imageSize
                     let images = Tensor.random(shape: [batch, 3, s, s], in: -2...2, using: &rng)
-                    forward = { _ = try model.encodeImage(images) }
+                    forward = { _ = try encodeImage!(images) }
                 case .text:
-                    let ctx = model.config.text.contextLength
+                    let ctx = config.text.contextLength
                     let length = min(max(textLength ?? ctx, 2), ctx)
-                    let vocab = model.config.text.vocabSize
+                    let vocab = config.text.vocabSize
                     // [sot, words…, eot, 0 padding]; the eot id is the largest, as in CLIP's vocabulary.
                     let rows = (0..<batch).map { _ in
                         [vocab - 2] + (0..<(length - 2)).map { _ in Int.random(in: 1..<(vocab - 2), using: &rng) } + [vocab - 1]
                             + Array(repeating: 0, count: ctx - length)
                     }
-                    forward = { _ = try model.encodeText(rows) }
+                    forward = { _ = try encodeText!(rows) }
                 }
                 for _ in 0..<warmup { try forward() }
                 var times: [Double] = []
@@ -72,9 +89,9 @@ struct Bench: ParsableCommand {
                     "system": "swiftclip-fp32", "model": options.model, "tower": tower.rawValue, "batch": batch,
                     "median_ms": median, "p10_ms": pct(0.1), "p90_ms": pct(0.9), "runs": times.count,
                     "items_per_s": Double(batch) / (median / 1000), "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
-                    "params": tower == .image ? counts.visual : counts.text, "threads": Parallel.threadCount,
+                    "params": parameters, "threads": Parallel.threadCount,
                 ]
-                if tower == .text { row["text_length"] = min(max(textLength ?? model.config.text.contextLength, 2), model.config.text.contextLength) }
+                if tower == .text { row["text_length"] = min(max(textLength ?? config.text.contextLength, 2), config.text.contextLength) }
                 if breakdown {
                     OpProfiler.reset()
                     OpProfiler.isEnabled = true
@@ -88,7 +105,7 @@ struct Bench: ParsableCommand {
                 let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print("model \(options.model), \(tower.rawValue) tower, \(tower == .image ? counts.visual : counts.text) params, \(Parallel.threadCount) threads")
+                print("model \(options.model), \(tower.rawValue) tower, \(parameters) params, \(Parallel.threadCount) threads")
                 print("batch   median ms    p10 ms    p90 ms   items/s  peak RSS MB")
                 for r in results {
                     print(String(format: "%5d %11.2f %9.2f %9.2f %9.1f %12.0f", r["batch"] as! Int, r["median_ms"] as! Double,
