@@ -1,1 +1,0 @@
-// CLIPData: filled in by its layer's work.
