@@ -14,7 +14,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "swiftclip", targets: ["swiftclip"]),
-        .library(name: "SwiftCLIP", targets: ["CLIPEngine", "CLIPNN", "CLIPModels", "CLIPTokenizer", "CLIPData"]),
+        .library(name: "SwiftCLIP", targets: ["CLIPEngine", "CLIPNN", "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,9 +37,11 @@ let package = Package(
         // tokenizer and data: CLIP BPE; image decoding and preprocessing.
         .target(name: "CLIPTokenizer", swiftSettings: fastMath),
         .target(name: "CLIPData", dependencies: ["CLIPEngine", "CTurboJPEG", "CPNG"], swiftSettings: fastMath),
+        // evaluation: zero-shot classification (and, later, retrieval metrics).
+        .target(name: "CLIPEvaluation", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"], swiftSettings: fastMath),
         // CLI: thin.
         .executableTarget(name: "swiftclip", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData",
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 
@@ -47,7 +49,8 @@ let package = Package(
         .testTarget(name: "CLIPNNTests", dependencies: ["CLIPNN"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], exclude: ["Fixtures"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"], swiftSettings: fastMath),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -11,13 +11,14 @@ struct InputError: Error, CustomStringConvertible {
 struct EmbedImage: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "embed-image",
-        abstract: "Image embeddings (open_clip's encode_image) of preprocessed .npy inputs, written as float32 .npy (N, embed_dim).")
+        abstract: "Image embeddings (open_clip's encode_image), written as float32 .npy (N, embed_dim).",
+        discussion: "Rows follow the inputs in order; unreadable files are reported on stderr and skipped (exit status 1).")
 
     @OptionGroup var options: ModelOptions
     @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
     @Option(name: .long, help: "Output .npy file.") var output: String
     @Option(name: .long, help: "Images per forward pass.") var batchSize = 32
-    @Argument(help: "Inputs: .npy float32 arrays (N, 3, H, W), already preprocessed.") var inputs: [String]
+    @Argument(help: "Image files (JPEG, PNG) or .npy float32 arrays (N, 3, H, W) already preprocessed.") var inputs: [String]
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
@@ -27,26 +28,25 @@ struct EmbedImage: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
-            var images: [Tensor] = []
-            for path in inputs {
-                let t = try NPY.read(URL(fileURLWithPath: path)).floatTensor()
-                guard t.rank == 4, t.shape[1] == 3 else {
-                    throw InputError(description: "\(path): expected a float array (N, 3, H, W), got shape \(t.shape)")
-                }
-                images.append(t)
-            }
-            let all = try Tensor.concatenate(rows: images)
-            let n = all.shape[0]
-            let progress = Progress(label: "embedding images", total: n)
-            var parts: [Tensor] = []
-            for start in stride(from: 0, to: n, by: batchSize) {
-                let batch = try all.slice(rows: start..<min(n, start + batchSize))
-                parts.append(try model.encodeImage(batch, normalize: normalize))
-                progress.update(min(n, start + batchSize))
-            }
-            try NPY.write(Tensor.concatenate(rows: parts), to: URL(fileURLWithPath: output))
+            let images = ImageInputs(inputs, imageSize: model.config.vision.imageSize)
+            try images.reportFailures()
+            try NPY.write(embedImages(model, images.tensor!, batchSize: batchSize, normalize: normalize), to: URL(fileURLWithPath: output))
+            if !images.failures.isEmpty { throw ExitCode.failure }
         }
     }
+}
+
+/// encode_image over batches of `batchSize`, with progress on a terminal.
+func embedImages(_ model: CLIPModel, _ all: Tensor, batchSize: Int, normalize: Bool) throws -> Tensor {
+    let n = all.shape[0]
+    let progress = Progress(label: "embedding images", total: n)
+    var parts: [Tensor] = []
+    for start in stride(from: 0, to: n, by: batchSize) {
+        let batch = try all.slice(rows: start..<min(n, start + batchSize))
+        parts.append(try model.encodeImage(batch, normalize: normalize))
+        progress.update(min(n, start + batchSize))
+    }
+    return try Tensor.concatenate(rows: parts)
 }
 
 struct EmbedText: ParsableCommand {

@@ -1,0 +1,66 @@
+import CLIPEngine
+import CLIPModels
+import CLIPTokenizer
+import Foundation
+
+public enum ZeroShotError: Error, CustomStringConvertible {
+    case noClasses
+    case badTemplate(String)
+
+    public var description: String {
+        switch self {
+        case .noClasses: return "zero-shot classification needs at least one class name"
+        case .badTemplate(let t): return "template '\(t)' has no '{}' where the class name goes"
+        }
+    }
+}
+
+/// open_clip's zero-shot classifier: for each class, every template filled with the class name is
+/// encoded and L2-normalised, the embeddings are averaged and normalised again. Logits are
+/// `exp(logit_scale) · cos(image, class)`.
+public struct ZeroShotClassifier {
+    public let classNames: [String]
+    /// [classes, embed_dim], rows unit-norm.
+    public let classEmbeddings: Tensor
+    public let logitScale: Float
+
+    public init(model: CLIPModel, tokenizer: CLIPTokenizer, classNames: [String], templates: [String]) throws {
+        guard !classNames.isEmpty else { throw ZeroShotError.noClasses }
+        for t in templates where !t.contains("{}") { throw ZeroShotError.badTemplate(t) }
+        let templates = templates.isEmpty ? ["{}"] : templates
+        let dim = model.config.embedDim
+        var rows = Tensor(uninitializedShape: [classNames.count, dim])
+        for (c, name) in classNames.enumerated() {
+            let texts = templates.map { $0.replacingOccurrences(of: "{}", with: name) }
+            let ids = tokenizer.tokenize(texts, contextLength: model.config.text.contextLength).map { $0.map(Int.init) }
+            let embeddings = try model.encodeText(ids, normalize: true)
+            var mean = [Float](repeating: 0, count: dim)
+            for t in 0..<texts.count { for d in 0..<dim { mean[d] += embeddings[flat: t * dim + d] } }
+            let norm = max(mean.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+            rows.withUnsafeMutableBufferPointer { buf in for d in 0..<dim { buf[c * dim + d] = mean[d] / norm } }
+        }
+        self.classNames = classNames
+        self.classEmbeddings = rows
+        self.logitScale = Foundation.exp(model.logitScale)
+    }
+
+    /// Softmax over classes of `exp(logit_scale) · cos` for image features [N, embed_dim] -> [N][classes].
+    public func probabilities(imageFeatures: Tensor) throws -> [[Float]] {
+        let normalized = Ops.l2Normalize(imageFeatures)
+        let n = imageFeatures.shape[0], classes = classNames.count, dim = classEmbeddings.shape[1]
+        guard imageFeatures.rank == 2, imageFeatures.shape[1] == dim else {
+            throw TensorError.shapeMismatch("image features \(imageFeatures.shape) for class embeddings of width \(dim)")
+        }
+        return (0..<n).map { i in
+            var logits = (0..<classes).map { c -> Float in
+                var dot: Float = 0
+                for d in 0..<dim { dot += normalized[flat: i * dim + d] * classEmbeddings[flat: c * dim + d] }
+                return logitScale * dot
+            }
+            let top = logits.max()!
+            logits = logits.map { Foundation.exp($0 - top) }
+            let sum = logits.reduce(0, +)
+            return logits.map { $0 / sum }
+        }
+    }
+}
