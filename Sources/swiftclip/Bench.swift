@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Timed runs (default: as many as fit in ~4 s, at least 3).") var repeats: Int?
     @Option(name: .long, help: "Text length up to the end-of-text token (77 = the full context, as PyTorch always computes).")
     var textLength: Int?
-    @Flag(name: .long, help: "Print time per operation kind (runs once more with the profiler on).") var breakdown = false
+    @Flag(name: .long, help: "Print time per operation kind (mean of 5 more runs with the profiler on).") var breakdown = false
     @Flag(name: .long, help: "Machine-readable JSON (a list of result objects).") var json = false
 
     func run() throws {
@@ -87,7 +87,7 @@ struct Bench: ParsableCommand {
                 getrusage(RUSAGE_SELF.rawValue, &usage)
                 var row: [String: Any] = [
                     "system": "swiftclip-fp32", "model": options.model, "tower": tower.rawValue, "batch": batch,
-                    "median_ms": median, "p10_ms": pct(0.1), "p90_ms": pct(0.9), "runs": times.count,
+                    "median_ms": median, "p10_ms": pct(0.1), "p90_ms": pct(0.9), "repeats": times.count,
                     "items_per_s": Double(batch) / (median / 1000), "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
                     "params": parameters, "threads": Parallel.threadCount,
                 ]
@@ -95,9 +95,12 @@ struct Bench: ParsableCommand {
                 if breakdown {
                     OpProfiler.reset()
                     OpProfiler.isEnabled = true
-                    try forward()
+                    let profiledRuns = 5
+                    for _ in 0..<profiledRuns { try forward() }
                     OpProfiler.isEnabled = false
-                    row["breakdown_ms"] = Dictionary(uniqueKeysWithValues: OpProfiler.report.map { ($0.name, $0.seconds * 1000) })
+                    row["breakdown_ms"] = Dictionary(uniqueKeysWithValues: OpProfiler.report.map {
+                        ($0.name, $0.seconds * 1000 / Double(profiledRuns))
+                    })
                 }
                 results.append(row)
             }

@@ -8,13 +8,15 @@ extension Ops {
     public static func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) throws -> Tensor {
         try checkLayerNorm(x, weight, bias)
         let out = Tensor(uninitializedShape: x.shape)
-        layerNormRows(x.storage.pointer, out.storage.pointer, x, weight, bias, eps)
+        layerNormRows(x.storage.pointer, out.storage.pointer, x.shape, weight, bias, eps)
         return out
     }
 
     public static func layerNormInPlace(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float) throws {
         try checkLayerNorm(x, weight, bias)
-        let shape = x
+        // Only the shape is captured: holding a second reference to x's storage would make the
+        // mutable access below copy the whole tensor (copy-on-write).
+        let shape = x.shape
         x.withUnsafeMutableBufferPointer { buf in
             layerNormRows(buf.baseAddress!, buf.baseAddress!, shape, weight, bias, eps)
         }
@@ -26,10 +28,10 @@ extension Ops {
     }
 
     /// `src` and `dst` may be the same buffer: each row is read twice before it is written.
-    static func layerNormRows(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ x: Tensor,
+    static func layerNormRows(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ shape: [Int],
                               _ weight: Tensor, _ bias: Tensor, _ eps: Float) {
-        let width = x.shape.last!
-        let rows = x.count / width
+        let width = shape.last!
+        let rows = shape.reduce(1, *) / width
         let g = weight.storage.pointer, b = bias.storage.pointer
         let whole = width / vecWidth * vecWidth
         chunks(rows, workPerItem: 8 * width) { range in
@@ -71,13 +73,13 @@ extension Ops {
     public static func globalResponseNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6) throws -> Tensor {
         let scale = try grnScale(x, weight: weight, bias: bias, eps: eps)
         let out = Tensor(uninitializedShape: x.shape)
-        applyChannelAffine(x.storage.pointer, out.storage.pointer, x, scale: scale, shift: bias)
+        applyChannelAffine(x.storage.pointer, out.storage.pointer, x.shape, scale: scale, shift: bias)
         return out
     }
 
     public static func globalResponseNormInPlace(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6) throws {
         let scale = try grnScale(x, weight: weight, bias: bias, eps: eps)
-        let shape = x
+        let shape = x.shape   // not x itself: see layerNormInPlace
         x.withUnsafeMutableBufferPointer { buf in
             applyChannelAffine(buf.baseAddress!, buf.baseAddress!, shape, scale: scale, shift: bias)
         }
@@ -101,11 +103,11 @@ extension Ops {
     }
 
     /// y[n, h, w, c] = x[n, h, w, c]·scale[n, c] + shift[c]; `src` may equal `dst`.
-    static func applyChannelAffine(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ x: Tensor,
+    static func applyChannelAffine(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ shape: [Int],
                                    scale: [Float], shift: Tensor) {
-        let (hw, c) = (x.shape[1] * x.shape[2], x.shape[3])
+        let (hw, c) = (shape[1] * shape[2], shape[3])
         guard c > 0 else { return }
-        let rows = x.count / c
+        let rows = shape.reduce(1, *) / c
         let whole = c / vecWidth * vecWidth
         let b = shift.storage.pointer
         scale.withUnsafeBufferPointer { scaleBuf in

@@ -188,15 +188,18 @@ extension Ops {
                         let image = r / rowsPerImage
                         let stop = min(end, (image + 1) * rowsPerImage, r + 64)
                         run.initialize(repeating: 0, count: width)
+                        // Separate loops per mode: a conditional `addingProduct` in the loop body
+                        // compiled to per-lane scalar code.
                         for row in r..<stop {
                             let xr = x + row * width
                             var c = 0
-                            while c + vecWidth <= width {
-                                let v = load(xr + c)
-                                store(squared ? load(run + c).addingProduct(v, v) : load(run + c) + v, run + c)
-                                c += vecWidth
+                            if squared {
+                                while c + vecWidth <= width { let v = load(xr + c); store(load(run + c) + v * v, run + c); c += vecWidth }
+                                while c < width { run[c] += xr[c] * xr[c]; c += 1 }
+                            } else {
+                                while c + vecWidth <= width { store(load(run + c) + load(xr + c), run + c); c += vecWidth }
+                                while c < width { run[c] += xr[c]; c += 1 }
                             }
-                            while c < width { run[c] += squared ? xr[c] * xr[c] : xr[c]; c += 1 }
                         }
                         let dst = partialBase + (p * images + image) * width
                         for c in 0..<width { dst[c] += Double(run[c]) }
