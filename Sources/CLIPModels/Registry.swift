@@ -44,40 +44,33 @@ public struct ConvNeXtSpec: Equatable, Sendable {
     public var convMLP: Bool
     public var normEps: Float = 1e-6
 
-    static let v1: [String: ([Int], [Int], Bool)] = [
-        "atto": ([2, 2, 6, 2], [40, 80, 160, 320], true),
-        "femto": ([2, 2, 6, 2], [48, 96, 192, 384], true),
-        "pico": ([2, 2, 6, 2], [64, 128, 256, 512], true),
-        "nano": ([2, 2, 8, 2], [80, 160, 320, 640], true),
-        "tiny": ([3, 3, 9, 3], [96, 192, 384, 768], false),
-        "small": ([3, 3, 27, 3], [96, 192, 384, 768], false),
-        "base": ([3, 3, 27, 3], [128, 256, 512, 1024], false),
-        "large": ([3, 3, 27, 3], [192, 384, 768, 1536], false),
-        "xlarge": ([3, 3, 27, 3], [256, 512, 1024, 2048], false),
+    /// timm's sizes (depths, dims); V1 and V2 share them. The small ones use `conv_mlp`.
+    static let sizes: [String: (depths: [Int], dims: [Int])] = [
+        "atto": ([2, 2, 6, 2], [40, 80, 160, 320]),
+        "femto": ([2, 2, 6, 2], [48, 96, 192, 384]),
+        "pico": ([2, 2, 6, 2], [64, 128, 256, 512]),
+        "nano": ([2, 2, 8, 2], [80, 160, 320, 640]),
+        "tiny": ([3, 3, 9, 3], [96, 192, 384, 768]),
+        "small": ([3, 3, 27, 3], [96, 192, 384, 768]),
+        "base": ([3, 3, 27, 3], [128, 256, 512, 1024]),
+        "large": ([3, 3, 27, 3], [192, 384, 768, 1536]),
+        "xlarge": ([3, 3, 27, 3], [256, 512, 1024, 2048]),
+        "huge": ([3, 3, 27, 3], [352, 704, 1408, 2816]),
     ]
-    static let v2: [String: ([Int], [Int], Bool)] = [
-        "atto": ([2, 2, 6, 2], [40, 80, 160, 320], true),
-        "femto": ([2, 2, 6, 2], [48, 96, 192, 384], true),
-        "pico": ([2, 2, 6, 2], [64, 128, 256, 512], true),
-        "nano": ([2, 2, 8, 2], [80, 160, 320, 640], true),
-        "tiny": ([3, 3, 9, 3], [96, 192, 384, 768], false),
-        "small": ([3, 3, 27, 3], [96, 192, 384, 768], false),
-        "base": ([3, 3, 27, 3], [128, 256, 512, 1024], false),
-        "large": ([3, 3, 27, 3], [192, 384, 768, 1536], false),
-        "huge": ([3, 3, 27, 3], [352, 704, 1408, 2816], false),
-    ]
+    static let convMLPSizes: Set<String> = ["atto", "femto", "pico", "nano"]
+    static let v1Sizes: Set<String> = ["atto", "femto", "pico", "nano", "tiny", "small", "base", "large", "xlarge"]
+    static let v2Sizes: Set<String> = ["atto", "femto", "pico", "nano", "tiny", "small", "base", "large", "huge"]
 
     public static var knownNames: [String] {
-        (v1.keys.map { "convnext_\($0)" } + v2.keys.map { "convnextv2_\($0)" }).sorted()
+        (v1Sizes.map { "convnext_\($0)" } + v2Sizes.map { "convnextv2_\($0)" }).sorted()
     }
 
     /// The spec for a timm model name such as `convnextv2_tiny`, or nil if SwiftCLIP does not build it.
     public static func named(_ timmName: String) -> ConvNeXtSpec? {
-        if timmName.hasPrefix("convnextv2_"), let (d, c, m) = v2[String(timmName.dropFirst("convnextv2_".count))] {
-            return ConvNeXtSpec(depths: d, dims: c, isV2: true, convMLP: m)
-        }
-        if timmName.hasPrefix("convnext_"), let (d, c, m) = v1[String(timmName.dropFirst("convnext_".count))] {
-            return ConvNeXtSpec(depths: d, dims: c, isV2: false, convMLP: m)
+        for (prefix, isV2, available) in [("convnextv2_", true, v2Sizes), ("convnext_", false, v1Sizes)] where timmName.hasPrefix(prefix) {
+            let size = String(timmName.dropFirst(prefix.count))
+            guard available.contains(size), let s = sizes[size] else { return nil }
+            return ConvNeXtSpec(depths: s.depths, dims: s.dims, isV2: isV2, convMLP: convMLPSizes.contains(size))
         }
         return nil
     }

@@ -32,23 +32,9 @@ final class LinearConvTests: XCTestCase {
         var rng = SeededGenerator(seed: 11)
         // Leading dims [2, 3]; large M (row split with epilogue blocks); small M, wide N (column split).
         for (lead, inF, outF) in [([2, 3], 33, 13), ([601], 97, 130), ([5], 200, 3001), ([1], 7, 1)] {
-            let x = Tensor.random(shape: lead + [inF], using: &rng)
-            let w = Tensor.random(shape: [outF, inF], in: -0.5...0.5, using: &rng)
-            let b = Tensor.random(shape: [outF], using: &rng)
-            let m = lead.reduce(1, *)
-            let plain = Ref.linear(Ref.doubles(x), Ref.doubles(w), nil, m: m, inF: inF, outF: outF)
-            let biased = Ref.linear(Ref.doubles(x), Ref.doubles(w), Ref.doubles(b), m: m, inF: inF, outF: outF)
-            let tol = 1e-5 * Double(inF).squareRoot()
-            let y0 = try Ops.linear(x, weight: w, bias: nil)
-            XCTAssertEqual(y0.shape, lead + [outF])
-            assertClose(y0, plain, rtol: 1e-5, atol: tol, "linear no bias \(lead) \(inF)→\(outF)")
-            assertClose(try Ops.linear(x, weight: w, bias: b), biased, rtol: 1e-5, atol: tol, "linear bias")
-            assertClose(try Ops.linear(x, weight: w, bias: b, activation: .gelu), biased.map(Ref.gelu),
-                        rtol: 1e-5, atol: tol, "linear bias gelu")
-            assertClose(try Ops.linear(x, weight: w, bias: nil, activation: .gelu), plain.map(Ref.gelu),
-                        rtol: 1e-5, atol: tol, "linear gelu")
-            assertClose(try Ops.linear(x, weight: w, bias: b, activation: .quickGelu),
-                        biased.map { $0 / (1 + exp(-1.702 * $0)) }, rtol: 1e-5, atol: tol, "linear bias quickGelu")
+            try checkLinearAgainstReference(lead: lead, inF: inF, outF: outF, rng: &rng, "linear") {
+                try Ops.linear($0, weight: $1, bias: $2, activation: $3)
+            }
         }
     }
 

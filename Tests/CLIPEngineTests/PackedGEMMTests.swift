@@ -10,18 +10,9 @@ final class PackedGEMMTests: XCTestCase {
     func testLinearPackedWithBiasAndActivations() throws {
         var rng = SeededGenerator(seed: 41)
         for s in shapes {
-            let x = Tensor.random(shape: [s.m, s.k], using: &rng)
-            let w = Tensor.random(shape: [s.n, s.k], in: -0.5...0.5, using: &rng)
-            let b = Tensor.random(shape: [s.n], using: &rng)
-            let packed = try PackedMatrix(linearWeight: w)
-            let plain = Ref.linear(Ref.doubles(x), Ref.doubles(w), nil, m: s.m, inF: s.k, outF: s.n)
-            let biased = Ref.linear(Ref.doubles(x), Ref.doubles(w), Ref.doubles(b), m: s.m, inF: s.k, outF: s.n)
-            let tol = 1e-5 * Double(s.k).squareRoot()
-            assertClose(try Ops.linear(x, packed: packed, bias: nil), plain, rtol: 1e-5, atol: tol, "packed \(s)")
-            assertClose(try Ops.linear(x, packed: packed, bias: b, activation: .gelu), biased.map(Ref.gelu),
-                        rtol: 1e-5, atol: tol, "packed bias gelu \(s)")
-            assertClose(try Ops.linear(x, packed: packed, bias: b, activation: .quickGelu),
-                        biased.map { $0 / (1 + exp(-1.702 * $0)) }, rtol: 1e-5, atol: tol, "packed bias quickGelu \(s)")
+            try checkLinearAgainstReference(lead: [s.m], inF: s.k, outF: s.n, rng: &rng, "packed") {
+                try Ops.linear($0, packed: PackedMatrix(linearWeight: $1), bias: $2, activation: $3)
+            }
         }
     }
 

@@ -97,3 +97,24 @@ func assertThrowsTensorError<T>(_ body: @autoclosure () throws -> T, mentions: [
         }
     }
 }
+
+/// Checks a linear-layer implementation (x, weight [out, in], bias, activation) against Float64:
+/// no bias, bias, bias + GELU, GELU without bias, bias + QuickGELU.
+func checkLinearAgainstReference(lead: [Int], inF: Int, outF: Int, rng: inout SeededGenerator, _ what: String,
+                                 _ linear: (Tensor, Tensor, Tensor?, Activation) throws -> Tensor) throws {
+    let x = Tensor.random(shape: lead + [inF], using: &rng)
+    let w = Tensor.random(shape: [outF, inF], in: -0.5...0.5, using: &rng)
+    let b = Tensor.random(shape: [outF], using: &rng)
+    let m = lead.reduce(1, *)
+    let plain = Ref.linear(Ref.doubles(x), Ref.doubles(w), nil, m: m, inF: inF, outF: outF)
+    let biased = Ref.linear(Ref.doubles(x), Ref.doubles(w), Ref.doubles(b), m: m, inF: inF, outF: outF)
+    let tol = 1e-5 * Double(inF).squareRoot()
+    let y0 = try linear(x, w, nil, .none)
+    XCTAssertEqual(y0.shape, lead + [outF])
+    assertClose(y0, plain, rtol: 1e-5, atol: tol, "\(what) no bias \(lead) \(inF)→\(outF)")
+    assertClose(try linear(x, w, b, .none), biased, rtol: 1e-5, atol: tol, "\(what) bias")
+    assertClose(try linear(x, w, b, .gelu), biased.map(Ref.gelu), rtol: 1e-5, atol: tol, "\(what) bias gelu")
+    assertClose(try linear(x, w, nil, .gelu), plain.map(Ref.gelu), rtol: 1e-5, atol: tol, "\(what) gelu")
+    assertClose(try linear(x, w, b, .quickGelu), biased.map { $0 / (1 + exp(-1.702 * $0)) }, rtol: 1e-5, atol: tol,
+                "\(what) bias quickGelu")
+}
