@@ -152,7 +152,7 @@ public struct Tensor: @unchecked Sendable {
             throw TensorError.shapeMismatch("rows \(range) out of bounds for shape \(shape)")
         }
         let inner = shape.dropFirst().reduce(1, *)
-        var out = Tensor(uninitializedShape: [range.count] + shape.dropFirst())
+        let out = Tensor(uninitializedShape: [range.count] + shape.dropFirst())
         out.storage.pointer.update(from: storage.pointer + range.lowerBound * inner, count: range.count * inner)
         return out
     }
@@ -165,7 +165,7 @@ public struct Tensor: @unchecked Sendable {
             throw TensorError.shapeMismatch("cannot concatenate \(p.shape) with \(first.shape)")
         }
         let total = parts.reduce(0) { $0 + $1.shape[0] }
-        var out = Tensor(uninitializedShape: [total] + inner)
+        let out = Tensor(uninitializedShape: [total] + inner)
         var offset = 0
         for p in parts {
             (out.storage.pointer + offset).update(from: p.storage.pointer, count: p.count)
