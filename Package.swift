@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "CLIPNNTests", dependencies: ["CLIPNN"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], exclude: ["Fixtures"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"], swiftSettings: fastMath),
     ],
     swiftLanguageModes: [.v5]

@@ -25,6 +25,18 @@ ls -l "$out"/*_embeddings.npy
 step "zero-shot classification (random weights: the pipeline runs, the answers are chance)"
 $bin classify --model convnext_v2_tiny --seed 0 --labels "temple,flower,car" "$photo" "$png"
 
+step "zero-shot CIFAR-100 evaluation (binary distribution, 64 generated images, seeded random model: ~1% expected)"
+python3 - "$out" <<'PY'
+import os, random, sys
+d = os.path.join(sys.argv[1], "cifar-100-binary")
+os.makedirs(d, exist_ok=True)
+rng = random.Random(0)
+with open(os.path.join(d, "test.bin"), "wb") as f:   # records: coarse label, fine label, 3072 pixels
+    for i in range(64):
+        f.write(bytes([i % 20, i % 100]) + bytes(rng.randrange(256) for _ in range(3072)))
+PY
+$bin eval --model convnext_v2_tiny --seed 0 --dataset cifar100 --data "$out" --batch-size 32 --json "$out/cifar100.json"
+
 step "benchmark: image tower and text tower at batch 1 (side by side with PyTorch/ONNX Runtime: make bench)"
 $bin bench --model convnext_v2_tiny --tower image --batch-sizes 1 --repeats 10
 $bin bench --model convnext_v2_tiny --tower text --batch-sizes 1 --repeats 10

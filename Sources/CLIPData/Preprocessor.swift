@@ -83,6 +83,25 @@ public struct Preprocessor: Sendable {
         }
     }
 
+    /// [count, 3, S, S] from the images `load(i)` returns for i in 0..<count, loaded and resized on
+    /// all cores; an error stops the batch (the lowest failing index's is thrown).
+    public func batch(count: Int, _ load: (Int) throws -> RGBImage) throws -> Tensor {
+        let t = Tensor(uninitializedShape: [count, 3, imageSize, imageSize])
+        final class Errors: @unchecked Sendable { var byIndex: [Error?]; init(_ n: Int) { byIndex = Array(repeating: nil, count: n) } }
+        let errors = Errors(count)
+        let out = t.storage.pointer, sampleCount = 3 * imageSize * imageSize
+        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), max(count, 1))
+        withoutActuallyEscaping(load) { load in
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for i in stride(from: worker, to: count, by: workers) {
+                    do { self.write(self.resizeAndCrop(try load(i)), into: out + i * sampleCount) } catch { errors.byIndex[i] = error }
+                }
+            }
+        }
+        if let first = errors.byIndex.first(where: { $0 != nil }) { throw first! }
+        return t
+    }
+
     /// Decodes and preprocesses files into one [N, 3, S, S] tensor, N = the files that succeeded
     /// (in input order, listed in `succeeded`). Files that fail are reported in `failures` and
     /// left out; `tensor` is nil when none succeeded. Files are processed two at a time.

@@ -6,11 +6,13 @@ import Foundation
 public enum ZeroShotError: Error, CustomStringConvertible {
     case noClasses
     case badTemplate(String)
+    case badArgument(String)
 
     public var description: String {
         switch self {
         case .noClasses: return "zero-shot classification needs at least one class name"
         case .badTemplate(let t): return "template '\(t)' has no '{}' where the class name goes"
+        case .badArgument(let m): return m
         }
     }
 }
@@ -42,6 +44,17 @@ public struct ZeroShotClassifier {
         self.classNames = classNames
         self.classEmbeddings = rows
         self.logitScale = Foundation.exp(model.logitScale)
+    }
+
+    /// A classifier from precomputed class embeddings [classes, embed_dim] (rows unit-norm).
+    public init(classNames: [String], classEmbeddings: Tensor, logitScale: Float) throws {
+        guard !classNames.isEmpty else { throw ZeroShotError.noClasses }
+        guard classEmbeddings.rank == 2, classEmbeddings.shape[0] == classNames.count else {
+            throw TensorError.shapeMismatch("class embeddings \(classEmbeddings.shape) for \(classNames.count) classes")
+        }
+        self.classNames = classNames
+        self.classEmbeddings = classEmbeddings
+        self.logitScale = logitScale
     }
 
     /// Softmax over classes of `exp(logit_scale) · cos` for image features [N, embed_dim] -> [N][classes].

@@ -6,7 +6,7 @@ struct SwiftCLIPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftclip",
         abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: embed, benchmark, inspect.",
-        subcommands: [Info.self, Tokenize.self, Preprocess.self, EmbedImage.self, EmbedText.self, Classify.self, Bench.self])
+        subcommands: [Info.self, Tokenize.self, Preprocess.self, EmbedImage.self, EmbedText.self, Classify.self, Eval.self, Bench.self])
 }
 
 /// Options every model-using command shares.

@@ -1,0 +1,68 @@
+import Foundation
+
+/// Why a dataset could not be read. Every case names the file (or folder) and, where it applies,
+/// the record or line.
+public enum DatasetError: Error, CustomStringConvertible, Equatable {
+    /// Nothing usable at `path`; `expected` describes the layout that was looked for.
+    case missing(path: String, expected: String)
+    /// A record ends before its declared size.
+    case truncated(file: String, record: Int, message: String)
+    case labelOutOfRange(file: String, record: Int, label: Int, classes: Int)
+    /// The file is readable but does not have the expected structure.
+    case malformed(file: String, message: String)
+    /// A CSV problem at a 1-based line (and column name, when it is about one).
+    case csv(file: String, line: Int, column: String?, message: String)
+
+    public var description: String {
+        switch self {
+        case let .missing(path, expected): return "\(path): dataset not found; expected \(expected)"
+        case let .truncated(file, record, message): return "\(file): record \(record) is truncated: \(message)"
+        case let .labelOutOfRange(file, record, label, classes):
+            return "\(file): record \(record) has label \(label), outside 0..<\(classes)"
+        case let .malformed(file, message): return "\(file): \(message)"
+        case let .csv(file, line, column, message):
+            return "\(file):\(line): " + (column.map { "column '\($0)': " } ?? "") + message
+        }
+    }
+}
+
+/// Images with integer labels in `0..<classNames.count`, readable by index.
+public protocol LabeledImageDataset {
+    var count: Int { get }
+    /// Display names used to build prompts, one per label.
+    var classNames: [String] { get set }
+    func label(at index: Int) -> Int
+    /// The RGB image (before resizing). Thread-safe.
+    func image(at index: Int) throws -> RGBImage
+}
+
+extension LabeledImageDataset {
+    /// Replaces the display names (e.g. from `--classnames FILE`); the count must match.
+    public mutating func overrideClassNames(_ names: [String], source: String) throws {
+        guard names.count == classNames.count else {
+            throw DatasetError.malformed(file: source, message: "has \(names.count) class names, the dataset has \(classNames.count) classes")
+        }
+        classNames = names
+    }
+}
+
+/// Non-empty lines of a UTF-8 text file, trimmed (class names, templates).
+public func readLines(_ url: URL) throws -> [String] {
+    guard let data = FileManager.default.contents(atPath: url.path) else {
+        throw DatasetError.missing(path: url.path, expected: "a UTF-8 text file, one entry per line")
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw DatasetError.malformed(file: url.path, message: "not UTF-8 text")
+    }
+    return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+}
+
+func isDirectory(_ url: URL) -> Bool {
+    var dir: ObjCBool = false
+    return FileManager.default.fileExists(atPath: url.path, isDirectory: &dir) && dir.boolValue
+}
+
+func isFile(_ url: URL) -> Bool {
+    var dir: ObjCBool = false
+    return FileManager.default.fileExists(atPath: url.path, isDirectory: &dir) && !dir.boolValue
+}

@@ -1,0 +1,324 @@
+import Foundation
+
+/// A value built by the pickle reader. Nothing is ever called: a `GLOBAL` is just its name, and
+/// `REDUCE` / `NEWOBJ` record the callable and its arguments (`object`) for the caller to
+/// interpret. The one exception is `_codecs.encode(str, 'latin1')`, which is how Python 3 writes
+/// `bytes` at protocol 2; it is decoded to `.bytes` on the spot.
+public indirect enum PickleValue {
+    case none
+    case bool(Bool)
+    case int(Int)
+    case float(Double)
+    /// Python 3 `str` (and Python 2 `unicode`).
+    case string(String)
+    /// Python 3 `bytes` / `bytearray` and Python 2 `str` (read as `pickle.load(encoding="bytes")` does).
+    case bytes([UInt8])
+    case list(PickleList)
+    case tuple([PickleValue])
+    case dict(PickleDict)
+    case global(module: String, name: String)
+    case object(PickleObject)
+
+    /// A `str` or `bytes` key / value as text (bytes as UTF-8, falling back to Latin-1).
+    public var text: String? {
+        switch self {
+        case .string(let s): return s
+        case .bytes(let b): return String(bytes: b, encoding: .utf8) ?? String(bytes: b, encoding: .isoLatin1)
+        default: return nil
+        }
+    }
+
+    var kind: String {
+        switch self {
+        case .none: return "None"
+        case .bool: return "bool"
+        case .int: return "int"
+        case .float: return "float"
+        case .string: return "str"
+        case .bytes: return "bytes"
+        case .list: return "list"
+        case .tuple: return "tuple"
+        case .dict: return "dict"
+        case .global(let m, let n): return "\(m).\(n)"
+        case .object(let o): return "\(o.callable.kind)(...)"
+        }
+    }
+}
+
+public final class PickleList { public var items: [PickleValue] = [] }
+
+public final class PickleDict {
+    public var pairs: [(key: PickleValue, value: PickleValue)] = []
+    /// The value under a `str` or `bytes` key equal to `key` (the CIFAR files use both spellings).
+    public subscript(key: String) -> PickleValue? {
+        pairs.last { $0.key.text == key }?.value
+    }
+    public var keys: [String] { pairs.compactMap { $0.key.text } }
+}
+
+/// `callable(*args)` as recorded by REDUCE or NEWOBJ, with the state a later BUILD gave it.
+public final class PickleObject {
+    public let callable: PickleValue
+    public let args: [PickleValue]
+    public var state: PickleValue?
+    init(callable: PickleValue, args: [PickleValue]) { self.callable = callable; self.args = args }
+}
+
+public struct PickleError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let offset: Int
+    public let message: String
+    public var description: String { "\(file): bad pickle at byte \(offset): \(message)" }
+}
+
+/// A minimal pickle reader for data files (protocols 2–5, as written by Python 2's cPickle and
+/// Python 3's pickle): a stack machine over the opcodes that plain data uses. Opcodes that would
+/// need Python to run (PERSID, INST, OBJ, EXT*, text protocol 0) are refused with the byte offset.
+public enum Pickle {
+    public static func load(_ url: URL) throws -> PickleValue {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw PickleError(file: url.path, offset: 0, message: "cannot read file: \(error.localizedDescription)")
+        }
+        return try load([UInt8](data), file: url.path)
+    }
+
+    public static func load(_ bytes: [UInt8], file: String = "<pickle>") throws -> PickleValue {
+        var machine = Machine(bytes: bytes, file: file)
+        return try machine.run()
+    }
+
+    private enum Slot { case value(PickleValue), mark }
+
+    private struct Machine {
+        let bytes: [UInt8]
+        let file: String
+        var pos = 0
+        var opStart = 0
+        var stack: [Slot] = []
+        var memo: [Int: PickleValue] = [:]
+
+        init(bytes: [UInt8], file: String) { self.bytes = bytes; self.file = file }
+
+        func fail(_ message: String, at offset: Int? = nil) -> PickleError {
+            PickleError(file: file, offset: offset ?? opStart, message: message)
+        }
+
+        mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
+            guard n >= 0, n <= bytes.count - pos else {
+                throw fail("stream ends inside an argument (needs \(n) bytes, \(bytes.count - pos) left)", at: pos)
+            }
+            defer { pos += n }
+            return bytes[pos..<pos + n]
+        }
+        mutating func uint(_ n: Int) throws -> Int {
+            try take(n).reversed().reduce(0) { $0 << 8 | Int($1) }
+        }
+        mutating func length(_ n: Int) throws -> Int {
+            let v = try uint(n)
+            guard v <= bytes.count - pos else {
+                throw fail("length \(v) runs past the end of the stream (\(bytes.count - pos) bytes left)")
+            }
+            return v
+        }
+        mutating func line() throws -> String {
+            guard let end = bytes[pos...].firstIndex(of: 0x0A) else { throw fail("unterminated text argument", at: pos) }
+            defer { pos = end + 1 }
+            return String(decoding: bytes[pos..<end], as: UTF8.self)
+        }
+        mutating func utf8(_ n: Int) throws -> String {
+            let slice = try take(n)
+            guard let s = String(bytes: slice, encoding: .utf8) else { throw fail("invalid UTF-8 in a str") }
+            return s
+        }
+
+        mutating func push(_ v: PickleValue) { stack.append(.value(v)) }
+        mutating func pop() throws -> PickleValue {
+            guard case .value(let v)? = stack.popLast() else { throw fail("stack underflow (or MARK where a value was expected)") }
+            return v
+        }
+        mutating func top() throws -> PickleValue {
+            guard case .value(let v)? = stack.last else { throw fail("stack underflow") }
+            return v
+        }
+        /// The values above the topmost MARK, which is removed.
+        mutating func popMark() throws -> [PickleValue] {
+            guard let m = stack.lastIndex(where: { if case .mark = $0 { return true } else { return false } }) else {
+                throw fail("no MARK on the stack")
+            }
+            let values = stack[(m + 1)...].compactMap { slot -> PickleValue? in
+                if case .value(let v) = slot { return v } else { return nil }
+            }
+            stack.removeSubrange(m...)
+            return values
+        }
+        mutating func memoGet(_ i: Int) throws -> PickleValue {
+            guard let v = memo[i] else { throw fail("memo key \(i) was never stored") }
+            return v
+        }
+
+        mutating func setItems(_ items: [PickleValue]) throws {
+            guard items.count % 2 == 0 else { throw fail("SETITEMS with an odd number of values") }
+            guard case .dict(let d) = try top() else { throw fail("SETITEM(S) on a \(try top().kind), not a dict") }
+            for i in stride(from: 0, to: items.count, by: 2) { d.pairs.append((items[i], items[i + 1])) }
+        }
+        mutating func append(_ items: [PickleValue]) throws {
+            guard case .list(let l) = try top() else { throw fail("APPEND(S) on a \(try top().kind), not a list") }
+            l.items += items
+        }
+
+        mutating func reduce(_ callable: PickleValue, _ args: PickleValue) throws -> PickleValue {
+            guard case .tuple(let a) = args else { throw fail("REDUCE arguments are a \(args.kind), not a tuple") }
+            if case .global("_codecs", "encode") = callable {
+                guard a.count == 2, case .string(let s) = a[0], let enc = a[1].text, enc.lowercased() == "latin1" || enc.lowercased() == "latin-1"
+                else { throw fail("unsupported _codecs.encode arguments") }
+                var out: [UInt8] = []
+                out.reserveCapacity(s.unicodeScalars.count)
+                for u in s.unicodeScalars {
+                    guard u.value < 256 else { throw fail("_codecs.encode: character beyond Latin-1") }
+                    out.append(UInt8(u.value))
+                }
+                return .bytes(out)
+            }
+            if case .global("__builtin__" , "bytes") = callable, a.isEmpty { return .bytes([]) }
+            if case .global("builtins", "bytes") = callable, a.isEmpty { return .bytes([]) }
+            if case .global("builtins", "bytearray") = callable, let first = a.first, case .bytes(let b) = first { return .bytes(b) }
+            return .object(PickleObject(callable: callable, args: a))
+        }
+
+        mutating func run() throws -> PickleValue {
+            while pos < bytes.count {
+                opStart = pos
+                let op = bytes[pos]
+                pos += 1
+                switch op {
+                case 0x80: // PROTO
+                    let v = try uint(1)
+                    guard v <= 5 else { throw fail("unsupported pickle protocol \(v)") }
+                case 0x95: _ = try uint(8) // FRAME: a size hint only
+                case 0x2E: // STOP
+                    let v = try pop()
+                    return v
+                case 0x28: stack.append(.mark) // MARK
+                case 0x30: _ = try pop() // POP
+                case 0x31: _ = try popMark() // POP_MARK
+                case 0x32: push(try top()) // DUP
+                case 0x7D: push(.dict(PickleDict())) // EMPTY_DICT
+                case 0x5D: push(.list(PickleList())) // EMPTY_LIST
+                case 0x29: push(.tuple([])) // EMPTY_TUPLE
+                case 0x64: // DICT
+                    let items = try popMark()
+                    let d = PickleDict()
+                    push(.dict(d))
+                    try setItems(items)
+                case 0x6C: // LIST
+                    let l = PickleList(); l.items = try popMark(); push(.list(l))
+                case 0x74: push(.tuple(try popMark())) // TUPLE
+                case 0x85: push(.tuple([try pop()])) // TUPLE1
+                case 0x86: let b = try pop(), a = try pop(); push(.tuple([a, b])) // TUPLE2
+                case 0x87: let c = try pop(), b = try pop(), a = try pop(); push(.tuple([a, b, c])) // TUPLE3
+                case 0x61: try append([try pop()]) // APPEND
+                case 0x65: try append(try popMark()) // APPENDS
+                case 0x73: let v = try pop(), k = try pop(); try setItems([k, v]) // SETITEM
+                case 0x75: try setItems(try popMark()) // SETITEMS
+                case 0x4E: push(.none) // NONE
+                case 0x88: push(.bool(true)) // NEWTRUE
+                case 0x89: push(.bool(false)) // NEWFALSE
+                case 0x4A: push(.int(Int(Int32(truncatingIfNeeded: try uint(4))))) // BININT
+                case 0x4B: push(.int(try uint(1))) // BININT1
+                case 0x4D: push(.int(try uint(2))) // BININT2
+                case 0x8A: // LONG1
+                    let n = try length(1)
+                    guard n <= 8 else { throw fail("LONG1 of \(n) bytes does not fit in 64 bits") }
+                    let raw = try take(n)
+                    var v: Int64 = 0
+                    for (i, b) in raw.enumerated() { v |= Int64(b) << (8 * Int64(i)) }
+                    if n > 0 && n < 8 && raw.last! & 0x80 != 0 { v -= Int64(1) << (8 * Int64(n)) }
+                    push(.int(Int(v)))
+                case 0x47: // BINFLOAT (big-endian)
+                    let raw = try take(8)
+                    push(.float(Double(bitPattern: raw.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
+                case 0x55, 0x43: push(.bytes(Array(try take(try length(1))))) // SHORT_BINSTRING, SHORT_BINBYTES
+                case 0x54: // BINSTRING (signed 4-byte length)
+                    let n = try uint(4)
+                    guard n < 0x8000_0000 else { throw fail("negative BINSTRING length") }
+                    pos -= 4; push(.bytes(Array(try take(try length(4)))))
+                case 0x42: push(.bytes(Array(try take(try length(4))))) // BINBYTES
+                case 0x8E, 0x96: push(.bytes(Array(try take(try length(8))))) // BINBYTES8, BYTEARRAY8
+                case 0x58: push(.string(try utf8(try length(4)))) // BINUNICODE
+                case 0x8C: push(.string(try utf8(try length(1)))) // SHORT_BINUNICODE
+                case 0x8D: push(.string(try utf8(try length(8)))) // BINUNICODE8
+                case 0x71: memo[try uint(1)] = try top() // BINPUT
+                case 0x72: memo[try uint(4)] = try top() // LONG_BINPUT
+                case 0x94: memo[memo.count] = try top() // MEMOIZE
+                case 0x68: push(try memoGet(try uint(1))) // BINGET
+                case 0x6A: push(try memoGet(try uint(4))) // LONG_BINGET
+                case 0x63: // GLOBAL
+                    let module = try line(), name = try line()
+                    push(.global(module: module, name: name))
+                case 0x93: // STACK_GLOBAL
+                    let name = try pop(), module = try pop()
+                    guard case .string(let m) = module, case .string(let n) = name else {
+                        throw fail("STACK_GLOBAL needs two str, got \(module.kind), \(name.kind)")
+                    }
+                    push(.global(module: m, name: n))
+                case 0x52: // REDUCE
+                    let args = try pop(), callable = try pop()
+                    push(try reduce(callable, args))
+                case 0x81: // NEWOBJ
+                    let args = try pop(), cls = try pop()
+                    guard case .tuple(let a) = args else { throw fail("NEWOBJ arguments are a \(args.kind), not a tuple") }
+                    push(.object(PickleObject(callable: cls, args: a)))
+                case 0x62: // BUILD
+                    let state = try pop()
+                    guard case .object(let o) = try top() else { throw fail("BUILD on a \(try top().kind)") }
+                    o.state = state
+                default:
+                    throw fail(String(format: "unsupported opcode 0x%02X", op))
+                }
+            }
+            throw fail("stream ends without STOP", at: bytes.count)
+        }
+    }
+}
+
+/// A NumPy array pickled with `numpy.core.multiarray._reconstruct` (protocols 2–4) or
+/// `numpy.core.numeric._frombuffer` (in-band protocol 5).
+public struct PickledArray {
+    public let shape: [Int]
+    /// NumPy's type code without byte order, e.g. "u1".
+    public let dtype: String
+    public let data: [UInt8]
+
+    /// Interprets `value` as an ndarray; `what` names it in errors.
+    public init(_ value: PickleValue, file: String, what: String) throws {
+        func bad(_ m: String) -> PickleError { PickleError(file: file, offset: 0, message: "\(what): \(m)") }
+        guard case .object(let o) = value, case .global(let module, let name) = o.callable else {
+            throw bad("expected a NumPy array, found \(value.kind)")
+        }
+        func ints(_ v: PickleValue) throws -> [Int] {
+            guard case .tuple(let t) = v else { throw bad("shape is a \(v.kind)") }
+            return try t.map { if case .int(let i) = $0, i >= 0 { return i } else { throw bad("bad shape entry") } }
+        }
+        func dtypeCode(_ v: PickleValue) throws -> String {
+            if let s = v.text { return s }
+            guard case .object(let d) = v, case .global(_, "dtype") = d.callable, let code = d.args.first?.text else {
+                throw bad("unrecognised dtype \(v.kind)")
+            }
+            return code
+        }
+        let isNumpy = module.hasPrefix("numpy.") || module == "numpy"
+        if isNumpy && name == "_reconstruct" {
+            guard case .tuple(let st)? = o.state, st.count == 5 else { throw bad("ndarray state is not (version, shape, dtype, fortran, data)") }
+            if case .bool(true) = st[3] { throw bad("Fortran-order arrays are not supported") }
+            guard case .bytes(let raw) = st[4] else { throw bad("ndarray data is a \(st[4].kind), not raw bytes") }
+            shape = try ints(st[1]); dtype = try dtypeCode(st[2]); data = raw
+        } else if isNumpy && name == "_frombuffer" {
+            guard o.args.count == 4, case .bytes(let raw) = o.args[0] else { throw bad("unsupported _frombuffer arguments") }
+            if o.args[3].text == "F" { throw bad("Fortran-order arrays are not supported") }
+            shape = try ints(o.args[2]); dtype = try dtypeCode(o.args[1]); data = raw
+        } else {
+            throw bad("expected a NumPy array, found \(module).\(name)(...)")
+        }
+    }
+}
