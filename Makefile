@@ -21,6 +21,8 @@ test: setup
 parity-full: build
 	tools/reference/full_parity.sh
 
-# SwiftCLIP side by side with PyTorch and ONNX Runtime, one run (needs the reference venv).
+# SwiftCLIP side by side with PyTorch (fp32, bf16 autocast) and ONNX Runtime (on torch.onnx.export's and on
+# SwiftCLIP's own export), convnext_v2_tiny and ViT-B-32, one run (needs the reference venv); writes
+# benchmarks/results/<date>-issue2.{json,md} and docs/benchmarks.png.
 bench: build
 	benchmarks/run_issue2.sh

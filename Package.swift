@@ -14,10 +14,11 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "swiftclip", targets: ["swiftclip"]),
-        .library(name: "SwiftCLIP", targets: ["CLIPEngine", "CLIPNN", "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation"]),
+        .library(name: "SwiftCLIP", targets: ["CLIPEngine", "CLIPNN", "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System shims: Debian's C libraries, found with pkg-config.
@@ -39,9 +40,13 @@ let package = Package(
         .target(name: "CLIPData", dependencies: ["CLIPEngine", "CTurboJPEG", "CPNG"], swiftSettings: fastMath),
         // evaluation: zero-shot classification (and, later, retrieval metrics).
         .target(name: "CLIPEvaluation", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"], swiftSettings: fastMath),
+        // export: ONNX writer (protobuf types generated once from onnx.proto, see tools/onnx/regenerate.sh).
+        .target(name: "CLIPExport", dependencies: [
+            "CLIPModels", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], swiftSettings: fastMath),
         // CLI: thin.
         .executableTarget(name: "swiftclip", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation",
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fastMath),
 
@@ -50,6 +55,7 @@ let package = Package(
         .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], exclude: ["Fixtures"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"], swiftSettings: fastMath),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"], swiftSettings: fastMath),
     ],
     swiftLanguageModes: [.v5]

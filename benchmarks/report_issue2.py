@@ -81,7 +81,7 @@ def main():
 
     m = info["machine"]
     lines = [
-        f"# Issue 2 benchmark — {a.model}, SwiftCLIP vs PyTorch vs ONNX Runtime",
+        f"# Benchmark — {a.model}: SwiftCLIP vs PyTorch vs ONNX Runtime",
         "",
         f"- CPU: {m['cpu_model']} ({m['cpus']} CPUs, {m['cores_per_socket']} cores/socket, "
         f"{m['threads_per_core']} thread/core, family/model {m['cpu_family_model']}), {m['mem_total']} RAM, "
@@ -94,19 +94,19 @@ def main():
         "- latency = median wall time per forward after warm-up (p10–p90 in brackets); one process per "
         "(system, tower, batch), systems alternated per configuration; peak RSS = ru_maxrss of that process",
         "",
-        "| tower | batch | system | median ms | p10–p90 ms | items/s | peak RSS MB | params | runs |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | tower | batch | system | median ms | p10–p90 ms | items/s | peak RSS MB | params | runs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    key = lambda r: (r.get("tower", ""), int(r.get("batch", 0)), r.get("system", ""), r.get("round", 0))
+    key = lambda r: (r.get("model", ""), r.get("tower", ""), int(r.get("batch", 0)), r.get("system", ""), r.get("round", 0))
     for r in sorted(rows, key=key):
         p10, p90 = r.get("p10_ms"), r.get("p90_ms")
         spread = f"{p10:.1f}–{p90:.1f}" if p10 is not None and p90 is not None else ""
         params = r.get("params")
         lines.append(
-            f"| {r.get('tower')} | {r.get('batch')} | {r.get('system')} | {r.get('median_ms', float('nan')):.1f} | "
+            f"| {r.get('model')} | {r.get('tower')} | {r.get('batch')} | {r.get('system')} | {r.get('median_ms', float('nan')):.1f} | "
             f"{spread} | {r.get('items_per_s', float('nan')):.2f} | {r.get('peak_rss_mb', float('nan')):.0f} | "
             f"{params:,} | {r.get('repeats', '')} |" if isinstance(params, int) else
-            f"| {r.get('tower')} | {r.get('batch')} | {r.get('system')} | {r.get('median_ms')} | {spread} | "
+            f"| {r.get('model')} | {r.get('tower')} | {r.get('batch')} | {r.get('system')} | {r.get('median_ms')} | {spread} | "
             f"{r.get('items_per_s')} | {r.get('peak_rss_mb')} | {params} | {r.get('repeats', '')} |")
     if errors:
         lines += ["", "Errors: " + "; ".join(errors)]

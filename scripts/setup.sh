@@ -31,3 +31,19 @@ open(sys.argv[2], "wb").write(data)
 PY
     rm -rf "$tmp"
 fi
+
+# Python for the ONNX export checks (tools/onnx/check_export.py): onnx + onnxruntime + numpy, pinned
+# to the versions verified in the reference venv; no torch, so it takes seconds. Git-ignored.
+# SWIFTCLIP_CHECK_PYTHON points the tests at another Python instead; SWIFTCLIP_SKIP_CI_VENV=1 skips this.
+ci_venv=".venv-ci"
+if [ "${SWIFTCLIP_SKIP_CI_VENV:-0}" != "1" ] && ! "$ci_venv/bin/python" -c "import numpy, onnx, onnxruntime" >/dev/null 2>&1; then
+    echo "setup: creating $ci_venv (onnx, onnxruntime, numpy for the ONNX export checks)" >&2
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    fi
+    rm -rf "$ci_venv"
+    python3 -m venv "$ci_venv"
+    "$ci_venv/bin/pip" install -q onnx==1.23.2 onnxruntime==1.32.0 numpy==2.4.6
+fi

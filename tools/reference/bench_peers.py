@@ -49,7 +49,8 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 
-SYSTEM_NAMES = {"torch": "pytorch", "torch-bf16": "pytorch-bf16-autocast", "ort": "onnxruntime"}
+SYSTEM_NAMES = {"torch": "pytorch", "torch-bf16": "pytorch-bf16-autocast", "ort": "onnxruntime",
+                "ort-swiftclip": "onnxruntime-swiftclip-export"}
 
 TINY_VISION = {"image_size": 32, "layers": 1, "width": 64, "head_width": 64, "patch_size": 32}
 TINY_TEXT = {"context_length": 8, "vocab_size": 64, "width": 64, "heads": 1, "layers": 1}
@@ -137,6 +138,9 @@ def export_onnx(a):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     x = torch.from_numpy(make_input(a.tower, 2, meta, seed=123))
     tmp = path + ".tmp"
+    # nn.MultiheadAttention's fused fast path (taken without a mask under no_grad, i.e. the ViT image
+    # tower) has no ONNX symbolic; the unfused path exports and computes the same thing.
+    torch.backends.mha.set_fastpath_enabled(False)
     with torch.no_grad():
         torch.onnx.export(module, (x,), tmp, opset_version=17, dynamo=False,
                           input_names=["input"], output_names=["features"],
@@ -203,6 +207,27 @@ def run(a):
         def fn(x):
             return sess.run(None, {"input": x})[0]
         prep = lambda x: x  # noqa: E731
+    elif a.runtime == "ort-swiftclip":
+        # ONNX Runtime on `swiftclip export-onnx`'s file; sizes and parameter counts from
+        # `swiftclip info --json` (--meta-json). No torch in this process.
+        import onnxruntime as ort
+        with open(a.meta_json) as f:
+            info = json.load(f)
+        meta = {"image_size": info["image_size"], "context_length": info["context_length"],
+                "vocab_size": info["vocab_size"]}
+        params = info["params"]["visual" if a.tower == "image" else "text"]
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = a.threads
+        sess = ort.InferenceSession(a.onnx_file, so, providers=["CPUExecutionProvider"])
+        input_name = sess.get_inputs()[0].name
+        versions.update(onnxruntime=ort.__version__)
+        threads = a.threads
+        check_err = None
+
+        def fn(x):
+            return sess.run(None, {input_name: x})[0]
+        prep = lambda x: x  # noqa: E731
     else:
         import torch
         torch.set_num_threads(a.threads)
@@ -257,7 +282,9 @@ def main():
     ap.add_argument("--model", required=True, choices=["convnext_v2_tiny", "ViT-B-32"])
     ap.add_argument("--tower", required=True, choices=["image", "text"])
     ap.add_argument("--batch-sizes", default="1,32")
-    ap.add_argument("--runtime", default="torch", choices=["torch", "torch-bf16", "ort"])
+    ap.add_argument("--runtime", default="torch", choices=["torch", "torch-bf16", "ort", "ort-swiftclip"])
+    ap.add_argument("--onnx-file", help="ort-swiftclip: the .onnx written by swiftclip export-onnx")
+    ap.add_argument("--meta-json", help="ort-swiftclip: swiftclip info --json of the same model")
     ap.add_argument("--warmup", type=int, default=None, help="default: 3 (batch < 16), 1 (batch >= 16)")
     ap.add_argument("--repeats", type=int, default=None,
                     help="default: enough for ~--budget-s seconds, clamped to [3, 30]")

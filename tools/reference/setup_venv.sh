@@ -28,7 +28,8 @@ fi
   onnxruntime==1.32.0 \
   safetensors==0.8.0 \
   pillow==13.0.0 \
-  numpy==2.4.6
+  numpy==2.4.6 \
+  matplotlib==3.11.2   # docs/benchmarks.png (benchmarks/chart.py)
 
 "$venv/bin/python" - <<'PY'
 import torch, timm, open_clip, onnx, onnxruntime, safetensors, PIL, numpy

@@ -54,13 +54,13 @@ final class FileBytes: @unchecked Sendable {
 /// Writes a file so that the destination is either untouched or complete: the bytes go to a
 /// fresh temporary file in the destination's folder, which is fsynced and then renamed over the
 /// destination. If anything fails (or `commit` is never reached) the temporary file is removed.
-final class AtomicFileWriter {
+public final class AtomicFileWriter {
     private let destination: URL
     private let temporaryPath: String
     private var fd: Int32
     private var committed = false
 
-    init(destination: URL) throws {
+    public init(destination: URL) throws {
         self.destination = destination
         let folder = destination.deletingLastPathComponent().path
         let name = destination.lastPathComponent
@@ -83,7 +83,7 @@ final class AtomicFileWriter {
         if !committed { unlink(temporaryPath) }
     }
 
-    func write(_ buffer: UnsafeRawBufferPointer) throws {
+    public func write(_ buffer: UnsafeRawBufferPointer) throws {
         guard var p = buffer.baseAddress else { return }
         var left = buffer.count
         while left > 0 {
@@ -97,12 +97,12 @@ final class AtomicFileWriter {
         }
     }
 
-    func write(_ bytes: [UInt8]) throws {
+    public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
     /// Flushes to disk and renames over the destination.
-    func commit() throws {
+    public func commit() throws {
         guard fsync(fd) == 0 else { throw FileIOFailure.errno("cannot fsync") }
         let closed = close(fd)
         fd = -1
@@ -115,7 +115,7 @@ final class AtomicFileWriter {
     }
 
     /// Runs `body` with a writer and commits; on any error the destination is left as it was.
-    static func write(to url: URL, _ body: (AtomicFileWriter) throws -> Void) throws {
+    public static func write(to url: URL, _ body: (AtomicFileWriter) throws -> Void) throws {
         let writer = try AtomicFileWriter(destination: url)
         try body(writer)
         try writer.commit()

@@ -1,0 +1,168 @@
+import CLIPEngine
+import CLIPExport
+import CLIPModels
+import CLIPNN
+import Foundation
+import XCTest
+
+private let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+private let fixturesURL = repoRoot.appendingPathComponent("Tests/CLIPModelsTests/Fixtures")
+
+/// Exports the tiny open_clip fixtures (perturbed weights, so GRN and layer scale are not identities),
+/// then has tools/onnx/check_export.py run onnx.checker (full_check) and ONNX Runtime on fresh
+/// random inputs and compare with SwiftCLIP's own output (worst-row relative error ≤ 1e-4).
+///
+/// Python: $SWIFTCLIP_CHECK_PYTHON, else <repo>/.venv-ci/bin/python (made by scripts/setup.sh).
+/// Without it (or without onnx/onnxruntime) the checks skip — and fail when $CI is set.
+final class ONNXExportTests: XCTestCase {
+    struct CheckerUnavailable: Error, CustomStringConvertible { let description: String }
+
+    func fixtureModel(_ name: String) throws -> CLIPModel {
+        let dir = fixturesURL.appendingPathComponent(name)
+        let config = try CLIPConfig.load(contentsOf: dir.appendingPathComponent("config.json"))
+        return try CLIPModel(config: config, weights: SafetensorsWeights(url: dir.appendingPathComponent("model.safetensors")))
+    }
+
+    /// The checker's Python, or a skip (a failure in CI).
+    func checkerPython() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        let python = env["SWIFTCLIP_CHECK_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? repoRoot.appendingPathComponent(".venv-ci/bin/python").path
+        let (status, output) = try run(python, ["-c", "import numpy, onnx, onnxruntime"])
+        if status != 0 {
+            let message = "ONNX checks need a Python with numpy, onnx and onnxruntime at \(python) (scripts/setup.sh makes .venv-ci; or set SWIFTCLIP_CHECK_PYTHON): \(output)"
+            if env["CI"].map({ !$0.isEmpty && $0 != "0" && $0 != "false" }) ?? false {
+                throw CheckerUnavailable(description: "CI is set: " + message)   // a failure, not a skip
+            }
+            throw XCTSkip(message)
+        }
+        return python
+    }
+
+    func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+        guard FileManager.default.isExecutableFile(atPath: executable) || !executable.contains("/") else {
+            return (127, "\(executable) not found")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func scratchDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-onnx-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    /// Exports `tower`, runs SwiftCLIP on fresh random inputs, checks the export with ONNX Runtime.
+    @discardableResult
+    func checkExport(_ fixture: String, _ tower: ONNXTower, options: ONNXExportOptions = ONNXExportOptions(), batch: Int = 3,
+                     file: StaticString = #filePath, line: UInt = #line) throws -> ONNXWriteSummary {
+        let python = try checkerPython()
+        let model = try fixtureModel(fixture)
+        let dir = try scratchDirectory()
+        let onnxURL = dir.appendingPathComponent("\(fixture)_\(tower.rawValue).onnx")
+        let summary = try ONNXExporter(model: model, options: options).write(tower: tower, to: onnxURL)
+        try compareWithRuntime(python, model, tower, onnxURL, batch: batch, label: "\(fixture) \(tower.rawValue) opset \(options.opset) batch \(options.batch)",
+                               file: file, line: line)
+        return summary
+    }
+
+    /// Writes fresh random inputs and SwiftCLIP's embeddings next to `onnxURL`, runs the checker on them.
+    func compareWithRuntime(_ python: String, _ model: CLIPModel, _ tower: ONNXTower, _ onnxURL: URL, batch: Int, label: String,
+                            file: StaticString = #filePath, line: UInt = #line) throws {
+        let dir = onnxURL.deletingLastPathComponent()
+        let inputsURL = dir.appendingPathComponent("inputs.npy"), expectedURL = dir.appendingPathComponent("expected.npy")
+        var rng = SystemRandomNumberGenerator()
+        switch tower {
+        case .image:
+            let s = model.config.vision.imageSize
+            let images = try Tensor(shape: [batch, 3, s, s], data: (0..<batch * 3 * s * s).map { _ in Float.random(in: -2...2, using: &rng) })
+            try NPY.write(images, to: inputsURL)
+            try NPY.write(model.encodeImage(images), to: expectedURL)
+        case .text:
+            let c = model.config.text
+            let rows = (0..<batch).map { _ in (0..<c.contextLength).map { _ in Int.random(in: 0..<c.vocabSize, using: &rng) } }
+            try NPY.write(int32: rows.flatMap { $0.map(Int32.init) }, shape: [batch, c.contextLength], to: inputsURL)
+            try NPY.write(model.encodeText(rows), to: expectedURL)
+        }
+        let (status, output) = try run(python, [repoRoot.appendingPathComponent("tools/onnx/check_export.py").path,
+                                                onnxURL.path, inputsURL.path, expectedURL.path])
+        XCTAssertEqual(status, 0, "\(label): \(output)", file: file, line: line)
+        print("ONNX check \(label): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+    }
+
+    /// `swiftclip export-onnx` as a user runs it (the release binary `make test` builds).
+    func testCommandLineExport() throws {
+        let python = try checkerPython()
+        let binary = repoRoot.appendingPathComponent(".build/release/swiftclip").path
+        let dir = try scratchDirectory()
+        let fixture = fixturesURL.appendingPathComponent("vit_tiny_quickgelu")
+        let out = dir.appendingPathComponent("text.onnx")
+        let (status, output) = try run(binary, ["export-onnx", "--model", fixture.appendingPathComponent("config.json").path,
+                                                "--weights", fixture.appendingPathComponent("model.safetensors").path,
+                                                "--tower", "text", "--output", out.path, "--opset", "13", "--batch", "2"])
+        XCTAssertEqual(status, 0, output)
+        try compareWithRuntime(python, try fixtureModel("vit_tiny_quickgelu"), .text, out, batch: 2, label: "CLI vit_tiny_quickgelu text opset 13")
+        let (bad, message) = try run(binary, ["export-onnx", "--model", "ViT-B-32", "--tower", "image", "--output", out.path, "--opset", "9"])
+        XCTAssertNotEqual(bad, 0)
+        XCTAssertTrue(message.contains("opset 9"), message)
+    }
+
+    func testConvNeXtV2ImageTower() throws { try checkExport("convnext_v2_atto", .image) }
+    func testConvNeXtV2TrunkClassifierImageTower() throws { try checkExport("convnext_v2_atto_trunkfc", .image) }
+    func testConvNeXtV1MLPHeadImageTower() throws { try checkExport("convnext_atto_mlp", .image) }
+    func testViTQuickGELUImageTower() throws { try checkExport("vit_tiny_quickgelu", .image) }
+    func testTextTower() throws { try checkExport("convnext_v2_atto", .text) }
+    func testQuickGELUTextTower() throws { try checkExport("vit_tiny_quickgelu", .text) }
+
+    /// Opset 13: LayerNorm decomposed; fixed batch.
+    func testOpset13Decomposed() throws {
+        let options = ONNXExportOptions(opset: 13, batch: .fixed(2))
+        try checkExport("convnext_v2_atto", .image, options: options, batch: 2)
+        try checkExport("vit_tiny_quickgelu", .text, options: options, batch: 2)
+    }
+
+    /// Opset 18: reductions take axes as an input.
+    func testOpset18() throws {
+        try checkExport("convnext_atto_mlp", .image, options: ONNXExportOptions(opset: 18))
+    }
+
+    /// External data (forced with threshold 0; real models switch above ~2 GB).
+    func testExternalData() throws {
+        let summary = try checkExport("vit_tiny_quickgelu", .image, options: ONNXExportOptions(externalDataThreshold: 0))
+        let data = try XCTUnwrap(summary.externalDataURL)
+        XCTAssertGreaterThan(summary.externalDataBytes, 0)
+        XCTAssertEqual(data.lastPathComponent, "vit_tiny_quickgelu_image.onnx.data")
+        XCTAssertLessThan(summary.modelBytes, summary.externalDataBytes)
+    }
+
+    func testGraphShapeAndOptionsValidation() throws {
+        let model = try fixtureModel("convnext_v2_atto")
+        let m = try ONNXExporter(model: model).makeModel(tower: .text)
+        XCTAssertEqual(m.opsetImport.first?.version, 17)
+        XCTAssertEqual(m.graph.input.map(\.name), ["input_ids"])
+        XCTAssertEqual(m.graph.input[0].type.tensorType.shape.dim.map(\.dimParam), ["batch", ""])
+        XCTAssertEqual(m.graph.output.map(\.name), ["embedding"])
+        XCTAssertTrue(m.graph.node.contains { $0.opType == "LayerNormalization" })
+        // Initializers keep open_clip's key names.
+        XCTAssertTrue(m.graph.initializer.contains { $0.name == "token_embedding.weight" })
+        let old = try ONNXExporter(model: model, options: ONNXExportOptions(opset: 13)).makeModel(tower: .text)
+        XCTAssertFalse(old.graph.node.contains { $0.opType == "LayerNormalization" })
+        XCTAssertThrowsError(try ONNXExporter(model: model, options: ONNXExportOptions(opset: 12))) {
+            XCTAssertEqual($0 as? ONNXExportError, .unsupportedOpset(12))
+        }
+        XCTAssertEqual(try ONNXExportOptions.Batch(parsing: "dynamic"), .dynamic)
+        XCTAssertEqual(try ONNXExportOptions.Batch(parsing: "8"), .fixed(8))
+        XCTAssertThrowsError(try ONNXExportOptions.Batch(parsing: "0"))
+        XCTAssertThrowsError(try ONNXExportOptions.Batch(parsing: "many"))
+    }
+}
