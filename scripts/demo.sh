@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end demo on built-in inputs (grows as training, evaluation and export land).
+# End-to-end demo on built-in inputs: inspect, tokenize, embed, classify, evaluate, export, benchmark
+# (training joins when it lands).
 # `make demo` builds first; run from the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,23 @@ with open(os.path.join(d, "test.bin"), "wb") as f:   # records: coarse label, fi
         f.write(bytes([i % 20, i % 100]) + bytes(rng.randrange(256) for _ in range(3072)))
 PY
 $bin eval --model convnext_v2_tiny --seed 0 --dataset cifar100 --data "$out" --batch-size 32 --json "$out/cifar100.json"
+
+step "export both towers to ONNX (opset 17, dynamic batch) and check them in ONNX Runtime when .venv-ci exists"
+$bin export-onnx --model convnext_v2_tiny --seed 0 --tower image --output "$out/image.onnx"
+$bin export-onnx --model convnext_v2_tiny --seed 0 --tower text --output "$out/text.onnx"
+ls -l "$out"/*.onnx
+if [ -x .venv-ci/bin/python ]; then
+    $bin preprocess --model convnext_v2_tiny --output "$out/pixels.npy" "$photo" "$png"
+    $bin embed-image --model convnext_v2_tiny --seed 0 --output "$out/swift_image.npy" "$out/pixels.npy"
+    .venv-ci/bin/python - "$out" <<'PY'
+import sys, numpy as np, onnxruntime as ort
+out = sys.argv[1]
+x, want = np.load(out + "/pixels.npy"), np.load(out + "/swift_image.npy")
+got = ort.InferenceSession(out + "/image.onnx", providers=["CPUExecutionProvider"]).run(None, {"pixel_values": x})[0]
+err = np.linalg.norm(got - want, axis=1) / np.linalg.norm(want, axis=1)
+print(f"ONNX Runtime on the exported image tower vs SwiftCLIP: max relative error {err.max():.2e}")
+PY
+fi
 
 step "benchmark: image tower and text tower at batch 1 (side by side with PyTorch/ONNX Runtime: make bench)"
 $bin bench --model convnext_v2_tiny --tower image --batch-sizes 1 --repeats 10
