@@ -57,23 +57,24 @@ public struct ZeroShotClassifier {
         self.logitScale = logitScale
     }
 
-    /// Softmax over classes of `exp(logit_scale) · cos` for image features [N, embed_dim] -> [N][classes].
-    public func probabilities(imageFeatures: Tensor) throws -> [[Float]] {
-        let normalized = Ops.l2Normalize(imageFeatures)
-        let n = imageFeatures.shape[0], classes = classNames.count, dim = classEmbeddings.shape[1]
+    /// `scale · normalize(image_features) @ classEmbeddingsᵀ` -> [N, classes] (one GEMM).
+    public func logits(imageFeatures: Tensor, scale: Float) throws -> Tensor {
+        let dim = classEmbeddings.shape[1], classes = classNames.count
         guard imageFeatures.rank == 2, imageFeatures.shape[1] == dim else {
             throw TensorError.shapeMismatch("image features \(imageFeatures.shape) for class embeddings of width \(dim)")
         }
-        return (0..<n).map { i in
-            var logits = (0..<classes).map { c -> Float in
-                var dot: Float = 0
-                for d in 0..<dim { dot += normalized[flat: i * dim + d] * classEmbeddings[flat: c * dim + d] }
-                return logitScale * dot
-            }
-            let top = logits.max()!
-            logits = logits.map { Foundation.exp($0 - top) }
-            let sum = logits.reduce(0, +)
-            return logits.map { $0 / sum }
-        }
+        let n = imageFeatures.shape[0]
+        let scaled = Ops.mul(Ops.l2Normalize(imageFeatures), scalar: scale)
+        let out = Tensor(uninitializedShape: [n, classes])
+        sgemm(transB: true, m: n, n: classes, k: dim, a: scaled.storage.pointer, lda: dim,
+              b: classEmbeddings.storage.pointer, ldb: dim, c: out.storage.pointer, ldc: classes)
+        return out
+    }
+
+    /// Softmax over classes of `exp(logit_scale) · cos` for image features [N, embed_dim] -> [N][classes].
+    public func probabilities(imageFeatures: Tensor) throws -> [[Float]] {
+        let probabilities = Ops.softmax(try logits(imageFeatures: imageFeatures, scale: logitScale))
+        let classes = classNames.count
+        return (0..<imageFeatures.shape[0]).map { i in (0..<classes).map { probabilities[flat: i * classes + $0] } }
     }
 }

@@ -102,16 +102,7 @@ public enum ZeroShotEvaluation {
 
     /// `100 · normalize(image_features) @ classifier` → [N, classes].
     public static func logits(imageFeatures: Tensor, classifier: ZeroShotClassifier) throws -> Tensor {
-        let dim = classifier.classEmbeddings.shape[1], classes = classifier.classNames.count
-        guard imageFeatures.rank == 2, imageFeatures.shape[1] == dim else {
-            throw TensorError.shapeMismatch("image features \(imageFeatures.shape) for class embeddings of width \(dim)")
-        }
-        let n = imageFeatures.shape[0]
-        let scaled = Ops.mul(Ops.l2Normalize(imageFeatures), scalar: logitScale)
-        let out = Tensor(uninitializedShape: [n, classes])
-        sgemm(transB: true, m: n, n: classes, k: dim, a: scaled.storage.pointer, lda: dim,
-              b: classifier.classEmbeddings.storage.pointer, ldb: dim, c: out.storage.pointer, ldc: classes)
-        return out
+        try classifier.logits(imageFeatures: imageFeatures, scale: logitScale)
     }
 
     /// Indices of the k largest values, largest first; exact ties go to the lower index.

@@ -18,12 +18,7 @@ public final class CLIPModel {
         self.config = config
         let builder = WeightBuilder(source: source, seed: seed)
         let root = builder.root
-        switch config.vision {
-        case .timm(let c):
-            visual = try TimmImageTower(root.scope("visual"), config: c, embedDim: config.embedDim, source: config.source)
-        case .vit(let c):
-            visual = try VisionTransformer(root.scope("visual"), config: c, embedDim: config.embedDim, quickGelu: config.quickGelu)
-        }
+        visual = try Self.imageTower(root.scope("visual"), config: config)
         text = try TextTransformer(root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
         let scale = try root.parameter("logit_scale", shape: [], initializer: .constant(Float(Foundation.log(1 / 0.07))))
         logitScale = scale[flat: 0]
@@ -72,14 +67,18 @@ extension CLIPModel {
     /// tower, and vice versa), and its parameter count as open_clip counts it for that tower.
     public static func randomImageTower(config: CLIPConfig, seed: UInt64) throws -> (encoder: ImageEncoder, parameters: Int) {
         let builder = WeightBuilder(source: nil, seed: seed)
-        let visual: ImageEncoder
+        let visual = try imageTower(builder.root.scope("visual"), config: config)
+        return (visual, builder.parameterCount())
+    }
+
+    /// The image tower the config names, declared under `scope` (open_clip's `visual.*`).
+    static func imageTower(_ scope: WeightScope, config: CLIPConfig) throws -> ImageEncoder {
         switch config.vision {
         case .timm(let c):
-            visual = try TimmImageTower(builder.root.scope("visual"), config: c, embedDim: config.embedDim, source: config.source)
+            return try TimmImageTower(scope, config: c, embedDim: config.embedDim, source: config.source)
         case .vit(let c):
-            visual = try VisionTransformer(builder.root.scope("visual"), config: c, embedDim: config.embedDim, quickGelu: config.quickGelu)
+            return try VisionTransformer(scope, config: c, embedDim: config.embedDim, quickGelu: config.quickGelu)
         }
-        return (visual, builder.parameterCount())
     }
 
     /// The text tower alone with random weights; the count includes `logit_scale` as `info` does.

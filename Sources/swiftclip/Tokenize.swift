@@ -32,7 +32,7 @@ struct Tokenize: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             var all = texts
-            if let file { all += try readLines(file) }
+            if let file { all += try textsOnLines(file) }
             let rows = try vocabulary.tokenizer().tokenize(all, contextLength: contextLength)
             if let output {
                 try NPY.write(int32: rows.flatMap { $0 }, shape: [rows.count, contextLength], to: URL(fileURLWithPath: output))
@@ -47,8 +47,9 @@ struct Tokenize: ParsableCommand {
     }
 }
 
-/// Lines of a UTF-8 text file (a trailing newline does not make an empty last line).
-func readLines(_ path: String) throws -> [String] {
+/// Every line of a UTF-8 text file is one text, empty lines included (unlike CLIPData's
+/// `readLines`, which drops them for class-name and template lists); a final newline ends the last.
+func textsOnLines(_ path: String) throws -> [String] {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw InputError(description: "\(path): cannot read the file")
     }

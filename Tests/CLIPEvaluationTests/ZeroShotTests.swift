@@ -1,6 +1,7 @@
 import CLIPEngine
 import CLIPEvaluation
 import CLIPModels
+import CLIPNN
 import CLIPTokenizer
 import Foundation
 import XCTest
@@ -85,7 +86,7 @@ final class CLITests: XCTestCase {
         let embed = try run(["embed-image", "--model", model, "--output", out.path, jpeg, empty, png])
         XCTAssertEqual(embed.status, 1, "a failed file makes the exit status 1")
         XCTAssertTrue(embed.stderr.contains("empty.jpg"), embed.stderr)
-        let written = try NPYRows.count(out)
+        let written = try NPY.read(out).shape[0]
         XCTAssertEqual(written, 2, "the two readable images are embedded")
 
         let big = try run(["classify", "--model", "convnext_v2_tiny", "--labels", "cat,dog,car", "--json", jpeg, png])
@@ -108,15 +109,5 @@ final class CLITests: XCTestCase {
     func testTokenizeMatchesOpenCLIPForAKnownCaption() throws {
         let r = try run(["tokenize", "--context-length", "8", "a photo of a cat"])
         XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "49406 320 1125 539 320 2368 49407 0")
-    }
-}
-
-/// Row count of a float32 .npy written by the CLI (header parsed by the nn layer's reader).
-enum NPYRows {
-    static func count(_ url: URL) throws -> Int {
-        let data = try Data(contentsOf: url)
-        let header = String(decoding: data.prefix(128), as: UTF8.self)
-        guard let r = header.range(of: "'shape': ("), let end = header[r.upperBound...].firstIndex(of: ",") else { return -1 }
-        return Int(header[r.upperBound..<end]) ?? -1
     }
 }
