@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIPEngine
 import Foundation
 
 @main
@@ -20,6 +21,17 @@ struct ModelOptions: ParsableArguments {
 
     @Option(name: .long, help: "Seed for random initialisation when no --weights are given.")
     var seed: UInt64 = 0
+
+    @Option(name: .long, help: "Threads for the kernels (default: all cores).")
+    var threads: Int?
+
+    /// Checks the options and applies --threads to the engine's pool (before any command runs).
+    mutating func validate() throws {
+        if let threads {
+            guard (1...4096).contains(threads) else { throw ValidationError("--threads must be in 1...4096, got \(threads)") }
+            Parallel.threadCount = threads
+        }
+    }
 
     var weightsURL: URL? { weights.map { URL(fileURLWithPath: $0) } }
 }
