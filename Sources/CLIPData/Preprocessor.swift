@@ -65,12 +65,12 @@ public struct Preprocessor: Sendable {
     /// [3, S, S] float32, normalised, channels first.
     public func callAsFunction(_ image: RGBImage) -> Tensor {
         let t = Tensor(uninitializedShape: [3, imageSize, imageSize])
-        write(resizeAndCrop(image), into: t.storage.pointer)
+        writeNormalized(resizeAndCrop(image), into: t.storage.pointer)
         return t
     }
 
     /// Writes the normalised channels-first planes of an imageSize x imageSize image.
-    private func write(_ crop: RGBImage, into out: UnsafeMutablePointer<Float>) {
+    func writeNormalized(_ crop: RGBImage, into out: UnsafeMutablePointer<Float>) {
         let plane = imageSize * imageSize
         crop.pixels.withUnsafeBufferPointer { px in
             table.withUnsafeBufferPointer { lut in
@@ -94,7 +94,7 @@ public struct Preprocessor: Sendable {
         withoutActuallyEscaping(load) { load in
             Parallel.run(workers) { worker in
                 for i in stride(from: worker, to: count, by: workers) {
-                    do { self.write(self.resizeAndCrop(try load(i)), into: out + i * sampleCount) } catch { errors.byIndex[i] = error }
+                    do { self.writeNormalized(self.resizeAndCrop(try load(i)), into: out + i * sampleCount) } catch { errors.byIndex[i] = error }
                 }
             }
         }
@@ -131,7 +131,7 @@ public struct Preprocessor: Sendable {
         guard !crops.isEmpty else { return (nil, failures, succeeded) }
         let t = Tensor(uninitializedShape: [crops.count, 3, imageSize, imageSize])
         let sampleCount = 3 * imageSize * imageSize
-        for (n, crop) in crops.enumerated() { write(crop, into: t.storage.pointer + n * sampleCount) }
+        for (n, crop) in crops.enumerated() { writeNormalized(crop, into: t.storage.pointer + n * sampleCount) }
         return (t, failures, succeeded)
     }
 }

@@ -4,10 +4,12 @@ import Foundation
 /// `--csv-separator`): a header row naming the columns, one pair per row. Fields may be quoted
 /// with `"` (a quoted field may hold the separator or line breaks; `""` is a quote), blank lines
 /// are skipped, as pandas' `read_csv` does. Relative image paths are relative to the CSV's folder.
-public struct CSVPairs {
+public struct CSVPairs: Sendable {
     public let file: URL
     public let images: [URL]
     public let captions: [String]
+    /// The 1-based line each row starts on (for messages naming a row).
+    public let lines: [Int]
     public var count: Int { images.count }
 
     public init(file: URL, imageKey: String = "filepath", captionKey: String = "title", separator: String = "\t") throws {
@@ -30,7 +32,7 @@ public struct CSVPairs {
         }
         let imageColumn = try column(imageKey), captionColumn = try column(captionKey)
         let folder = file.deletingLastPathComponent()
-        var images: [URL] = [], captions: [String] = []
+        var images: [URL] = [], captions: [String] = [], lines: [Int] = []
         for row in rows.dropFirst() {
             for (key, c) in [(imageKey, imageColumn), (captionKey, captionColumn)] where c >= row.fields.count {
                 throw DatasetError.csv(file: path, line: row.line, column: key,
@@ -40,11 +42,13 @@ public struct CSVPairs {
             guard !p.isEmpty else { throw DatasetError.csv(file: path, line: row.line, column: imageKey, message: "empty image path") }
             images.append(p.hasPrefix("/") ? URL(fileURLWithPath: p) : folder.appendingPathComponent(p))
             captions.append(row.fields[captionColumn])
+            lines.append(row.line)
         }
         guard !images.isEmpty else { throw DatasetError.csv(file: path, line: header.line, column: nil, message: "no rows after the header") }
         self.file = file
         self.images = images
         self.captions = captions
+        self.lines = lines
     }
 
     /// Rows of fields with the 1-based line each row starts on.
