@@ -14,7 +14,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "swiftclip", targets: ["swiftclip"]),
-        .library(name: "SwiftCLIP", targets: ["CLIPEngine", "CLIPNN", "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport"]),
+        .library(name: "SwiftCLIP", targets: ["CLIPEngine", "CLIPNN", "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "CLIPData", dependencies: ["CLIPEngine", "CTurboJPEG", "CPNG"], swiftSettings: fastMath),
         // evaluation: zero-shot classification (and, later, retrieval metrics).
         .target(name: "CLIPEvaluation", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"], swiftSettings: fastMath),
+        // training: open_clip's ClipLoss, AdamW with open_clip_train's parameter groups, lr schedules, the train step.
+        .target(name: "CLIPTraining", dependencies: ["CLIPModels"], swiftSettings: fastMath),
         // export: ONNX writer (protobuf types generated once from onnx.proto, see tools/onnx/regenerate.sh).
         .target(name: "CLIPExport", dependencies: [
             "CLIPModels", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -55,6 +57,7 @@ let package = Package(
         .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], exclude: ["Fixtures"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPTrainingTests", dependencies: ["CLIPTraining", "CLIPModels", "CLIPNN", "CLIPEngine"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"], swiftSettings: fastMath),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"], swiftSettings: fastMath),
     ],
