@@ -6,7 +6,8 @@ import CLIPNN
 /// adds every parameter's gradient (the image gradient is not computed).
 public protocol ImageEncoder {
     func callAsFunction(_ images: Tensor) throws -> Tensor
-    func forwardForTraining(_ images: Tensor) throws -> (output: Tensor, saved: SavedActivations)
+    /// `rng` draws the stochastic-depth masks where the tower has them.
+    func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations)
     func backward(_ dOutput: Tensor, saved: SavedActivations) throws
 }
 
@@ -82,11 +83,15 @@ public struct ConvNeXt {
         }
 
         struct Saved {
-            let input: Tensor, dw: Tensor, normed: Tensor, z: Tensor, h: Tensor, g: Tensor?, u: Tensor?
+            let input: Tensor, dw: Tensor, normed: Tensor, z: Tensor, h: Tensor, g: Tensor?
+            /// fc2's output, kept when it is scaled (V1's gamma, stochastic depth) before the residual add.
+            let u: Tensor?
+            let dropFactors: [Float]?
         }
 
-        /// x + mlp(norm(conv_dw(x))) (· gamma for V1), keeping the intermediates.
-        func forward(_ x: Tensor) throws -> (Tensor, Saved) {
+        /// x + s·gamma·mlp(norm(conv_dw(x))) keeping the intermediates; gamma only in V1, s the
+        /// per-sample stochastic-depth factors (nil: all 1).
+        func forward(_ x: Tensor, dropFactors: [Float]?) throws -> (Tensor, Saved) {
             let dw = try convDW(x)
             let normed = try norm(dw)
             let z = try fc1(normed)
@@ -94,35 +99,21 @@ public struct ConvNeXt {
             let g = try grn.map { try $0(h) }
             var out = x
             var u: Tensor? = nil
-            if let gamma {
-                let branch = try fc2(h)
-                u = branch
-                let gv = gamma.value
-                let c = branch.shape.last!
-                let bp = branch.storage.pointer
-                out.withUnsafeMutableBufferPointer { buf in
-                    for i in 0..<buf.count { buf[i] += bp[i] * gv.storage.pointer[i % c] }
-                }
-            } else {
+            if gamma == nil && dropFactors == nil {
                 try fc2.accumulate(g ?? h, into: &out)
+            } else {
+                let branch = try fc2(g ?? h)
+                u = branch
+                try Ops.addScaledBranch(&out, branch, sampleScale: dropFactors, channelScale: gamma?.value)
             }
-            return (out, Saved(input: x, dw: dw, normed: normed, z: z, h: h, g: g, u: u))
+            return (out, Saved(input: x, dw: dw, normed: normed, z: z, h: h, g: g, u: u, dropFactors: dropFactors))
         }
 
         func backward(_ dOut: Tensor, saved s: Saved) throws -> Tensor {
             var dBranch = dOut
-            if let gamma, let u = s.u {
-                let c = u.shape.last!
-                let gv = gamma.value
-                if let dg = gamma.gradPointer() {
-                    let up = u.storage.pointer, gp = dOut.storage.pointer
-                    var acc = [Double](repeating: 0, count: c)
-                    for i in 0..<u.count { acc[i % c] += Double(gp[i] * up[i]) }
-                    for ch in 0..<c { dg[ch] += Float(acc[ch]) }
-                }
-                dBranch = Tensor(uninitializedShape: dOut.shape)
-                let gp = dOut.storage.pointer, dp = dBranch.storage.pointer
-                for i in 0..<dOut.count { dp[i] = gp[i] * gv.storage.pointer[i % c] }
+            if let u = s.u {
+                dBranch = try Ops.scaledBranchBackward(dOut, branch: u, sampleScale: s.dropFactors, channelScale: gamma?.value,
+                                                       channelScaleGrad: gamma?.gradPointer())
             }
             var dh = try fc2.backward(dBranch, input: s.g ?? s.h).required("fc2 backward")
             if let grn { dh = try grn.backward(dh, input: s.h) }
@@ -202,13 +193,15 @@ public struct ConvNeXt {
         var poolInputShape: [Int], pooled: Tensor, headInput: Tensor?
     }
 
-    func forward(_ images: Tensor) throws -> (Tensor, Saved) {
+    /// Training forward; `dropPath` is timm's `drop_path_rate` (stochastic depth, drawn from `rng`).
+    func forward(_ images: Tensor, dropPath: Double, rng: inout SeededGenerator) throws -> (Tensor, Saved) {
         try checkInput(images)
+        let rates = StochasticDepth.rates(depths: spec.depths, rate: dropPath)
         let stemInput = try Ops.nchwToNhwc(images)
         let stemOut = try stem.conv(stemInput)
         var x = try stem.norm(stemOut)
         var saved = Saved(stemInput: stemInput, stemOut: stemOut, poolInputShape: [], pooled: x, headInput: nil)
-        for stage in stages {
+        for (i, stage) in stages.enumerated() {
             if let ds = stage.downsample {
                 let normed = try ds.norm(x)
                 saved.downsample.append((x, normed))
@@ -217,8 +210,9 @@ public struct ConvNeXt {
                 saved.downsample.append(nil)
             }
             var kept: [Block.Saved] = []
-            for block in stage.blocks {
-                let (y, s) = try block.forward(x)
+            for (j, block) in stage.blocks.enumerated() {
+                let factors = StochasticDepth.sampleFactors(batch: images.shape[0], rate: rates[i][j], rng: &rng)
+                let (y, s) = try block.forward(x, dropFactors: factors)
                 kept.append(s)
                 x = y
             }
@@ -261,6 +255,11 @@ public struct TimmImageTower: ImageEncoder {
 
     let trunk: ConvNeXt
     let head: Head
+    /// `timm_drop_path` (stochastic depth in training).
+    public let dropPath: Double
+    /// The trunk's parameters (`visual.trunk.*`): open_clip's `lock_image_tower` freezes these
+    /// and leaves the head trainable.
+    public let trunkParameters: [Parameter]
 
     /// `spec` overrides the depths and dims the timm name stands for (timm.create_model's `depths=`
     /// / `dims=` overrides; the training fixtures use tiny ones).
@@ -277,6 +276,8 @@ public struct TimmImageTower: ImageEncoder {
             throw ConfigError.unsupported("timm_proj 'none' with \(c.modelName) features \(features) ≠ embed_dim \(embedDim)", source: source)
         }
         trunk = try ConvNeXt(s.scope("trunk"), spec: spec, classes: trunkClasses)
+        trunkParameters = s.builder.tree.parameters(under: s.scope("trunk").prefix + ".")
+        dropPath = c.dropPath
         let h = s.scope("head")
         switch c.proj {
         case "linear":
@@ -298,10 +299,17 @@ public struct TimmImageTower: ImageEncoder {
         }
     }
 
-    struct Saved { let trunk: ConvNeXt.Saved, features: Tensor, z: Tensor?, h: Tensor? }
+    struct Saved { let trunk: ConvNeXt.Saved?, features: Tensor, z: Tensor?, h: Tensor? }
 
-    public func forwardForTraining(_ images: Tensor) throws -> (output: Tensor, saved: SavedActivations) {
-        let (features, trunkSaved) = try trunk.forward(images)
+    /// A frozen trunk (`--lock-image`) runs its inference path (no stochastic depth: timm's
+    /// drop_path would still draw in train mode, but a frozen trunk is not trained); only the head trains.
+    public func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations) {
+        let features: Tensor, trunkSaved: ConvNeXt.Saved?
+        if trunkParameters.allSatisfy(\.isFrozen) {
+            (features, trunkSaved) = (try trunk(images), nil)
+        } else {
+            (features, trunkSaved) = try trunk.forward(images, dropPath: dropPath, rng: &rng)
+        }
         let out: Tensor
         var z: Tensor? = nil, h: Tensor? = nil
         switch head {
@@ -327,6 +335,6 @@ public struct TimmImageTower: ImageEncoder {
             d = try fc1.backward(d, input: s.features).required("head.mlp.fc1 backward")
         case .none: break
         }
-        try trunk.backward(d, saved: s.trunk)
+        if let t = s.trunk { try trunk.backward(d, saved: t) }
     }
 }

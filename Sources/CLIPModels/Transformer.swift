@@ -155,7 +155,8 @@ public struct VisionTransformer: ImageEncoder {
         let nhwc: Tensor, embedded: Tensor, transformer: Transformer.Saved, tokens: Int, pooled: Tensor, normed: Tensor
     }
 
-    public func forwardForTraining(_ images: Tensor) throws -> (output: Tensor, saved: SavedActivations) {
+    /// open_clip's VisionTransformer has no stochastic depth: `rng` is unused.
+    public func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations) {
         try checkInput(images)
         let nhwc = try Ops.nchwToNhwc(images)
         let embedded = try embed(nhwc)

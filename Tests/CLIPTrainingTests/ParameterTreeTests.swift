@@ -20,20 +20,12 @@ final class ParameterTreeTests: XCTestCase {
             changed[p.key] = try Tensor(shape: p.shape, data: p.value.scalars.map { $0 * (1 + 0.1 * Float.random(in: -1...1, using: &rng)) })
         }
         try f.model.parameters.update(changed, strict: true)
-        let reference = try CLIPModel(config: f.model.config, weights: InMemoryWeights(changed), convNeXt: try spec(f))
+        let reference = try CLIPModel(config: f.model.config, weights: InMemoryWeights(changed), convNeXt: f.spec)
         let after = try f.model.encodeImage(f.images), afterText = try f.model.encodeText(f.tokens)
         XCTAssertGreaterThan(relativeError(after, before), 1e-3, "\(name): the update must change the output")
         XCTAssertGreaterThan(relativeError(afterText, beforeText), 1e-3)
         XCTAssertEqual(after.scalars, try reference.encodeImage(f.images).scalars, "\(name): image tower after update")
         XCTAssertEqual(afterText.scalars, try reference.encodeText(f.tokens).scalars, "\(name): text tower after update")
-    }
-
-    func spec(_ f: TrainingFixture) throws -> ConvNeXtSpec? {
-        let url = f.dir.appendingPathComponent("trunk.json")
-        guard FileManager.default.fileExists(atPath: url.path), case .timm(let t) = f.model.config.vision else { return nil }
-        let trunk = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: [Int]] ?? [:]
-        let base = try XCTUnwrap(ConvNeXtSpec.named(t.modelName))
-        return ConvNeXtSpec(depths: try XCTUnwrap(trunk["depths"]), dims: try XCTUnwrap(trunk["dims"]), isV2: base.isV2, convMLP: base.convMLP)
     }
 
     func testConvNeXtV2CachesFollowValues() throws { try checkCachesFollowValues("train_convnext_v2") }
@@ -72,14 +64,15 @@ final class ParameterTreeTests: XCTestCase {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-train-\(UUID().uuidString).safetensors")
         defer { try? FileManager.default.removeItem(at: url) }
         try f.model.save(to: url)
-        let loaded = try CLIPModel(config: f.model.config, weights: SafetensorsWeights(url: url), convNeXt: try spec(f))
+        let loaded = try CLIPModel(config: f.model.config, weights: SafetensorsWeights(url: url), convNeXt: f.spec)
         for p in f.model.parameters.parameters {
             XCTAssertEqual(try XCTUnwrap(loaded.parameters[p.key]).value.scalars, p.value.scalars, p.key)
         }
         XCTAssertEqual(try loaded.encodeImage(f.images).scalars, try f.model.encodeImage(f.images).scalars)
     }
 
-    /// --lock-image / --lock-text: the locked tower gets no gradient and does not move.
+    /// --lock-image / --lock-text: the locked parameters get no gradient and do not move (a timm
+    /// tower's lock covers its trunk; its head still trains, as in open_clip).
     func testLockedTowersStayPut() throws {
         for lockImage in [true, false] {
             let f = try TrainingFixture("train_convnext_v2")
@@ -88,7 +81,7 @@ final class ParameterTreeTests: XCTestCase {
             let before = Dictionary(uniqueKeysWithValues: f.model.parameters.parameters.map { ($0.key, $0.value.scalars) })
             try trainer.step(images: f.images, tokens: f.tokens)
             for p in f.model.parameters.parameters {
-                let locked = lockImage ? p.key.hasPrefix("visual.") : (!p.key.hasPrefix("visual.") && p.key != "logit_scale")
+                let locked = lockImage ? p.key.hasPrefix("visual.trunk.") : (!p.key.hasPrefix("visual.") && p.key != "logit_scale")
                 if locked {
                     XCTAssertNil(p.grad, "\(p.key) is locked")
                     XCTAssertEqual(p.value.scalars, before[p.key], "\(p.key) is locked")

@@ -19,6 +19,34 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
     return (diff / norm).squareRoot()
 }
 
+/// Every parameter of `model` against torch's values after training: relative error ≤ 1e-4;
+/// frozen ones exactly unchanged. The key third of `attn.in_proj_bias` has gradient exactly 0 (q·b_k
+/// is the same for every key, and softmax ignores it): both sides hold only rounding noise there,
+/// which Adam's g/√v turns into steps of up to ~lr of either sign; it is bounded by `keyBiasBound`.
+func compareAfterTraining(_ model: CLIPModel, _ after: SafetensorsWeights, keyBiasBound: Double, _ what: String,
+                          file: StaticString = #filePath, line: UInt = #line) throws {
+    var worst = (0.0, "")
+    for p in model.parameters.parameters {
+        var expected = try XCTUnwrap(try after.tensor(forKey: p.key), p.key)
+        if p.isFrozen { XCTAssertEqual(p.value.scalars, expected.scalars, "\(what): frozen \(p.key) moved", file: file, line: line); continue }
+        var ours = p.value
+        if p.key.hasSuffix("attn.in_proj_bias") {
+            let d = p.count / 3
+            for i in d..<(2 * d) {
+                XCTAssertLessThanOrEqual(abs(Double(ours[flat: i]) - Double(expected[flat: i])), keyBiasBound,
+                                         "\(what): \(p.key)[\(i)] (key bias)", file: file, line: line)
+            }
+            let keep = Array(0..<d) + Array((2 * d)..<(3 * d))
+            ours = try Tensor(shape: [keep.count], data: keep.map { ours[flat: $0] })
+            expected = try Tensor(shape: [keep.count], data: keep.map { expected[flat: $0] })
+        }
+        let e = relativeError(ours, expected)
+        if e > worst.0 { worst = (e, p.key) }
+        XCTAssertLessThanOrEqual(e, 1e-4, "\(what): \(p.key)", file: file, line: line)
+    }
+    print("\(what): worst parameter relative error \(worst.0) at \(worst.1)")
+}
+
 /// A fixture of tools/reference/make_training_fixtures.py: an open_clip model with perturbed
 /// weights, a batch, torch's loss and gradients, and the parameters after open_clip_train's steps.
 struct TrainingFixture {
@@ -27,6 +55,8 @@ struct TrainingFixture {
     let images: Tensor
     let tokens: [[Int]]
     let steps: [String: Any]
+    /// The depths/dims override of a ConvNeXt fixture (trunk.json), nil for others.
+    let spec: ConvNeXtSpec?
 
     init(_ name: String) throws {
         dir = trainingFixtures.appendingPathComponent(name)
@@ -39,6 +69,7 @@ struct TrainingFixture {
             spec = ConvNeXtSpec(depths: try XCTUnwrap(trunk["depths"]), dims: try XCTUnwrap(trunk["dims"]),
                                 isV2: base.isV2, convMLP: base.convMLP, normEps: base.normEps)
         }
+        self.spec = spec
         model = try CLIPModel(config: config, weights: SafetensorsWeights(url: dir.appendingPathComponent("model.safetensors")),
                               convNeXt: spec)
         images = try NPY.read(dir.appendingPathComponent("images.npy")).floatTensor()
@@ -108,30 +139,8 @@ final class TrainingParityTests: XCTestCase {
             XCTAssertEqual(r.loss, losses[i], accuracy: 1e-4 * max(abs(losses[i]), 1e-2), "\(name) loss at step \(i)", file: file, line: line)
             XCTAssertEqual(try XCTUnwrap(r.gradNorm), norms[i], accuracy: 1e-4 * norms[i], "\(name) grad norm at step \(i)", file: file, line: line)
         }
-        let after = try f.tensors("after_steps.safetensors")
-        var worst = (0.0, "")
-        let maxStep = 3 * lrs.reduce(0, +)
-        for p in f.model.parameters.parameters {
-            var expected = try XCTUnwrap(try after.tensor(forKey: p.key), p.key)
-            var ours = p.value
-            if p.key.hasSuffix("attn.in_proj_bias") {
-                // The key third of in_proj_bias has gradient exactly 0 (q·b_k is the same for every key, and
-                // softmax ignores it): both sides hold only rounding noise there, which Adam's g/√v turns into
-                // steps of up to ~lr of either sign. Compare q and v at 1e-4; bound k by the steps' sizes.
-                let d = p.count / 3
-                for i in d..<(2 * d) {
-                    XCTAssertLessThanOrEqual(abs(Double(ours[flat: i]) - Double(expected[flat: i])), maxStep,
-                                             "\(name): \(p.key)[\(i)] (key bias) after steps", file: file, line: line)
-                }
-                let keep = Array(0..<d) + Array((2 * d)..<(3 * d))
-                ours = try Tensor(shape: [keep.count], data: keep.map { ours[flat: $0] })
-                expected = try Tensor(shape: [keep.count], data: keep.map { expected[flat: $0] })
-            }
-            let e = relativeError(ours, expected)
-            if e > worst.0 { worst = (e, p.key) }
-            XCTAssertLessThanOrEqual(e, 1e-4, "\(name): \(p.key) after \(lrs.count) steps", file: file, line: line)
-        }
-        print("\(name): after \(lrs.count) AdamW steps, worst parameter relative error \(worst.0) at \(worst.1)")
+        try compareAfterTraining(f.model, f.tensors("after_steps.safetensors"), keyBiasBound: 3 * lrs.reduce(0, +),
+                                 "\(name) after \(lrs.count) AdamW steps", file: file, line: line)
     }
 
     func testConvNeXtV2Gradients() throws { try checkGradients("train_convnext_v2") }
@@ -140,4 +149,48 @@ final class TrainingParityTests: XCTestCase {
     func testConvNeXtV1AdamWSteps() throws { try checkSteps("train_convnext_v1_mlp") }
     func testViTGradients() throws { try checkGradients("train_vit_quickgelu") }
     func testViTAdamWSteps() throws { try checkSteps("train_vit_quickgelu") }
+}
+
+/// open_clip_train.train.train_one_epoch itself (recorded by make_training_fixtures.py):
+/// --accum-freq 2, --lock-image, --lock-text on the ConvNeXt-V2 fixture.
+final class TrainOneEpochParityTests: XCTestCase {
+    func check(_ tag: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let f = try TrainingFixture("train_convnext_v2")
+        let settings = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: f.dir.appendingPathComponent("\(tag).json"))) as? [String: Any])
+        let accum = try XCTUnwrap(settings["accum_freq"] as? Int), micro = try XCTUnwrap(settings["micro_batch"] as? Int)
+        let steps = try XCTUnwrap(settings["steps"] as? Int)
+        let trainer = CLIPTrainer(
+            model: f.model,
+            settings: AdamW.Settings(lr: try XCTUnwrap(settings["lr"] as? Double), beta1: try XCTUnwrap(settings["beta1"] as? Double),
+                                     beta2: try XCTUnwrap(settings["beta2"] as? Double), eps: try XCTUnwrap(settings["eps"] as? Double),
+                                     weightDecay: try XCTUnwrap(settings["wd"] as? Double)),
+            schedule: .cosine(baseLR: try XCTUnwrap(settings["lr"] as? Double), warmup: try XCTUnwrap(settings["warmup"] as? Int),
+                              steps: try XCTUnwrap(settings["total_steps"] as? Int)),
+            gradClipNorm: settings["grad_clip_norm"] as? Double)
+        switch settings["lock"] as? String {
+        case "image": trainer.lockImageTower()
+        case "text": trainer.lockTextTower()
+        default: break
+        }
+        let frozen = try XCTUnwrap(settings["frozen"] as? [String])
+        XCTAssertEqual(Set(f.model.parameters.parameters.filter(\.isFrozen).map(\.key)), Set(frozen), "\(tag): frozen set", file: file, line: line)
+        let images = try NPY.read(f.dir.appendingPathComponent("\(tag)_images.npy")).floatTensor()
+        let t = try NPY.read(f.dir.appendingPathComponent("\(tag)_tokens.npy"))
+        let ids = try t.intValues(), length = t.shape[1]
+        let tokens = (0..<t.shape[0]).map { Array(ids[$0 * length..<($0 + 1) * length]) }
+        for s in 0..<steps {
+            let batches = try (0..<accum).map { j -> (images: Tensor, tokens: [[Int]]) in
+                let lo = (s * accum + j) * micro
+                return (try images.slice(rows: lo..<lo + micro), Array(tokens[lo..<lo + micro]))
+            }
+            try trainer.step(microBatches: batches)
+        }
+        let lr = try XCTUnwrap(settings["lr"] as? Double)
+        try compareAfterTraining(f.model, f.tensors("\(tag)_after.safetensors"), keyBiasBound: 3 * lr * Double(steps),
+                                 "\(tag) after \(steps) step(s)", file: file, line: line)
+    }
+
+    func testAccumFreq2() throws { try check("accum2") }
+    func testLockImage() throws { try check("lock_image") }
+    func testLockText() throws { try check("lock_text") }
 }

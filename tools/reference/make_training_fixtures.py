@@ -25,6 +25,9 @@ Per fixture directory:
   grads.safetensors      every parameter's gradient at the initial weights (fp32, same keys)
   steps.json             optimiser settings, per-step lr and loss, grad norms
   after_steps.safetensors the parameters after the 4 steps (fp32)
+  (train_convnext_v2 only) open_clip_train.train.train_one_epoch itself, from model.safetensors:
+  accum2_*               2 steps of --accum-freq 2 over micro-batches of 3: images, tokens, settings, parameters after
+  lock_image_*, lock_text_*  1 step with model.lock_image_tower() / lock_text_tower()
   versions.json
 
 Usage: make_training_fixtures.py [--out DIR] [--only NAME ...]
@@ -208,6 +211,66 @@ def make_fixture(name, cfg, trunk, out_root, seed=0):
           f"fp32-vs-fp64 grad error {floor:.2e}, lrs {lrs}, grad norms {norms}")
 
 
+class _Loader(list):
+    """The two attributes train_one_epoch reads from a DataLoader."""
+    def __init__(self, batches, batch_size):
+        super().__init__(batches)
+        self.num_batches = len(batches)
+        self.num_samples = len(batches) * batch_size
+
+
+class _DataInfo:
+    def __init__(self, loader):
+        self.dataloader = loader
+
+    def set_epoch(self, epoch):
+        pass
+
+
+def run_train_one_epoch(name, cfg, trunk, out, tag, accum_freq, lock=None, micro=3, steps=2, seed=0):
+    """open_clip_train.train.train_one_epoch itself (fp32, CPU) for `steps` optimiser steps of
+    `accum_freq` micro-batches of `micro` samples; optional --lock-image / --lock-text."""
+    import types
+    from open_clip.loss import ClipLoss
+    from open_clip_train.scheduler import cosine_lr
+    from open_clip_train.train import train_one_epoch
+    from safetensors.torch import save_file, load_file
+
+    model = build(name, cfg, trunk, seed)
+    model.load_state_dict(load_file(os.path.join(out, "model.safetensors")))
+    model.output_dict = True          # as open_clip_train.main creates it
+    if lock == "image":
+        model.lock_image_tower()
+    elif lock == "text":
+        model.lock_text_tower()
+    rng = np.random.default_rng(seed + 11)
+    S = cfg["vision_cfg"]["image_size"]
+    tc = cfg["text_cfg"]
+    n = micro * accum_freq * steps
+    images = rng.standard_normal((n, 3, S, S)).astype(np.float32)
+    tokens = np.concatenate([M.make_tokens(rng, 3, tc["context_length"], tc["vocab_size"]) for _ in range(n // 3)])
+    batches = [(torch.from_numpy(images[i:i + micro]), torch.from_numpy(tokens[i:i + micro])) for i in range(0, n, micro)]
+    defaults = {"beta1": 0.9, "beta2": 0.999, "eps": 1.0e-8}
+    gain_or_bias, rest, _ = param_groups(model)
+    opt = torch.optim.AdamW([{"params": gain_or_bias, "weight_decay": 0.0}, {"params": rest, "weight_decay": OPT["wd"]}],
+                            lr=OPT["lr"], betas=(defaults["beta1"], defaults["beta2"]), eps=defaults["eps"])
+    warmup, total = 1, steps + 1
+    scheduler = cosine_lr(opt, OPT["lr"], warmup, total)
+    args = types.SimpleNamespace(device="cpu", precision="fp32", distill=False, accum_freq=accum_freq, skip_scheduler=False,
+                                 grad_clip_norm=OPT["grad_clip_norm"], horovod=False, log_every_n_steps=1000, world_size=1,
+                                 batch_size=micro, wandb=False, rank=0, local_rank=0, distributed=False)
+    train_one_epoch(model, {"train": _DataInfo(_Loader(batches, micro))}, ClipLoss(), 0, opt, None, scheduler, None, args)
+    np.save(os.path.join(out, f"{tag}_images.npy"), images)
+    np.save(os.path.join(out, f"{tag}_tokens.npy"), tokens)
+    save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, os.path.join(out, f"{tag}_after.safetensors"))
+    C.write_json(os.path.join(out, f"{tag}.json"), {
+        "accum_freq": accum_freq, "micro_batch": micro, "steps": steps, "lock": lock,
+        "lr": OPT["lr"], "wd": OPT["wd"], "warmup": warmup, "total_steps": total, "grad_clip_norm": OPT["grad_clip_norm"],
+        **defaults, "frozen": [k for k, p in model.named_parameters() if not p.requires_grad],
+    })
+    C.log(f"{name} {tag}: train_one_epoch, accum_freq {accum_freq}, lock {lock}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=DEFAULT_OUT)
@@ -220,6 +283,11 @@ def main():
         if args.only and name not in args.only:
             continue
         make_fixture(name, cfg, trunk, args.out)
+        if name == "train_convnext_v2":
+            out = os.path.join(args.out, name)
+            run_train_one_epoch(name, cfg, trunk, out, "accum2", accum_freq=2)
+            run_train_one_epoch(name, cfg, trunk, out, "lock_image", accum_freq=1, lock="image", steps=1)
+            run_train_one_epoch(name, cfg, trunk, out, "lock_text", accum_freq=1, lock="text", steps=1)
 
 
 if __name__ == "__main__":
