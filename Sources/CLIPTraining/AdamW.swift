@@ -31,7 +31,13 @@ public final class AdamW {
 
     public var settings: Settings
     public let parameters: [Parameter]
-    private var state: [ObjectIdentifier: (m: [Float], v: [Float], step: Int)] = [:]
+    /// torch's per-parameter state: exp_avg, exp_avg_sq (fp32, owned here only) and the step count.
+    final class Moments {
+        let m: Tensor, v: Tensor
+        var step = 0
+        init(count: Int) { m = Tensor(zeros: [count]); v = Tensor(zeros: [count]) }
+    }
+    private var state: [ObjectIdentifier: Moments] = [:]
 
     public init(parameters: [Parameter], settings: Settings) {
         self.parameters = parameters
@@ -40,28 +46,38 @@ public final class AdamW {
 
     /// One step over every unfrozen parameter that has a gradient (as torch skips `grad is None`).
     public func step() {
+        OpProfiler.measure("AdamW step") { update() }
+    }
+
+    private func update() {
         let (lr, b1, b2, eps) = (Float(settings.lr), Float(settings.beta1), Float(settings.beta2), Float(settings.eps))
         for p in parameters where !p.isFrozen {
             guard let g = p.grad else { continue }
             let wd = Self.excludedFromWeightDecay(p) ? 0 : Float(settings.weightDecay)
-            var s = state[ObjectIdentifier(p)] ?? ([Float](repeating: 0, count: p.count), [Float](repeating: 0, count: p.count), 0)
+            let s = state[ObjectIdentifier(p)] ?? Moments(count: p.count)
+            state[ObjectIdentifier(p)] = s
             s.step += 1
             let bc1 = 1 - Foundation.pow(settings.beta1, Double(s.step))
             let bc2 = 1 - Foundation.pow(settings.beta2, Double(s.step))
             let stepSize = Float(settings.lr / bc1)
             let bc2Sqrt = Float(bc2.squareRoot())
             let gp = g.storage.pointer
-            p.updateValue { w in
-                for i in 0..<w.count {
-                    w[i] *= 1 - lr * wd
-                    let gi = gp[i]
-                    s.m[i] += (gi - s.m[i]) * (1 - b1)          // exp_avg.lerp_(grad, 1 − β1)
-                    s.v[i] = s.v[i] * b2 + (1 - b2) * gi * gi
-                    let denom = s.v[i].squareRoot() / bc2Sqrt + eps
-                    w[i] -= stepSize * (s.m[i] / denom)
+            let decay = 1 - lr * wd
+            // The moments' storage is referenced by `s` alone, so writing through it is safe.
+            let (m, v) = (s.m.storage.pointer, s.v.storage.pointer)
+            p.updateValue { wb in
+                let w = wb.baseAddress!
+                Parallel.forEachChunk(wb.count, workPerItem: 12) { range in
+                    for i in range {
+                        w[i] *= decay
+                        let gi = gp[i]
+                        m[i] += (gi - m[i]) * (1 - b1)          // exp_avg.lerp_(grad, 1 − β1)
+                        v[i] = v[i] * b2 + (1 - b2) * gi * gi
+                        let denom = v[i].squareRoot() / bc2Sqrt + eps
+                        w[i] -= stepSize * (m[i] / denom)
+                    }
                 }
             }
-            state[ObjectIdentifier(p)] = s
         }
     }
 }

@@ -46,10 +46,10 @@ public final class CLIPTrainer {
 
     /// The loss and every parameter's gradient at the current values (gradients are zeroed first).
     public func lossAndGradients(images: Tensor, tokens: [[Int]]) throws -> Double {
-        model.parameters.zeroGrad()
+        OpProfiler.measure("zero_grad") { model.parameters.zeroGrad() }
         let (image, text, saved) = try model.forwardForTraining(images: images, tokens: tokens, rng: &rng)
         let (imageN, textN) = (Ops.l2Normalize(image), Ops.l2Normalize(text))
-        let loss = try ClipLoss.compute(image: imageN, text: textN, logitScale: model.logitScale)
+        let loss = try OpProfiler.measure("ClipLoss") { try ClipLoss.compute(image: imageN, text: textN, logitScale: model.logitScale) }
         if let g = model.logitScaleParameter.gradPointer() { g[0] += Float(loss.dLogitScale) }
         try model.backward(image: try Ops.l2NormalizeBackward(loss.dImage, input: image),
                            text: try Ops.l2NormalizeBackward(loss.dText, input: text), saved: saved)
