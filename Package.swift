@@ -40,7 +40,7 @@ let package = Package(
         // evaluation: zero-shot classification (and, later, retrieval metrics).
         .target(name: "CLIPEvaluation", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
         // training: open_clip's ClipLoss, AdamW with open_clip_train's parameter groups, lr schedules, the train step.
-        .target(name: "CLIPTraining", dependencies: ["CLIPModels"]),
+        .target(name: "CLIPTraining", dependencies: ["CLIPModels", "CLIPData", "CLIPTokenizer", "CLIPEvaluation"]),
         // export: ONNX writer (protobuf types generated once from onnx.proto, see tools/onnx/regenerate.sh).
         .target(name: "CLIPExport", dependencies: [
             "CLIPModels", .product(name: "SwiftProtobuf", package: "swift-protobuf"),

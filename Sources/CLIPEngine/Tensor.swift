@@ -181,6 +181,18 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// Box–Muller yields two samples; the second is kept for the next call.
     private var spareGaussian: Float?
     public init(seed: UInt64) { state = seed }
+
+    /// The whole generator state (checkpoints restore it to continue a run bit for bit).
+    public var snapshot: [UInt64] { [state, spareGaussian.map { 1 << 32 | UInt64($0.bitPattern) } ?? 0] }
+
+    public init(snapshot: [UInt64]) throws {
+        guard snapshot.count == 2, snapshot[1] >> 33 == 0 else {
+            throw TensorError.invalidArgument("random generator state must be 2 words (state, spare), got \(snapshot)")
+        }
+        state = snapshot[0]
+        spareGaussian = snapshot[1] >> 32 == 1 ? Float(bitPattern: UInt32(truncatingIfNeeded: snapshot[1])) : nil
+    }
+
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

@@ -73,11 +73,12 @@ INLINE vf vexp(vf hi, vf lo) {
     return p * (vf)bits;
 }
 
-/// Exact (erf) GELU x·Φ(x), Φ(x) = ½·erfc(−x/√2) so that the negative tail keeps its relative
-/// accuracy. erfc(z) = t·exp(−z² + P(t)), t = 1/(1 + z/2) (Numerical Recipes' Chebyshev fit,
-/// fractional error < 1.1e-7); −x²/2 enters exp as an exact hi/lo pair (Dekker split of x into
-/// 12-bit halves), since rounding x² alone would cost |x²/2|·6e-8 of accuracy in the tail.
-INLINE vf vgelu(vf x) {
+/// Φ(x), the normal CDF, as ½·erfc(−x/√2) so that the negative tail keeps its relative accuracy
+/// (1 + erf would cancel there). erfc(z) = t·exp(−z² + P(t)), t = 1/(1 + z/2) (Numerical Recipes'
+/// Chebyshev fit, fractional error < 1.1e-7); −x²/2 enters exp as an exact pair (*hi, *lo)
+/// (Dekker split of x into 12-bit halves), since rounding x² alone would cost |x²/2|·6e-8 of
+/// accuracy in the tail. The pair is returned for the density φ(x) = exp(hi + lo)/√(2π).
+INLINE vf vnormal_cdf(vf x, vf *hi_out, vf *lo_out) {
     vi bits = (vi)x;
     vf ax = (vf)(bits & 0x7FFFFFFF);
     vf t = 1.0f / (ax * 0.35355339f + 1.0f);
@@ -94,10 +95,17 @@ INLINE vf vgelu(vf x) {
     vf xl = x - xh;
     vf hi = xh * xh * -0.5f;
     vf lo = -(xh * xl + xl * xl * 0.5f);
+    *hi_out = hi;
+    *lo_out = lo;
     vf tail = 0.5f * t * vexp(hi, lo + p);   // Φ(−|x|)
     vf phi = vselect(x > 0.0f, 1.0f - tail, tail);
-    phi = vselect(x < -14.0f, vsplat(0.0f), phi);   // x·Φ(x) < 1e-43 there
-    return x * phi;
+    return vselect(x < -14.0f, vsplat(0.0f), phi);   // x·Φ(x) < 1e-43 there
+}
+
+/// Exact (erf) GELU x·Φ(x).
+INLINE vf vgelu(vf x) {
+    vf hi, lo;
+    return x * vnormal_cdf(x, &hi, &lo);
 }
 
 /// x·σ(1.702·x), the QuickGELU of OpenAI's CLIP.
@@ -141,7 +149,7 @@ static void KFN(scale)(const float *src, float *dst, clip_index count, float s) 
 
 /// `rows` (≤ GEMM_MR, a constant after inlining) × GEMM_NR of C over the full K: the accumulators
 /// stay in registers; per k, GEMM_NV vectors of B and one broadcast of A per row.
-INLINE void micro_tile(const int rows, const float *a, clip_index lda, const float *b, clip_index k,
+INLINE void micro_tile(const int rows, const int a_transposed, const float *a, clip_index lda, const float *b, clip_index k,
                        float *c, clip_index ldc, const float *bias, int accumulate) {
     vf acc[GEMM_MR][GEMM_NV];
     for (int r = 0; r < GEMM_MR; r++)
@@ -151,7 +159,8 @@ INLINE void micro_tile(const int rows, const float *a, clip_index lda, const flo
         for (int v = 0; v < GEMM_NV; v++) bv[v] = vload(b + v * VW);
         b += CLIP_PANEL_WIDTH;
         for (int r = 0; r < rows; r++) {
-            vf av = vsplat(a[r * lda + kk]);
+            // A transposed (Aᵀ stored row-major): a tile's rows are adjacent floats of one line.
+            vf av = vsplat(a_transposed ? a[kk * lda + r] : a[r * lda + kk]);
             for (int v = 0; v < GEMM_NV; v++) acc[r][v] = acc[r][v] + av * bv[v];
         }
     }
@@ -166,11 +175,12 @@ INLINE void micro_tile(const int rows, const float *a, clip_index lda, const flo
     }
 }
 
-/// micro_tile with the row count as a compile-time constant for each case.
-static void KFN(tile_rows)(int rows, const float *a, clip_index lda, const float *b, clip_index k,
+/// micro_tile with the row count (and A's orientation) as compile-time constants for each case.
+static void KFN(tile_rows)(int rows, int a_transposed, const float *a, clip_index lda, const float *b, clip_index k,
                            float *c, clip_index ldc, const float *bias, int accumulate) {
-    switch (rows) {
-#define TILE_CASE(R) case R: micro_tile(R, a, lda, b, k, c, ldc, bias, accumulate); break;
+    switch (rows * 2 + (a_transposed != 0)) {
+#define TILE_CASE(R) case 2 * R: micro_tile(R, 0, a, lda, b, k, c, ldc, bias, accumulate); break; \
+                     case 2 * R + 1: micro_tile(R, 1, a, lda, b, k, c, ldc, bias, accumulate); break;
         TILE_CASE(1)
 #if GEMM_MR >= 2
         TILE_CASE(2)
@@ -198,9 +208,9 @@ static void KFN(tile_rows)(int rows, const float *a, clip_index lda, const float
     }
 }
 
-static void KFN(gemm_packed)(const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
-                             float *c, clip_index ldc, const float *bias, int activation, int accumulate,
-                             clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
+static void KFN(gemm_packed_any)(int a_transposed, const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
+                                 float *c, clip_index ldc, const float *bias, int activation, int accumulate,
+                                 clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
     // A block of rows of A stays in L1/L2 while B's panels stream past.
     const clip_index block_rows = GEMM_MR * 16;
     for (clip_index block = row_lo; block < row_hi; block += block_rows) {
@@ -213,16 +223,16 @@ static void KFN(gemm_packed)(const float *a, clip_index lda, const float *packed
                 const float *bp = packed + panel * k * CLIP_PANEL_WIDTH + sub;
                 for (clip_index row = block; row < block_end; row += GEMM_MR) {
                     int rows = (int)(block_end - row < GEMM_MR ? block_end - row : GEMM_MR);
-                    const float *ap = a + row * lda;
+                    const float *ap = a_transposed ? a + row : a + row * lda;
                     float *cp = c + row * ldc + col;
                     if (cols == GEMM_NR) {
-                        KFN(tile_rows)(rows, ap, lda, bp, k, cp, ldc, bias ? bias + col : 0, accumulate);
+                        KFN(tile_rows)(rows, a_transposed, ap, lda, bp, k, cp, ldc, bias ? bias + col : 0, accumulate);
                         if (activation != CLIP_ACTIVATION_NONE)
                             for (int r = 0; r < rows; r++) activate(cp + r * ldc, GEMM_NR, activation);
                     } else {
                         // Past the last whole tile: the padded panel computes into a scratch tile.
                         float tile[GEMM_MR * GEMM_NR];
-                        KFN(tile_rows)(rows, ap, lda, bp, k, tile, GEMM_NR, 0, 0);
+                        KFN(tile_rows)(rows, a_transposed, ap, lda, bp, k, tile, GEMM_NR, 0, 0);
                         for (int r = 0; r < rows; r++) {
                             float *t = tile + r * GEMM_NR, *dst = cp + r * ldc;
                             if (bias) for (clip_index j = 0; j < cols; j++) t[j] += bias[col + j];
@@ -234,6 +244,105 @@ static void KFN(gemm_packed)(const float *a, clip_index lda, const float *packed
             }
         }
     }
+}
+
+static void KFN(gemm_packed)(const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
+                             float *c, clip_index ldc, const float *bias, int activation, int accumulate,
+                             clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
+    KFN(gemm_packed_any)(0, a, lda, packed, k, n, c, ldc, bias, activation, accumulate, row_lo, row_hi, panel_lo, panel_hi);
+}
+
+static void KFN(gemm_packed_at)(const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
+                                float *c, clip_index ldc, int accumulate,
+                                clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
+    KFN(gemm_packed_any)(1, a, lda, packed, k, n, c, ldc, 0, CLIP_ACTIVATION_NONE, accumulate, row_lo, row_hi, panel_lo, panel_hi);
+}
+
+/// Panels panel_lo..<panel_hi of B [k, n] packed; B[kk][j] = src[kk·ld + j], or src[j·ld + kk]
+/// when `transposed` (an nn.Linear weight [n, k]).
+static void KFN(pack_panels)(const float *src, clip_index ld, int transposed, clip_index k, clip_index n, float *dst,
+                             clip_index panel_lo, clip_index panel_hi) {
+    for (clip_index panel = panel_lo; panel < panel_hi; panel++) {
+        clip_index col = panel * CLIP_PANEL_WIDTH;
+        clip_index cols = n - col < CLIP_PANEL_WIDTH ? n - col : CLIP_PANEL_WIDTH;
+        float *out = dst + panel * k * CLIP_PANEL_WIDTH;
+        if (!transposed) {
+            for (clip_index kk = 0; kk < k; kk++) {
+                const float *row = src + kk * ld + col;
+                float *o = out + kk * CLIP_PANEL_WIDTH;
+                clip_index j = 0;
+                for (; j < cols; j++) o[j] = row[j];
+                for (; j < CLIP_PANEL_WIDTH; j++) o[j] = 0;
+            }
+        } else {
+            for (clip_index kk = 0; kk < k; kk++) {
+                float *o = out + kk * CLIP_PANEL_WIDTH;
+                clip_index j = 0;
+                for (; j < cols; j++) o[j] = src[(col + j) * ld + kk];
+                for (; j < CLIP_PANEL_WIDTH; j++) o[j] = 0;
+            }
+        }
+    }
+}
+
+// MARK: Backward of the elementwise ops
+
+/// dz = dy · GELU'(z) = dy · (Φ(z) + z·φ(z)).
+INLINE vf vgelu_grad(vf z, vf dy) {
+    vf hi, lo;
+    vf cdf = vnormal_cdf(z, &hi, &lo);
+    vf ax = (vf)((vi)z & 0x7FFFFFFF);
+    vf pdf = vselect(ax > 14.0f, vsplat(0.0f), 0.39894228f * vexp(hi, lo));
+    return dy * (cdf + z * pdf);
+}
+/// dz = dy · (σ + 1.702·z·σ·(1 − σ)), σ = σ(1.702·z).
+INLINE vf vquick_gelu_grad(vf z, vf dy) {
+    vf s = 1.0f / (1.0f + vexp(z * -1.702f, vsplat(0.0f)));
+    return dy * (s + 1.702f * z * s * (1.0f - s));
+}
+
+#define ELEMENTWISE_GRAD(fname, f)                                                                 \
+    static void KFN(fname)(const float *z, const float *dy, float *dz, clip_index count) {         \
+        clip_index i = 0;                                                                          \
+        for (; i + VW <= count; i += VW) vstore(dz + i, f(vload(z + i), vload(dy + i)));           \
+        if (i < count)                                                                             \
+            vstore_partial(dz + i, f(vload_partial(z + i, count - i, 0), vload_partial(dy + i, count - i, 0)), count - i); \
+    }
+ELEMENTWISE_GRAD(gelu_backward, vgelu_grad)
+ELEMENTWISE_GRAD(quick_gelu_backward, vquick_gelu_grad)
+
+/// torch.optim.AdamW's update of `count` values: w ← w·(1 − lr·wd); m ← m + (g − m)(1 − β1);
+/// v ← β2·v + (1 − β2)·g²; w ← w − step_size · m / (√v / bc2_sqrt + eps).
+static void KFN(adamw_update)(float *w, const float *g, float *m, float *v, clip_index count, float lr, float beta1,
+                              float beta2, float eps, float weight_decay, float step_size, float bc2_sqrt) {
+    const float decay = 1 - lr * weight_decay, one_b1 = 1 - beta1, one_b2 = 1 - beta2, inv_bc2 = 1.0f / bc2_sqrt;
+    clip_index i = 0;
+    for (; i + VW <= count; i += VW) {
+        vf gi = vload(g + i), mi = vload(m + i), vi_ = vload(v + i);
+        mi = mi + (gi - mi) * one_b1;
+        vi_ = vi_ * beta2 + one_b2 * gi * gi;
+        vf denom = __builtin_elementwise_sqrt(vi_) * inv_bc2 + eps;
+        vstore(m + i, mi);
+        vstore(v + i, vi_);
+        vstore(w + i, vload(w + i) * decay - step_size * (mi / denom));
+    }
+    for (; i < count; i++) {
+        float gi = g[i];
+        m[i] += (gi - m[i]) * one_b1;
+        v[i] = v[i] * beta2 + one_b2 * gi * gi;
+        w[i] = w[i] * decay - step_size * (m[i] / (__builtin_sqrtf(v[i]) * inv_bc2 + eps));
+    }
+}
+
+/// Σ x² over `count` floats (in float lanes, summed in double).
+static double KFN(sum_squares)(const float *x, clip_index count) {
+    vf acc = vsplat(0);
+    clip_index i = 0;
+    for (; i + VW <= count; i += VW) { vf v = vload(x + i); acc = acc + v * v; }
+    double s = 0;
+    for (int l = 0; l < VW; l++) s += acc[l];
+    for (; i < count; i++) s += (double)x[i] * x[i];
+    return s;
 }
 
 // MARK: Row normalisations
@@ -453,6 +562,64 @@ static void KFN(depthwise_conv_rows)(const float *x, const float *weight, const 
     }
 }
 
+/// Backward of the depthwise convolution for the weights: over output rows row_lo..<row_hi,
+/// dw[ky, kx, c] += Σ dy[row, ox, c] · x[iy, ox + kx − p, c] and db[c] += Σ dy[row, ox, c]
+/// (db nullable). Vectorised over channels; each (tap, channel block) sums a whole row in registers.
+static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, float *dw, float *db,
+                                            clip_index h, clip_index w, clip_index c, clip_index kh, clip_index kw,
+                                            clip_index padding, clip_index oh, clip_index ow, clip_index row_lo, clip_index row_hi) {
+    const clip_index blocks = c / VW, stride = w * c;
+    for (clip_index row = row_lo; row < row_hi; row++) {
+        clip_index image = row / oh, oy = row % oh;
+        const float *g = dy + row * ow * c;
+        if (db) {
+            for (clip_index ox = 0; ox < ow; ox++) KFN(add)(db, g + ox * c, c);
+        }
+        for (clip_index ky = 0; ky < kh; ky++) {
+            clip_index iy = oy + ky - padding;
+            if (iy < 0 || iy >= h) continue;
+            const float *xr = x + (image * h + iy) * stride;
+            for (clip_index kx = 0; kx < kw; kx++) {
+                // Output columns whose input column ox + kx − p lies inside the row.
+                clip_index lo = padding - kx > 0 ? padding - kx : 0;
+                clip_index hi = w + padding - kx < ow ? w + padding - kx : ow;
+                if (hi <= lo) continue;
+                float *d = dw + (ky * kw + kx) * c;
+                const float *xs = xr + (lo + kx - padding) * c, *gs = g + lo * c;
+                clip_index cb = 0;
+                for (; cb + 2 <= blocks; cb += 2) {
+                    clip_index c0 = cb * VW;
+                    vf a0 = vsplat(0), a1 = vsplat(0), b0 = vsplat(0), b1 = vsplat(0);
+                    clip_index ox = 0, n = hi - lo;
+                    for (; ox + 2 <= n; ox += 2) {
+                        a0 = a0 + vload(gs + ox * c + c0) * vload(xs + ox * c + c0);
+                        a1 = a1 + vload(gs + ox * c + c0 + VW) * vload(xs + ox * c + c0 + VW);
+                        b0 = b0 + vload(gs + (ox + 1) * c + c0) * vload(xs + (ox + 1) * c + c0);
+                        b1 = b1 + vload(gs + (ox + 1) * c + c0 + VW) * vload(xs + (ox + 1) * c + c0 + VW);
+                    }
+                    for (; ox < n; ox++) {
+                        a0 = a0 + vload(gs + ox * c + c0) * vload(xs + ox * c + c0);
+                        a1 = a1 + vload(gs + ox * c + c0 + VW) * vload(xs + ox * c + c0 + VW);
+                    }
+                    vstore(d + c0, vload(d + c0) + a0 + b0);
+                    vstore(d + c0 + VW, vload(d + c0 + VW) + a1 + b1);
+                }
+                for (; cb < blocks; cb++) {
+                    clip_index c0 = cb * VW;
+                    vf a0 = vsplat(0);
+                    for (clip_index ox = 0; ox < hi - lo; ox++) a0 = a0 + vload(gs + ox * c + c0) * vload(xs + ox * c + c0);
+                    vstore(d + c0, vload(d + c0) + a0);
+                }
+                for (clip_index ch = blocks * VW; ch < c; ch++) {
+                    float acc = 0;
+                    for (clip_index ox = 0; ox < hi - lo; ox++) acc += gs[ox * c + ch] * xs[ox * c + ch];
+                    d[ch] += acc;
+                }
+            }
+        }
+    }
+}
+
 // MARK: The table
 
 const clip_kernel_table KFN(table) = {
@@ -470,4 +637,11 @@ const clip_kernel_table KFN(table) = {
     .accumulate_rows = KFN(accumulate_rows),
     .channel_affine_rows = KFN(channel_affine_rows),
     .depthwise_conv_rows = KFN(depthwise_conv_rows),
+    .gemm_packed_at = KFN(gemm_packed_at),
+    .pack_panels = KFN(pack_panels),
+    .gelu_backward = KFN(gelu_backward),
+    .quick_gelu_backward = KFN(quick_gelu_backward),
+    .adamw_update = KFN(adamw_update),
+    .sum_squares = KFN(sum_squares),
+    .depthwise_weight_grad_rows = KFN(depthwise_weight_grad_rows),
 };

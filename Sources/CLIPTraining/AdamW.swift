@@ -44,6 +44,42 @@ public final class AdamW {
         self.settings = settings
     }
 
+    /// The moments as tensors keyed `exp_avg.KEY` / `exp_avg_sq.KEY`, and each parameter's step
+    /// count (torch's `optimizer.state_dict()`, keyed by name instead of position).
+    public func exportState() -> (tensors: [String: Tensor], steps: [String: Int]) {
+        var tensors: [String: Tensor] = [:], steps: [String: Int] = [:]
+        for p in parameters {
+            guard let s = state[ObjectIdentifier(p)] else { continue }
+            tensors["exp_avg." + p.key] = try! s.m.reshaped(p.shape)
+            tensors["exp_avg_sq." + p.key] = try! s.v.reshaped(p.shape)
+            steps[p.key] = s.step
+        }
+        return (tensors, steps)
+    }
+
+    /// Restores `exportState()`'s output; every tensor must belong to a parameter, with its shape.
+    public func importState(tensors: [String: Tensor], steps: [String: Int], source: String) throws {
+        let byKey = Dictionary(uniqueKeysWithValues: parameters.map { ($0.key, $0) })
+        var restored: [ObjectIdentifier: Moments] = [:]
+        for (key, step) in steps {
+            guard let p = byKey[key] else {
+                throw WeightError.unreadable(key: key, source: source, reason: "optimizer state for a parameter the model does not have")
+            }
+            guard let m = tensors["exp_avg." + key], let v = tensors["exp_avg_sq." + key] else {
+                throw WeightError.missingKey("exp_avg(_sq)." + key, source: source)
+            }
+            guard m.shape == p.shape, v.shape == p.shape else {
+                throw WeightError.shapeMismatch(key: "exp_avg." + key, expected: p.shape, found: m.shape, source: source)
+            }
+            let moments = Moments(count: p.count)
+            moments.m.storage.pointer.update(from: m.storage.pointer, count: p.count)
+            moments.v.storage.pointer.update(from: v.storage.pointer, count: p.count)
+            moments.step = step
+            restored[ObjectIdentifier(p)] = moments
+        }
+        state = restored
+    }
+
     /// One step over every unfrozen parameter that has a gradient (as torch skips `grad is None`).
     public func step() {
         OpProfiler.measure("AdamW step") { update() }
@@ -62,21 +98,12 @@ public final class AdamW {
             let stepSize = Float(settings.lr / bc1)
             let bc2Sqrt = Float(bc2.squareRoot())
             let gp = g.storage.pointer
-            let decay = 1 - lr * wd
             // The moments' storage is referenced by `s` alone, so writing through it is safe.
             let (m, v) = (s.m.storage.pointer, s.v.storage.pointer)
             p.updateValue { wb in
                 let w = wb.baseAddress!
-                Parallel.forEachChunk(wb.count, workPerItem: 12) { range in
-                    for i in range {
-                        w[i] *= decay
-                        let gi = gp[i]
-                        m[i] += (gi - m[i]) * (1 - b1)          // exp_avg.lerp_(grad, 1 − β1)
-                        v[i] = v[i] * b2 + (1 - b2) * gi * gi
-                        let denom = v[i].squareRoot() / bc2Sqrt + eps
-                        w[i] -= stepSize * (m[i] / denom)
-                    }
-                }
+                Ops.adamWUpdate(weights: w, gradients: gp, firstMoments: m, secondMoments: v, count: wb.count,
+                                lr: lr, beta1: b1, beta2: b2, eps: eps, weightDecay: wd, stepSize: stepSize, biasCorrection2Sqrt: bc2Sqrt)
             }
         }
     }
@@ -89,15 +116,12 @@ public func clipGradNorm(_ parameters: [Parameter], maxNorm: Double) -> Double {
     var sq = 0.0
     for p in parameters where !p.isFrozen {
         guard let g = p.grad else { continue }
-        let gp = g.storage.pointer
-        var s: Float = 0
-        for i in 0..<g.count { s += gp[i] * gp[i] }
-        sq += Double(s)
+        sq += Ops.sumOfSquares(g.storage.pointer, count: g.count)
     }
     let total = sq.squareRoot()
     let coef = Float(min(1, maxNorm / (total + 1e-6)))
     for p in parameters where !p.isFrozen && p.grad != nil {
-        _ = p.accumulateGrad { ptr in for i in 0..<p.count { ptr[i] *= coef } }
+        p.accumulateGrad { ptr in for i in 0..<p.count { ptr[i] *= coef } }
     }
     return total
 }

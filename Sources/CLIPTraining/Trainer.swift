@@ -11,8 +11,8 @@ public final class CLIPTrainer {
     public let optimizer: AdamW
     public var schedule: LearningRateSchedule
     public var gradClipNorm: Double?
-    /// Steps taken so far (the schedule's step).
-    public private(set) var step = 0
+    /// Steps taken so far (the schedule's step; set when resuming).
+    public var step = 0
     /// Draws stochastic-depth masks.
     public var rng: SeededGenerator
 

@@ -6,9 +6,9 @@ import Foundation
 struct SwiftCLIPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftclip",
-        abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: embed, classify, evaluate, benchmark (inference and training steps), export to ONNX.",
+        abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: train, embed, classify, evaluate, benchmark, export to ONNX.",
         subcommands: [Info.self, Tokenize.self, Preprocess.self, EmbedImage.self, EmbedText.self, Classify.self, Eval.self, Bench.self, BenchTrain.self,
-                      ExportONNX.self, MakeSynthetic.self])
+                      ExportONNX.self, MakeSynthetic.self, Train.self])
 }
 
 /// Options every model-using command shares.

@@ -2,7 +2,8 @@
 //   y[n, i, j, c] = b[c] + Σ_{ky,kx} x[n, i+ky−p, j+kx−p, c] · w[ky, kx, c]
 //   dx[n, u, v, c] = Σ_{ky,kx} dy[n, u−ky+p, v−kx+p, c] · w[ky, kx, c]
 //   dw[ky, kx, c]  = Σ_{n,i,j} dy[n, i, j, c] · x[n, i+ky−p, j+kx−p, c]
-// Plain loops over rows; each thread sums its own dw/db, reduced at the end.
+// dw/db in the C kernels (vectorised over channels, each thread its own sums); dx as a forward
+// convolution of dy with the flipped kernel.
 
 extension Ops {
     /// x: [N, H, W, C] (the forward's input); weight: [kH, kW, C] (the engine's layout); dy: the
@@ -17,38 +18,23 @@ extension Ops {
         let (kh, kw) = (weight.shape[0], weight.shape[1])
         let (oh, ow) = (h + 2 * padding - kh + 1, w + 2 * padding - kw + 1)
         try require(dy.shape == [n, oh, ow, c], "depthwiseConv2dBackward: dy \(dy.shape) for input \(x.shape) (need [\(n), \(oh), \(ow), \(c)])")
-        let xp = x.storage.pointer, gp = dy.storage.pointer, wp = weight.storage.pointer
+        let xp = x.storage.pointer, gp = dy.storage.pointer
 
         if weightGrad != nil || biasGrad != nil {
-            let rows = n * oh
-            let parts = max(1, min(Parallel.threadCount, rows * ow * c * kh * kw / 200_000))
-            let partial = UnsafeMutablePointer<Float>.allocate(capacity: parts * (kh * kw + 1) * c)
-            partial.initialize(repeating: 0, count: parts * (kh * kw + 1) * c)
+            // Each thread sums its rows into its own [kH·kW·C + C] buffer (engine layout), reduced at the end.
+            let rows = n * oh, stride = (kh * kw + 1) * c
+            let parts = max(1, min(Parallel.budget, rows * ow * c * kh * kw / 2_000_000))
+            let partial = UnsafeMutablePointer<Float>.allocate(capacity: parts * stride)
+            partial.initialize(repeating: 0, count: parts * stride)
             defer { partial.deallocate() }
-            Parallel.forEachChunk(parts, workPerItem: Parallel.minimumWorkPerThread) { range in
-                for part in range {
-                    let dw = partial + part * (kh * kw + 1) * c, db = dw + kh * kw * c
-                    for row in (rows * part / parts)..<(rows * (part + 1) / parts) {
-                        let image = row / oh, oy = row % oh
-                        for ox in 0..<ow {
-                            let g = gp + ((image * oh + oy) * ow + ox) * c
-                            for ch in 0..<c { db[ch] += g[ch] }
-                            for ky in 0..<kh {
-                                let iy = oy + ky - padding
-                                if iy < 0 || iy >= h { continue }
-                                for kx in 0..<kw {
-                                    let ix = ox + kx - padding
-                                    if ix < 0 || ix >= w { continue }
-                                    let xr = xp + ((image * h + iy) * w + ix) * c, d = dw + (ky * kw + kx) * c
-                                    for ch in 0..<c { d[ch] += g[ch] * xr[ch] }
-                                }
-                            }
-                        }
-                    }
-                }
+            let withBias = biasGrad != nil
+            Parallel.run(parts) { part in
+                let dw = partial + part * stride
+                kernels.depthwise_weight_grad_rows(xp, gp, dw, withBias ? dw + kh * kw * c : nil, h, w, c, kh, kw, padding, oh, ow,
+                                                   rows * part / parts, rows * (part + 1) / parts)
             }
             for part in 0..<parts {
-                let dw = partial + part * (kh * kw + 1) * c, db = dw + kh * kw * c
+                let dw = partial + part * stride, db = dw + kh * kw * c
                 if let weightGrad {
                     for ch in 0..<c { for t in 0..<(kh * kw) { weightGrad[ch * kh * kw + t] += dw[t * c + ch] } }
                 }
@@ -57,26 +43,17 @@ extension Ops {
         }
 
         guard inputGrad else { return nil }
-        let dx = Tensor(zeros: x.shape)
-        let dp = dx.storage.pointer
-        chunks(n * h, workPerItem: 2 * w * c * kh * kw) { rows in
-            for row in rows {
-                let image = row / h, iy = row % h
-                for ix in 0..<w {
-                    let d = dp + ((image * h + iy) * w + ix) * c
-                    for ky in 0..<kh {
-                        let oy = iy - ky + padding
-                        if oy < 0 || oy >= oh { continue }
-                        for kx in 0..<kw {
-                            let ox = ix - kx + padding
-                            if ox < 0 || ox >= ow { continue }
-                            let g = gp + ((image * oh + oy) * ow + ox) * c, wt = wp + (ky * kw + kx) * c
-                            for ch in 0..<c { d[ch] += g[ch] * wt[ch] }
-                        }
-                    }
-                }
+        // dx is the forward convolution of dy with the kernel flipped in both axes and padding
+        // kH − 1 − p (stride 1): the fast forward kernel computes it.
+        try require(kh == kw && padding == kh / 2 && kh % 2 == 1,
+                    "depthwiseConv2dBackward: input gradient needs an odd square kernel with 'same' padding, got \(kh)×\(kw), padding \(padding)")
+        let flipped = Tensor(uninitializedShape: weight.shape)
+        let wp = weight.storage.pointer, fp = flipped.storage.pointer
+        for ky in 0..<kh {
+            for kx in 0..<kw {
+                (fp + (ky * kw + kx) * c).update(from: wp + ((kh - 1 - ky) * kw + (kw - 1 - kx)) * c, count: c)
             }
         }
-        return dx
+        return try depthwiseConv2d(dy, weight: flipped, bias: nil, padding: kh - 1 - padding)
     }
 }

@@ -39,3 +39,24 @@ extension Ops {
         }
     }
 }
+
+extension Ops {
+    /// torch.optim.AdamW's update of `count` weights in place (decoupled weight decay; the bias
+    /// corrections folded into `stepSize` = lr/(1 − β1^t) and `biasCorrection2Sqrt` = √(1 − β2^t)).
+    public static func adamWUpdate(weights: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                                   firstMoments: UnsafeMutablePointer<Float>, secondMoments: UnsafeMutablePointer<Float>,
+                                   count: Int, lr: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float,
+                                   stepSize: Float, biasCorrection2Sqrt: Float) {
+        let block = 4096
+        chunks((count + block - 1) / block, workPerItem: block * 12) { range in
+            let lo = range.lowerBound * block, hi = min(count, range.upperBound * block)
+            kernels.adamw_update(weights + lo, gradients + lo, firstMoments + lo, secondMoments + lo, hi - lo,
+                                 lr, beta1, beta2, eps, weightDecay, stepSize, biasCorrection2Sqrt)
+        }
+    }
+
+    /// Σ x² over `count` floats (Double sum of vector partial sums).
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        kernels.sum_squares(x, count)
+    }
+}

@@ -1,7 +1,9 @@
 // Backward of the GEMM-based ops in Linear.swift / PackedGEMM.swift: linear (nn.Linear layout),
 // matmul (x · w, open_clip's `proj` / `text_projection`) and the kernel == stride patch
-// convolution. Every product goes through `sgemm`; gradients of parameters are *added* into the
-// caller's buffers (beta = 1), so micro-batches accumulate without copies.
+// convolution. Linear and matmul run on the packed GEMM kernels (dX = dY·W with W packed, dW =
+// dYᵀ·X with X packed and dY read transposed in place), the patch convolution through `sgemm`;
+// gradients of parameters are *added* into the caller's buffers, so micro-batches accumulate
+// without copies.
 
 extension Ops {
     /// Backward of y = x · Wᵀ + b (x: [..., in], W: [out, in]). Adds dW += dyᵀ·x into
@@ -32,19 +34,25 @@ extension Ops {
         let m = x.count / max(inF, 1)
         if let weightGrad, m > 0 {
             if outByIn {
-                sgemm(transA: true, m: outF, n: inF, k: m, a: dy.storage.pointer, lda: outF,
-                      b: x.storage.pointer, ldb: inF, beta: 1, c: weightGrad, ldc: inF)
+                // dW[out, in] += dyᵀ · x
+                let packedX = PackedMatrix(x.storage.pointer, ld: inF, transposed: false, k: m, n: inF)
+                packedGEMM(dy.storage.pointer, m: outF, lda: outF, packedX, weightGrad, ldc: inF,
+                           bias: nil, activation: .none, accumulate: true, aTransposed: true)
             } else {
-                sgemm(transA: true, m: inF, n: outF, k: m, a: x.storage.pointer, lda: inF,
-                      b: dy.storage.pointer, ldb: outF, beta: 1, c: weightGrad, ldc: outF)
+                // dw[in, out] += xᵀ · dy
+                let packedDY = PackedMatrix(dy.storage.pointer, ld: outF, transposed: false, k: m, n: outF)
+                packedGEMM(x.storage.pointer, m: inF, lda: inF, packedDY, weightGrad, ldc: outF,
+                           bias: nil, activation: .none, accumulate: true, aTransposed: true)
             }
         }
         if let biasGrad { addColumnSums(dy.storage.pointer, rows: m, width: outF, into: biasGrad) }
         guard inputGrad else { return nil }
         let dx = Tensor(uninitializedShape: x.shape)
         if m > 0 {
-            sgemm(transB: !outByIn, m: m, n: inF, k: outF, a: dy.storage.pointer, lda: outF, b: w.storage.pointer,
-                  ldb: outByIn ? inF : outF, c: dx.storage.pointer, ldc: inF)
+            // dx = dy · W ([out, in] as B[k = out, n = in]), or dy · wᵀ for w [in, out].
+            let packedW = PackedMatrix(w.storage.pointer, ld: w.shape[1], transposed: !outByIn, k: outF, n: inF)
+            packedGEMM(dy.storage.pointer, m: m, lda: outF, packedW, dx.storage.pointer, ldc: inF,
+                       bias: nil, activation: .none, accumulate: false)
         }
         return dx
     }

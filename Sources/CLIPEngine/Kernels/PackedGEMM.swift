@@ -16,28 +16,25 @@ public struct PackedMatrix: @unchecked Sendable {
     /// From nn.Linear's weight [N, K] (y = x·Wᵀ).
     public init(linearWeight w: Tensor) throws {
         guard w.rank == 2 else { throw TensorError.shapeMismatch("linear weight must be [out, in], got \(w.shape)") }
-        self.init(k: w.shape[1], n: w.shape[0]) { kk, j in w.storage.pointer[j * w.shape[1] + kk] }
+        self.init(w.storage.pointer, ld: w.shape[1], transposed: true, k: w.shape[1], n: w.shape[0])
     }
 
-    /// From a [K, N] matrix (y = x·W: open_clip's `proj`, patch-conv GEMM weights).
+    /// From a [K, N] matrix (y = x·W: open_clip's `proj`, patch-conv GEMM weights; in training,
+    /// activations [rows, features] as the right-hand side of a weight gradient).
     public init(kByN w: Tensor) throws {
         guard w.rank == 2 else { throw TensorError.shapeMismatch("matrix must be [K, N], got \(w.shape)") }
-        self.init(k: w.shape[0], n: w.shape[1]) { kk, j in w.storage.pointer[kk * w.shape[1] + j] }
+        self.init(w.storage.pointer, ld: w.shape[1], transposed: false, k: w.shape[0], n: w.shape[1])
     }
 
-    private init(k: Int, n: Int, element: (Int, Int) -> Float) {
+    /// B[kk][j] = src[kk·ld + j], or src[j·ld + kk] when `transposed`; panels packed in parallel.
+    init(_ src: UnsafePointer<Float>, ld: Int, transposed: Bool, k: Int, n: Int) {
         self.k = k
         self.n = n
         panels = (n + Self.panelWidth - 1) / Self.panelWidth
         storage = TensorStorage(count: panels * k * Self.panelWidth)
-        let p = storage.pointer
-        for panel in 0..<panels {
-            for kk in 0..<k {
-                for j in 0..<Self.panelWidth {
-                    let col = panel * Self.panelWidth + j
-                    p[(panel * k + kk) * Self.panelWidth + j] = col < n ? element(kk, col) : 0
-                }
-            }
+        let dst = storage.pointer, panels = self.panels
+        Parallel.forEachChunk(panels, workPerItem: k * Self.panelWidth) { range in
+            kernels.pack_panels(src, ld, transposed ? 1 : 0, k, n, dst, range.lowerBound, range.upperBound)
         }
     }
 }
@@ -47,9 +44,12 @@ extension Ops {
     /// kernel's register tiles (8×32 AVX-512, 6×16 AVX2, 4×8 portable) with bias and the residual
     /// add in registers and the activation over each stored tile while it is in L1. Threads take
     /// whole row blocks, or (few rows: text tokens, late ConvNeXt stages at batch 1) column panels.
+    ///
+    /// `aTransposed`: A is given as Aᵀ ([k, m] row-major, leading dimension `lda`), which is how a
+    /// weight gradient dW = dYᵀ·X reads dY; then no bias or activation.
     static func packedGEMM(_ a: UnsafePointer<Float>, m: Int, lda: Int, _ b: PackedMatrix,
                            _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                           bias: UnsafePointer<Float>?, activation: Activation, accumulate: Bool) {
+                           bias: UnsafePointer<Float>?, activation: Activation, accumulate: Bool, aTransposed: Bool = false) {
         guard m > 0, b.n > 0 else { return }
         let rowBlock = kernels.gemm_row_block
         let blocks = (m + rowBlock - 1) / rowBlock
@@ -57,8 +57,13 @@ extension Ops {
         let weights = UnsafePointer(b.storage.pointer)
         let code = activation.kernelCode
         func compute(_ rows: Range<Int>, _ panels: Range<Int>) {
-            kernels.gemm_packed(a, lda, weights, b.k, b.n, c, ldc, bias, code, accumulate ? 1 : 0,
-                                rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
+            if aTransposed {
+                kernels.gemm_packed_at(a, lda, weights, b.k, b.n, c, ldc, accumulate ? 1 : 0,
+                                       rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
+            } else {
+                kernels.gemm_packed(a, lda, weights, b.k, b.n, c, ldc, bias, code, accumulate ? 1 : 0,
+                                    rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
+            }
         }
         if threads <= 1 {
             compute(0..<m, 0..<b.panels)

@@ -63,6 +63,34 @@ typedef struct clip_kernel_table {
                                          float *_Nonnull out, clip_index h, clip_index w, clip_index c,
                                          clip_index kh, clip_index kw, clip_index padding, clip_index oh, clip_index ow,
                                          clip_index row_lo, clip_index row_hi);
+
+    // Training.
+
+    /// As gemm_packed with A given transposed: element (r, kk) of A at a[kk · lda + r] (so
+    /// C = Xᵀ·B needs no transpose of X); no bias or activation.
+    void (*_Nonnull gemm_packed_at)(const float *_Nonnull a, clip_index lda, const float *_Nonnull packed,
+                                    clip_index k, clip_index n, float *_Nonnull c, clip_index ldc, int accumulate,
+                                    clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi);
+    /// Packs panels panel_lo..<panel_hi of B [k, n] (B[kk][j] = src[kk·ld + j], or src[j·ld + kk]
+    /// when `transposed`) into `dst` (panels · k · CLIP_PANEL_WIDTH floats).
+    void (*_Nonnull pack_panels)(const float *_Nonnull src, clip_index ld, int transposed, clip_index k, clip_index n,
+                                 float *_Nonnull dst, clip_index panel_lo, clip_index panel_hi);
+    /// dz[i] = dy[i] · f'(z[i]) for exact-erf GELU and QuickGELU.
+    void (*_Nonnull gelu_backward)(const float *_Nonnull z, const float *_Nonnull dy, float *_Nonnull dz, clip_index count);
+    void (*_Nonnull quick_gelu_backward)(const float *_Nonnull z, const float *_Nonnull dy, float *_Nonnull dz, clip_index count);
+    /// torch.optim.AdamW's update of `count` weights (decoupled decay; bias corrections folded
+    /// into step_size = lr / (1 − β1^t) and bc2_sqrt = √(1 − β2^t)).
+    void (*_Nonnull adamw_update)(float *_Nonnull w, const float *_Nonnull g, float *_Nonnull m, float *_Nonnull v,
+                                  clip_index count, float lr, float beta1, float beta2, float eps, float weight_decay,
+                                  float step_size, float bc2_sqrt);
+    /// Σ x².
+    double (*_Nonnull sum_squares)(const float *_Nonnull x, clip_index count);
+    /// Depthwise conv backward for the weights over output rows row_lo..<row_hi: dw [kh, kw, c]
+    /// and db [c] (nullable) accumulated (+=).
+    void (*_Nonnull depthwise_weight_grad_rows)(const float *_Nonnull x, const float *_Nonnull dy, float *_Nonnull dw,
+                                                float *_Nullable db, clip_index h, clip_index w, clip_index c,
+                                                clip_index kh, clip_index kw, clip_index padding, clip_index oh,
+                                                clip_index ow, clip_index row_lo, clip_index row_hi);
 } clip_kernel_table;
 
 /// The table for this CPU (chosen on the first call, thread-safely; never changes afterwards).

@@ -1,0 +1,88 @@
+import CLIPEngine
+import CLIPModels
+import CLIPNN
+import Foundation
+
+/// Where a run stands, stored with its checkpoint (as JSON in the safetensors metadata).
+public struct TrainingState: Codable, Equatable, Sendable {
+    /// Completed epochs; with `batchesDone` > 0, the epoch in progress is `epoch` and its first
+    /// `batchesDone` batches are done (a checkpoint written on interruption).
+    public var epoch: Int
+    public var batchesDone: Int
+    /// The trainer's step (the schedule's step).
+    public var step: Int
+    /// The trainer's generator (stochastic depth), `SeededGenerator.snapshot`.
+    public var rng: [UInt64]
+    /// AdamW's step count per parameter key.
+    public var optimizerSteps: [String: Int]
+    /// The run's arguments (flag name → value), for the record and for checking a resume.
+    public var arguments: [String: String]
+    /// Ties the weights file to its optimizer file.
+    public var checkpointID: String
+}
+
+/// A training checkpoint is two safetensors files written atomically (temporary file, fsync,
+/// rename), the optimizer file first:
+///
+/// - `NAME.safetensors`: the model's weights under open_clip's `state_dict()` keys — loadable by
+///   `--weights`, `--pretrained` and open_clip's `load_checkpoint` — with the `TrainingState` as
+///   JSON in its metadata (`swiftclip.training_state`);
+/// - `NAME.optimizer.safetensors`: AdamW's moments (`exp_avg.KEY`, `exp_avg_sq.KEY`), with the
+///   same checkpoint id in its metadata.
+///
+/// A crash between the two renames leaves the previous weights file in place and a newer
+/// optimizer file whose id does not match it; resuming from such a pair is refused, naming both.
+public enum Checkpoint {
+    public static let stateKey = "swiftclip.training_state"
+    static let idKey = "swiftclip.checkpoint_id"
+
+    public static func optimizerURL(for url: URL) -> URL {
+        let base = url.deletingPathExtension()
+        return base.appendingPathExtension("optimizer").appendingPathExtension("safetensors")
+    }
+
+    public static func save(model: CLIPModel, optimizer: AdamW, state: TrainingState, to url: URL) throws {
+        let (moments, steps) = optimizer.exportState()
+        var state = state
+        state.optimizerSteps = steps
+        let json = String(decoding: try JSONEncoder.sorted.encode(state), as: UTF8.self)
+        try Safetensors.write(moments, metadata: [idKey: state.checkpointID], to: optimizerURL(for: url))
+        try model.weights.save(to: url, metadata: [stateKey: json, "format": "pt"])
+    }
+
+    /// The state stored in a checkpoint's weights file; nil for plain open_clip weights.
+    public static func state(of url: URL) throws -> TrainingState? {
+        let file = try SafetensorsFile.read(url)
+        guard let json = file.metadata[stateKey] else { return nil }
+        do { return try JSONDecoder().decode(TrainingState.self, from: Data(json.utf8)) } catch {
+            throw TensorError.invalidArgument("\(url.path): unreadable training state in its metadata (\(error))")
+        }
+    }
+
+    /// Restores AdamW's moments from the checkpoint at `url` (written by `save`).
+    public static func restoreOptimizer(_ optimizer: AdamW, from url: URL, state: TrainingState) throws {
+        let optURL = optimizerURL(for: url)
+        guard FileManager.default.fileExists(atPath: optURL.path) else {
+            throw TensorError.invalidArgument("\(url.path): its optimizer state \(optURL.lastPathComponent) is missing")
+        }
+        let file = try SafetensorsFile.read(optURL)
+        guard file.metadata[idKey] == state.checkpointID else {
+            throw TensorError.invalidArgument("\(optURL.path) does not belong to \(url.path) (checkpoint ids differ: an interrupted save?)")
+        }
+        try optimizer.importState(tensors: file.tensors(), steps: state.optimizerSteps, source: optURL.path)
+    }
+
+    /// Removes a checkpoint's two files (missing ones are fine).
+    public static func delete(_ url: URL) {
+        try? FileManager.default.removeItem(at: url)
+        try? FileManager.default.removeItem(at: optimizerURL(for: url))
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+}

@@ -1,0 +1,423 @@
+import CLIPData
+import CLIPEngine
+import CLIPEvaluation
+import CLIPModels
+import CLIPNN
+import CLIPTokenizer
+import Foundation
+
+/// Why a run stopped early. Every case names what went wrong.
+public enum TrainingError: Error, CustomStringConvertible {
+    case experimentExists(String)
+    case nonFiniteLoss(epoch: Int, step: Int, loss: Double, lastCheckpoint: String?)
+    case interrupted(checkpoint: String)
+    case badResume(String)
+    case badOption(String)
+
+    public var description: String {
+        switch self {
+        case .experimentExists(let path):
+            return "experiment already exists at \(path); use --name to start a new one or --resume to continue it"
+        case let .nonFiniteLoss(epoch, step, loss, last):
+            return "the loss became \(loss) at step \(step) (epoch \(epoch)): stopped without saving; "
+                + (last.map { "the last good checkpoint is \($0)" } ?? "no checkpoint was written yet")
+                + " (try a lower --lr, --grad-clip-norm, or a longer --warmup)"
+        case .interrupted(let checkpoint): return "interrupted: state saved to \(checkpoint) (continue with --resume latest)"
+        case .badResume(let m): return "cannot resume: \(m)"
+        case .badOption(let m): return m
+        }
+    }
+}
+
+/// What `swiftclip train` takes: open_clip_train.main's arguments, same names and defaults.
+public struct TrainingOptions: Sendable {
+    public enum DatasetType: String, Sendable { case csv, synthetic }
+    public enum Scheduler: String, Sendable { case cosine, const, constCooldown = "const-cooldown" }
+
+    public var model: String
+    public var pretrained: URL?
+    public var trainData: URL?
+    public var valData: URL?
+    public var datasetType: DatasetType = .csv
+    public var csvSeparator = "\t", csvImgKey = "filepath", csvCaptionKey = "title"
+    public var batchSize = 64, epochs = 32
+    /// nil: open_clip_train's per-model default (`AdamW.Settings.openCLIPDefaults`).
+    public var lr: Double?, beta1: Double?, beta2: Double?, eps: Double?
+    public var wd = 0.2
+    public var warmup = 10_000
+    public var lrScheduler: Scheduler = .cosine
+    public var lrCooldownEnd = 0.0, lrCooldownPower = 1.0
+    public var epochsCooldown: Int?
+    public var gradClipNorm: Double?
+    public var accumFreq = 1
+    public var lockImage = false, lockText = false
+    public var augScale = (0.9, 1.0), augRatio = (3.0 / 4.0, 4.0 / 3.0)
+    public var seed: UInt64 = 0
+    public var workers = 4
+    public var logs = URL(fileURLWithPath: "./logs")
+    public var name: String?
+    public var saveFrequency = 1
+    public var saveMostRecent = false, deletePreviousCheckpoint = false
+    /// A checkpoint path, or "latest" (the furthest checkpoint of this run's folder).
+    public var resume: String?
+    public var valFrequency = 1, zeroshotFrequency = 2
+    public var logEveryNSteps = 100
+    /// Samples of the synthetic set (default 100); a cap on samples per epoch for CSV data.
+    public var trainNumSamples: Int?
+    /// Every flag as given (name → value), written to params.txt and the checkpoints.
+    public var arguments: [String: String] = [:]
+
+    public init(model: String) { self.model = model }
+}
+
+/// Results of evaluating after an epoch (what results.jsonl gets).
+public typealias EvaluationMetrics = [String: Double]
+
+/// open_clip_train.main's loop: per epoch, batches from the loader, one optimiser step per
+/// `accumFreq` batches, a log line every `logEveryNSteps` steps, evaluation (zero-shot and
+/// validation) by their frequencies, checkpoints by `saveFrequency`. Files under LOGS/NAME/:
+/// `out.log`, `params.txt`, `steps.jsonl` (every step: loss, lr, logit scale, samples/s),
+/// `checkpoints/epoch_K.safetensors` (+ `.optimizer.safetensors`), `checkpoints/results.jsonl`.
+public final class TrainingRun {
+    public let options: TrainingOptions
+    public let model: CLIPModel
+    public let trainer: CLIPTrainer
+    public let tokenizer: CLIPTokenizer
+    public let source: any CaptionedImageSource
+    public let transform: TrainTransform
+    public let directory: URL
+    public var checkpoints: URL { directory.appendingPathComponent("checkpoints") }
+    /// Zero-shot set evaluated every `zeroshotFrequency` epochs.
+    public let zeroShot: (dataset: LabeledImageDataset, templates: [String])?
+    public let validation: CSVPairs?
+    public let batchesPerEpoch: Int, stepsPerEpoch: Int, totalSteps: Int
+    /// Called between steps; true stops the run with a checkpoint (Ctrl-C).
+    public var shouldStop: () -> Bool = { false }
+    /// Log lines also go here (stderr in the CLI).
+    public var echo: (String) -> Void = { _ in }
+    /// A live status line (on a terminal), replaced at every step.
+    public var status: ((String) -> Void)?
+
+    private(set) var state: TrainingState
+    private var lastCheckpoint: String?
+    private let log: FileHandle
+    private let stepsLog: FileHandle
+    public private(set) var skippedSamples = 0
+
+    public init(options o: TrainingOptions, tokenizer: CLIPTokenizer, zeroShot: (dataset: LabeledImageDataset, templates: [String])? = nil) throws {
+        guard o.batchSize >= 1, o.epochs >= 1, o.accumFreq >= 1 else {
+            throw TrainingError.badOption("--batch-size, --epochs and --accum-freq must be at least 1")
+        }
+        options = o
+        self.tokenizer = tokenizer
+        self.zeroShot = zeroShot
+        let fm = FileManager.default
+
+        // The run's folder: a new one, unless resuming it.
+        let name = o.name ?? Self.defaultName(o)
+        directory = o.logs.appendingPathComponent(name)
+        let resuming = o.resume != nil
+        if o.resume == "latest" && o.name == nil {
+            throw TrainingError.badOption("--resume latest needs --name (the run to continue)")
+        }
+        if fm.fileExists(atPath: directory.path) && !resuming && o.name != nil {
+            throw TrainingError.experimentExists(directory.path)
+        }
+        try fm.createDirectory(at: directory.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+        log = try Self.appending(directory.appendingPathComponent("out.log"))
+        stepsLog = try Self.appending(directory.appendingPathComponent("steps.jsonl"))
+
+        // Model: random from the seed, or --pretrained (open_clip weights or one of our checkpoints).
+        model = try CLIPModel(model: o.model, weightsURL: o.pretrained, seed: o.seed)
+        let imageSize = model.config.vision.imageSize
+        transform = try TrainTransform(imageSize: imageSize, scale: o.augScale, ratio: o.augRatio)
+
+        switch o.datasetType {
+        case .synthetic:
+            source = try SyntheticShapes(seed: o.seed, count: o.trainNumSamples ?? 100, imageSize: imageSize)
+        case .csv:
+            guard let train = o.trainData else { throw TrainingError.badOption("--train-data is required with --dataset-type csv") }
+            source = try CSVPairs(file: train, imageKey: o.csvImgKey, captionKey: o.csvCaptionKey, separator: o.csvSeparator)
+        }
+        validation = try o.valData.map { try CSVPairs(file: $0, imageKey: o.csvImgKey, captionKey: o.csvCaptionKey, separator: o.csvSeparator) }
+        let samples = min(o.trainNumSamples ?? source.count, source.count)
+        batchesPerEpoch = samples / o.batchSize
+        guard batchesPerEpoch >= o.accumFreq else {
+            throw TrainingError.badOption("\(samples) training samples make \(batchesPerEpoch) batch(es) of \(o.batchSize) per epoch (the last partial batch is dropped), fewer than --accum-freq \(o.accumFreq)")
+        }
+        stepsPerEpoch = batchesPerEpoch / o.accumFreq
+        totalSteps = stepsPerEpoch * o.epochs
+
+        var settings = AdamW.Settings.openCLIPDefaults(modelName: o.model)
+        if let lr = o.lr { settings.lr = lr }
+        if let b = o.beta1 { settings.beta1 = b }
+        if let b = o.beta2 { settings.beta2 = b }
+        if let e = o.eps { settings.eps = e }
+        settings.weightDecay = o.wd
+        let schedule: LearningRateSchedule
+        switch o.lrScheduler {
+        case .cosine: schedule = .cosine(baseLR: settings.lr, warmup: o.warmup, steps: totalSteps)
+        case .const: schedule = .const(baseLR: settings.lr, warmup: o.warmup)
+        case .constCooldown:
+            guard let ec = o.epochsCooldown else { throw TrainingError.badOption("--lr-scheduler const-cooldown needs --epochs-cooldown") }
+            schedule = .constCooldown(baseLR: settings.lr, warmup: o.warmup, steps: totalSteps, cooldownSteps: stepsPerEpoch * ec,
+                                      power: o.lrCooldownPower, endLR: o.lrCooldownEnd)
+        }
+        trainer = CLIPTrainer(model: model, settings: settings, schedule: schedule, gradClipNorm: o.gradClipNorm, seed: o.seed)
+        if o.lockImage { trainer.lockImageTower() }
+        if o.lockText { trainer.lockTextTower() }
+        state = TrainingState(epoch: 0, batchesDone: 0, step: 0, rng: trainer.rng.snapshot, optimizerSteps: [:],
+                              arguments: o.arguments, checkpointID: "")
+
+        if let resume = o.resume { try restore(resume) }
+        try writeParams()
+    }
+
+    static func defaultName(_ o: TrainingOptions) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy_MM_dd-HH_mm_ss"
+        f.locale = Locale(identifier: "en_US_POSIX")
+        let safeModel = o.model.replacingOccurrences(of: "/", with: "-")
+        return [f.string(from: Date()), "model_\(safeModel)", "lr_\(o.lr.map { "\($0)" } ?? "default")", "b_\(o.batchSize)",
+                "j_\(o.workers)", "p_fp32"].joined(separator: "-")
+    }
+
+    static func appending(_ url: URL) throws -> FileHandle {
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: url.path) else {
+            throw TrainingError.badOption("\(url.path): cannot open for writing")
+        }
+        h.seekToEndOfFile()
+        return h
+    }
+
+    func logLine(_ line: String) {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd,HH:mm:ss"
+        f.locale = Locale(identifier: "en_US_POSIX")
+        log.write(Data("\(f.string(from: Date())) | INFO | \(line)\n".utf8))
+        echo(line)
+    }
+
+    /// params.txt as open_clip writes it: `name: value` per argument, sorted.
+    func writeParams() throws {
+        var args = options.arguments
+        args["name"] = directory.lastPathComponent
+        let text = args.keys.sorted().map { "\($0): \(args[$0]!)" }.joined(separator: "\n") + "\n"
+        try Data(text.utf8).write(to: directory.appendingPathComponent("params.txt"))
+    }
+
+    // MARK: Resume
+
+    /// The furthest checkpoint (by epoch, then batches) among epoch_K and epoch_latest.
+    func latestCheckpoint() throws -> URL? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path)) ?? []
+        var best: (URL, Int, Int)?
+        for n in names where n.hasPrefix("epoch_") && n.hasSuffix(".safetensors") && !n.hasSuffix(".optimizer.safetensors") {
+            let url = checkpoints.appendingPathComponent(n)
+            guard let s = try? Checkpoint.state(of: url) else { continue }
+            if best == nil || (s.epoch, s.batchesDone) > (best!.1, best!.2) { best = (url, s.epoch, s.batchesDone) }
+        }
+        return best?.0
+    }
+
+    func restore(_ resume: String) throws {
+        let url: URL
+        if resume == "latest" {
+            guard let found = try latestCheckpoint() else {
+                logLine("No latest resume checkpoint found in \(checkpoints.path).")
+                return
+            }
+            url = found
+        } else {
+            url = URL(fileURLWithPath: resume)
+        }
+        guard let s = try Checkpoint.state(of: url) else {
+            throw TrainingError.badResume("\(url.path) holds weights only (no training state); use --pretrained to start from it")
+        }
+        let weights = try SafetensorsFile.read(url)
+        try model.parameters.update(weights.tensors(), strict: true, source: url.path)
+        try Checkpoint.restoreOptimizer(trainer.optimizer, from: url, state: s)
+        trainer.step = s.step
+        trainer.rng = try SeededGenerator(snapshot: s.rng)
+        state = s
+        state.arguments = options.arguments
+        lastCheckpoint = url.path
+        logLine("Resuming from \(url.path): epoch \(s.epoch), \(s.batchesDone) batches done, step \(s.step).")
+    }
+
+    // MARK: The loop
+
+    /// Trains to `epochs`; returns each evaluated epoch's metrics.
+    @discardableResult
+    public func run() throws -> [EvaluationMetrics] {
+        var results: [EvaluationMetrics] = []
+        logLine("Model \(options.model): \(model.parameterCounts.total) parameters; \(source.count) samples, "
+                + "\(batchesPerEpoch) batches of \(options.batchSize) per epoch, \(totalSteps) steps")
+        for epoch in state.epoch..<options.epochs {
+            logLine("Start epoch \(epoch)")
+            try trainEpoch(epoch)
+            let completed = epoch + 1
+            state.epoch = completed
+            state.batchesDone = 0
+            let metrics = try evaluate(epoch: completed)
+            if !metrics.isEmpty { results.append(metrics) }
+            try saveEpochCheckpoints(completed)
+        }
+        if skippedSamples > 0 { logLine("\(skippedSamples) unreadable sample(s) were skipped (named above)") }
+        return results
+    }
+
+    func trainEpoch(_ epoch: Int) throws {
+        let start = state.epoch == epoch ? state.batchesDone : 0
+        let loader = try BatchLoader(source: source, transform: transform, batchSize: options.batchSize, seed: options.seed,
+                                     epoch: epoch, workers: options.workers, startBatch: start,
+                                     samples: options.trainNumSamples)
+        defer { loader.cancel() }
+        var batch = start
+        var lossAverage = RunningMean(), timeAverage = RunningMean(), dataAverage = RunningMean()
+        var tick = DispatchTime.now().uptimeNanoseconds
+        while batch + options.accumFreq <= stepsPerEpoch * options.accumFreq {
+            var micro: [(images: Tensor, tokens: [[Int]])] = []
+            var samples = 0
+            for _ in 0..<options.accumFreq {
+                guard let b = try loader.next() else { break }
+                for s in b.skipped { logLine("skipped sample: \(s.message)") }
+                skippedSamples += b.skipped.count
+                let ids = tokenizer.tokenize(b.captions, contextLength: model.config.text.contextLength).map { $0.map(Int.init) }
+                micro.append((b.images, ids))
+                samples += b.images.shape[0]
+            }
+            let dataSeconds = seconds(since: tick)
+            guard micro.count == options.accumFreq, micro.allSatisfy({ $0.images.shape[0] >= 2 }) else {
+                throw TrainingError.badOption("epoch \(epoch): too few readable samples for a batch (see the skipped samples above)")
+            }
+            let result = try trainer.step(microBatches: micro)
+            batch += options.accumFreq
+            guard result.loss.isFinite else {
+                throw TrainingError.nonFiniteLoss(epoch: epoch, step: trainer.step - 1, loss: result.loss, lastCheckpoint: lastCheckpoint)
+            }
+            let stepSeconds = seconds(since: tick)
+            tick = DispatchTime.now().uptimeNanoseconds
+            lossAverage.add(result.loss); timeAverage.add(stepSeconds); dataAverage.add(dataSeconds)
+            let stepInEpoch = batch / options.accumFreq
+            let rate = Double(samples) / stepSeconds
+            let scale = Foundation.exp(Double(model.logitScale))
+            writeStep(["epoch": Double(epoch), "step": Double(trainer.step), "loss": result.loss, "lr": result.learningRate,
+                       "logit_scale": scale, "samples_per_s": rate, "data_s": dataSeconds, "step_s": stepSeconds])
+            let done = stepInEpoch == stepsPerEpoch
+            let remaining = Double(totalSteps - trainer.step) * timeAverage.mean
+            status?(String(format: "epoch %d step %d/%d loss %.4f lr %.3g logit scale %.2f %.1f samples/s ETA %@",
+                           epoch, stepInEpoch, stepsPerEpoch, result.loss, result.learningRate, scale, rate, duration(remaining)))
+            if stepInEpoch % max(1, options.logEveryNSteps) == 0 || done {
+                let seen = batch * options.batchSize, total = batchesPerEpoch * options.batchSize
+                logLine(String(format: "Train Epoch: %d [%d/%d (%.0f%%)] Data (t): %.3f Batch (t): %.3f, %.4g/s LR: %.6f Logit Scale: %.3f Contrastive_loss: %.4f (%.4f) Loss: %.4f (%.4f)",
+                               epoch, seen, total, 100 * Double(seen) / Double(total), dataAverage.mean, timeAverage.mean,
+                               Double(options.batchSize * options.accumFreq) / timeAverage.mean, result.learningRate, scale,
+                               result.loss, lossAverage.mean, result.loss, lossAverage.mean))
+            }
+            state.batchesDone = batch
+            if shouldStop() && !done {
+                let url = checkpoints.appendingPathComponent("epoch_latest.safetensors")
+                try saveCheckpoint(to: url)
+                throw TrainingError.interrupted(checkpoint: url.path)
+            }
+        }
+    }
+
+    func seconds(since t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }
+
+    func duration(_ s: Double) -> String {
+        guard s.isFinite else { return "?" }
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+    }
+
+    func writeStep(_ values: [String: Double]) {
+        let data = (try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys])) ?? Data()
+        stepsLog.write(data + Data("\n".utf8))
+    }
+
+    // MARK: Checkpoints
+
+    func saveCheckpoint(to url: URL) throws {
+        state.step = trainer.step
+        state.rng = trainer.rng.snapshot
+        state.checkpointID = UUID().uuidString
+        try Checkpoint.save(model: model, optimizer: trainer.optimizer, state: state, to: url)
+        lastCheckpoint = url.path
+        logLine("Saved checkpoint \(url.path)")
+    }
+
+    /// open_clip's rules: epoch_K at the last epoch and every `saveFrequency` epochs; the
+    /// previous epoch's file deleted with --delete-previous-checkpoint; epoch_latest with
+    /// --save-most-recent (an interruption's epoch_latest is replaced once an epoch ends).
+    func saveEpochCheckpoints(_ completed: Int) throws {
+        if completed == options.epochs || (options.saveFrequency > 0 && completed % options.saveFrequency == 0) {
+            try saveCheckpoint(to: checkpoints.appendingPathComponent("epoch_\(completed).safetensors"))
+        }
+        if options.deletePreviousCheckpoint {
+            Checkpoint.delete(checkpoints.appendingPathComponent("epoch_\(completed - 1).safetensors"))
+        }
+        let latest = checkpoints.appendingPathComponent("epoch_latest.safetensors")
+        if options.saveMostRecent {
+            try saveCheckpoint(to: latest)
+        } else if FileManager.default.fileExists(atPath: latest.path) {
+            Checkpoint.delete(latest)
+        }
+    }
+
+    // MARK: Evaluation
+
+    /// open_clip_train's `evaluate` after `epoch` completed epochs: zero-shot top-1/top-5 every
+    /// `zeroshotFrequency` epochs and at the last; validation loss and retrieval every
+    /// `valFrequency` epochs and at the last. Appends to checkpoints/results.jsonl.
+    public func evaluate(epoch: Int) throws -> EvaluationMetrics {
+        var metrics: EvaluationMetrics = [:]
+        let last = epoch == options.epochs
+        if let z = zeroShot, options.zeroshotFrequency > 0, epoch % options.zeroshotFrequency == 0 || last {
+            let r = try ZeroShotEvaluation.evaluate(model: model, tokenizer: tokenizer, dataset: z.dataset, templates: z.templates,
+                                                    batchSize: options.batchSize)
+            metrics["zeroshot-val-top1"] = r.top1
+            metrics["zeroshot-val-top5"] = r.top5
+        }
+        if let val = validation, options.valFrequency > 0, epoch % options.valFrequency == 0 || last {
+            for (k, v) in try validationMetrics(val) { metrics[k] = v }
+            metrics["epoch"] = Double(epoch)
+        }
+        guard !metrics.isEmpty else { return metrics }
+        logLine("Eval Epoch: \(epoch) " + metrics.keys.sorted().map { String(format: "%@: %.4f", $0, metrics[$0]!) }.joined(separator: "\t"))
+        let data = try JSONSerialization.data(withJSONObject: metrics, options: [.sortedKeys])
+        let results = try Self.appending(checkpoints.appendingPathComponent("results.jsonl"))
+        results.write(data + Data("\n".utf8))
+        try results.close()
+        return metrics
+    }
+
+    /// `clip_val_loss` (ClipLoss per batch of `batchSize`, weighted by batch size) and
+    /// get_clip_metrics over all pairs, with the eval transform.
+    func validationMetrics(_ pairs: CSVPairs) throws -> [String: Double] {
+        let preprocessor = Preprocessor(imageSize: model.config.vision.imageSize)
+        var images: [Tensor] = [], texts: [Tensor] = []
+        var cumulative = 0.0
+        for start in stride(from: 0, to: pairs.count, by: options.batchSize) {
+            let end = min(pairs.count, start + options.batchSize)
+            let batch = try preprocessor.batch(count: end - start) { try ImageDecoder.decode(contentsOf: pairs.images[start + $0]) }
+            let ids = tokenizer.tokenize(Array(pairs.captions[start..<end]), contextLength: model.config.text.contextLength)
+            let i = try model.encodeImage(batch, normalize: true), t = try model.encodeText(ids.map { $0.map(Int.init) }, normalize: true)
+            cumulative += try ClipLoss.compute(image: i, text: t, logitScale: model.logitScale).loss * Double(end - start)
+            images.append(i); texts.append(t)
+        }
+        var out = try Retrieval.metrics(imageFeatures: Tensor.concatenate(rows: images), textFeatures: Tensor.concatenate(rows: texts),
+                                        logitScale: Foundation.exp(model.logitScale)).openCLIPNames
+        out["clip_val_loss"] = cumulative / Double(pairs.count)
+        out["num_samples"] = Double(pairs.count)
+        return out
+    }
+}
+
+struct RunningMean {
+    private(set) var mean = 0.0
+    private var n = 0
+    mutating func add(_ x: Double) { n += 1; mean += (x - mean) / Double(n) }
+}

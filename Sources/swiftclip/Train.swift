@@ -1,0 +1,234 @@
+import ArgumentParser
+import CLIPData
+import CLIPEngine
+import CLIPEvaluation
+import CLIPTraining
+import Dispatch
+import Foundation
+
+/// `swiftclip train`: open_clip_train.main's flags, names and defaults (docs/training.md maps each).
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Contrastive training as open_clip_train.main does it, on CSV or synthetic data, with checkpoints, exact resume, logs and evaluation.",
+        discussion: "Flags keep open_clip_train's names, defaults and meaning; docs/training.md maps every one.")
+
+    @Option(help: "Built-in model name or open_clip JSON config.") var model = "RN50"
+    @Option(help: "Start from these weights: open_clip safetensors or a swiftclip checkpoint.") var pretrained: String?
+    @Option(name: .customLong("train-data"), help: "Training CSV (open_clip's CsvDataset format).") var trainData: String?
+    @Option(name: .customLong("val-data"), help: "Validation CSV: loss and retrieval metrics.") var valData: String?
+    @Option(name: .customLong("dataset-type"), help: "csv, synthetic (coloured shapes, in memory), or auto (csv).") var datasetType = "auto"
+    @Option(name: .customLong("csv-separator"), help: "CSV field separator (default: tab).") var csvSeparator = "\t"
+    @Option(name: .customLong("csv-img-key")) var csvImgKey = "filepath"
+    @Option(name: .customLong("csv-caption-key")) var csvCaptionKey = "title"
+    @Option(name: .customLong("batch-size")) var batchSize = 64
+    @Option var epochs = 32
+    @Option(name: .customLong("epochs-cooldown"), help: "Epochs of cooldown (const-cooldown schedule).") var epochsCooldown: Int?
+    @Option(help: "Learning rate (default: open_clip's per-model default, 5e-4).") var lr: Double?
+    @Option var beta1: Double?
+    @Option var beta2: Double?
+    @Option var eps: Double?
+    @Option var wd = 0.2
+    @Option(help: "Warmup steps.") var warmup = 10_000
+    @Option(name: .customLong("lr-scheduler"), help: "cosine, const or const-cooldown.") var lrScheduler = "cosine"
+    @Option(name: .customLong("lr-cooldown-end")) var lrCooldownEnd = 0.0
+    @Option(name: .customLong("lr-cooldown-power")) var lrCooldownPower = 1.0
+    @Option(name: .customLong("grad-clip-norm")) var gradClipNorm: Double?
+    @Option(name: .customLong("accum-freq")) var accumFreq = 1
+    @Flag(name: .customLong("grad-checkpointing")) var gradCheckpointing = false
+    @Flag(name: .customLong("lock-image")) var lockImage = false
+    @Flag(name: .customLong("lock-text")) var lockText = false
+    @Option(name: .customLong("aug-cfg"), parsing: .upToNextOption, help: "key=value pairs: scale='(0.9,1.0)' ratio='(0.75,1.3333)'.")
+    var augCfg: [String] = []
+    @Option var seed: UInt64 = 0
+    @Option(help: "Threads decoding and augmenting images.") var workers = 4
+    @Option(help: "Threads for the kernels (default: all cores).") var threads: Int?
+    @Option(help: "Where runs are written.") var logs = "./logs/"
+    @Option(help: "Run name (default: date, model, lr, batch, workers, precision).") var name: String?
+    @Option(name: .customLong("save-frequency")) var saveFrequency = 1
+    @Flag(name: .customLong("save-most-recent")) var saveMostRecent = false
+    @Flag(name: .customLong("delete-previous-checkpoint")) var deletePreviousCheckpoint = false
+    @Option(help: "A checkpoint to continue from, or 'latest' (with --name).") var resume: String?
+    @Option(name: .customLong("val-frequency")) var valFrequency = 1
+    @Option(name: .customLong("zeroshot-frequency")) var zeroshotFrequency = 2
+    @Option(name: .customLong("log-every-n-steps")) var logEveryNSteps = 100
+    @Option(name: .customLong("train-num-samples"), help: "Samples of the synthetic set (default 100); a cap per epoch for CSV.")
+    var trainNumSamples: Int?
+    @Option(help: "fp32 (other precisions are not supported yet).") var precision = "fp32"
+    @Option(name: .customLong("zeroshot-data"), help: "Zero-shot set during training: a folder (one sub-folder per class) or CIFAR files.")
+    var zeroshotData: String?
+    @Option(name: .customLong("zeroshot-dataset"), help: "folder, cifar10 or cifar100.") var zeroshotDataset = "folder"
+    @Option(name: .customLong("zeroshot-classnames"), help: "Class names, one per line.") var zeroshotClassnames: String?
+    @Option(name: .customLong("zeroshot-templates"), help: "Prompt templates, one per line ('{}' is the class).") var zeroshotTemplates: String?
+    @OptionGroup var vocabulary: VocabularyOptions
+    @Argument(parsing: .allUnrecognized, help: .hidden) var unrecognized: [String] = []
+
+    /// open_clip_train flags swiftclip train does not implement: named in the error, never ignored.
+    static let unsupported: [String: String] = [
+        "--imagenet-val": "use --zeroshot-data", "--imagenet-v2": "use --zeroshot-data",
+        "--local-loss": "distributed training is not implemented yet", "--gather-with-grad": "distributed training is not implemented yet",
+        "--dataset-resampled": "webdataset is not implemented yet", "--train-data-upsampling-factors": "webdataset is not implemented yet",
+        "--val-num-samples": "webdataset is not implemented yet",
+    ]
+    static let openCLIPFlags: Set<String> = [
+        "--cache-dir", "--log-local", "--momentum", "--opt", "--use-bn-sync", "--skip-scheduler", "--pretrained-image",
+        "--lock-image-unlocked-groups", "--lock-image-freeze-bn-stats", "--force-quick-gelu", "--force-patch-dropout",
+        "--force-custom-text", "--torchscript", "--torchcompile", "--trace", "--device", "--dist-url", "--dist-backend",
+        "--report-to", "--wandb-notes", "--wandb-project-name", "--debug", "--copy-codebase", "--horovod", "--ddp-static-graph",
+        "--no-set-device-rank", "--lock-text-unlocked-layers", "--lock-text-freeze-layer-norm", "--coca-caption-loss-weight",
+        "--coca-contrastive-loss-weight", "--remote-sync", "--remote-sync-frequency", "--remote-sync-protocol", "--distill-model",
+        "--distill-pretrained", "--use-bnb-linear", "--siglip", "--loss-dist-impl", "--image-mean", "--image-std",
+        "--image-interpolation", "--image-resize-mode", "--force-context-length", "--force-image-size",
+    ]
+
+    func validate() throws {
+        if let first = unrecognized.first {
+            let flag = String(first.split(separator: "=", maxSplits: 1).first ?? Substring(first))
+            if let why = Self.unsupported[flag] { throw ValidationError("open_clip_train's \(flag) is not supported by swiftclip train (\(why))") }
+            if Self.openCLIPFlags.contains(flag) { throw ValidationError("open_clip_train's \(flag) is not supported by swiftclip train") }
+            throw ValidationError("unknown option or argument '\(first)'")
+        }
+        let positive: [(String, Int)] = [("--batch-size", batchSize), ("--epochs", epochs), ("--accum-freq", accumFreq), ("--workers", workers)]
+        for (flag, v) in positive where !(1...1_000_000).contains(v) { throw ValidationError("\(flag) must be in 1...1000000, got \(v)") }
+        let counts: [(String, Int)] = [("--warmup", warmup), ("--save-frequency", saveFrequency), ("--val-frequency", valFrequency),
+                                       ("--zeroshot-frequency", zeroshotFrequency), ("--log-every-n-steps", logEveryNSteps)]
+        for (flag, v) in counts where !(0...1_000_000_000).contains(v) { throw ValidationError("\(flag) must be in 0...1000000000, got \(v)") }
+        if let n = trainNumSamples, !(1...1_000_000_000).contains(n) { throw ValidationError("--train-num-samples must be in 1...1000000000, got \(n)") }
+        if let e = epochsCooldown, !(0...epochs).contains(e) { throw ValidationError("--epochs-cooldown must be in 0...\(epochs), got \(e)") }
+        for (flag, v) in [("--lr", lr), ("--eps", eps), ("--grad-clip-norm", gradClipNorm)] {
+            if let v, !(v.isFinite && v > 0) { throw ValidationError("\(flag) must be a positive number, got \(v)") }
+        }
+        for (flag, v) in [("--beta1", beta1), ("--beta2", beta2)] {
+            if let v, !(v >= 0 && v < 1) { throw ValidationError("\(flag) must be in [0, 1), got \(v)") }
+        }
+        guard wd.isFinite && wd >= 0 else { throw ValidationError("--wd must be a non-negative number, got \(wd)") }
+        guard lrCooldownEnd.isFinite && lrCooldownEnd >= 0, lrCooldownPower.isFinite && lrCooldownPower > 0 else {
+            throw ValidationError("--lr-cooldown-end must be ≥ 0 and --lr-cooldown-power > 0")
+        }
+        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be in 1...4096, got \(t)") }
+        guard ["cosine", "const", "const-cooldown"].contains(lrScheduler) else {
+            throw ValidationError("--lr-scheduler must be cosine, const or const-cooldown, got '\(lrScheduler)'")
+        }
+        guard ["auto", "csv", "synthetic"].contains(datasetType) else {
+            throw ValidationError(datasetType == "webdataset" ? "--dataset-type webdataset is not implemented yet"
+                                  : "--dataset-type must be csv, synthetic or auto, got '\(datasetType)'")
+        }
+        guard precision == "fp32" else {
+            throw ValidationError("--precision \(precision) is not supported yet: swiftclip train runs fp32 (pass --precision fp32)")
+        }
+        if gradCheckpointing { throw ValidationError("--grad-checkpointing is not implemented yet") }
+        guard ["folder", "cifar10", "cifar100"].contains(zeroshotDataset) else {
+            throw ValidationError("--zeroshot-dataset must be folder, cifar10 or cifar100, got '\(zeroshotDataset)'")
+        }
+        _ = try augmentation()
+    }
+
+    /// --aug-cfg's scale and ratio (open_clip parses each value as a Python literal).
+    func augmentation() throws -> (scale: (Double, Double), ratio: (Double, Double)) {
+        var scale = (0.9, 1.0), ratio = (3.0 / 4.0, 4.0 / 3.0)
+        for item in augCfg {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--aug-cfg takes key=value, got '\(item)'") }
+            let numbers = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "()[] '\"")).split(separator: ",")
+                .map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard numbers.count == 2, let a = numbers[0], let b = numbers[1] else {
+                throw ValidationError("--aug-cfg \(parts[0]) needs two numbers like '(0.9, 1.0)', got '\(parts[1])'")
+            }
+            switch parts[0] {
+            case "scale": scale = (a, b)
+            case "ratio": ratio = (a, b)
+            default: throw ValidationError("--aug-cfg \(parts[0]) is not supported (scale and ratio are)")
+            }
+        }
+        guard scale.0 > 0, scale.0 <= scale.1, scale.1 <= 1 else { throw ValidationError("--aug-cfg scale must satisfy 0 < min ≤ max ≤ 1") }
+        guard ratio.0 > 0, ratio.0 <= ratio.1, ratio.1 < 100 else { throw ValidationError("--aug-cfg ratio must satisfy 0 < min ≤ max < 100") }
+        return (scale, ratio)
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            if let threads { Parallel.threadCount = threads }
+            var o = TrainingOptions(model: model)
+            o.pretrained = pretrained.map { URL(fileURLWithPath: $0) }
+            o.trainData = trainData.map { URL(fileURLWithPath: $0) }
+            o.valData = valData.map { URL(fileURLWithPath: $0) }
+            o.datasetType = datasetType == "synthetic" ? .synthetic : .csv
+            o.csvSeparator = csvSeparator == "\\t" ? "\t" : csvSeparator
+            o.csvImgKey = csvImgKey; o.csvCaptionKey = csvCaptionKey
+            o.batchSize = batchSize; o.epochs = epochs; o.epochsCooldown = epochsCooldown
+            o.lr = lr; o.beta1 = beta1; o.beta2 = beta2; o.eps = eps; o.wd = wd; o.warmup = warmup
+            o.lrScheduler = TrainingOptions.Scheduler(rawValue: lrScheduler)!
+            o.lrCooldownEnd = lrCooldownEnd; o.lrCooldownPower = lrCooldownPower
+            o.gradClipNorm = gradClipNorm; o.accumFreq = accumFreq
+            o.lockImage = lockImage; o.lockText = lockText
+            (o.augScale, o.augRatio) = try augmentation()
+            o.seed = seed; o.workers = workers
+            o.logs = URL(fileURLWithPath: logs); o.name = name
+            o.saveFrequency = saveFrequency; o.saveMostRecent = saveMostRecent; o.deletePreviousCheckpoint = deletePreviousCheckpoint
+            o.resume = resume; o.valFrequency = valFrequency; o.zeroshotFrequency = zeroshotFrequency
+            o.logEveryNSteps = logEveryNSteps; o.trainNumSamples = trainNumSamples
+            o.arguments = argumentRecord()
+
+            let tokenizer = try vocabulary.tokenizer()
+            var zeroShot: (dataset: LabeledImageDataset, templates: [String])?
+            if let zeroshotData {
+                let url = URL(fileURLWithPath: zeroshotData)
+                var set: LabeledImageDataset = zeroshotDataset == "folder" ? try ImageFolderDataset(root: url)
+                    : try CIFARDataset.load(zeroshotDataset == "cifar10" ? .cifar10 : .cifar100, at: url)
+                if let zeroshotClassnames {
+                    try set.overrideClassNames(readLines(URL(fileURLWithPath: zeroshotClassnames)), source: zeroshotClassnames)
+                }
+                let templates = try zeroshotTemplates.map { try readLines(URL(fileURLWithPath: $0)) } ?? CIFARClassNames.templates
+                zeroShot = (set, templates)
+            }
+            let run = try TrainingRun(options: o, tokenizer: tokenizer, zeroShot: zeroShot)
+            let terminal = isatty(STDERR_FILENO) == 1
+            run.echo = { line in FileHandle.standardError.write(Data(((terminal ? "\r\u{1B}[K" : "") + line + "\n").utf8)) }
+            if terminal { run.status = { FileHandle.standardError.write(Data("\r\u{1B}[K\($0)".utf8)) } }
+            // Ctrl-C: finish the step, write a checkpoint, exit non-zero; a second Ctrl-C quits at once.
+            let stop = StopRequest()
+            signal(SIGINT, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+            source.setEventHandler {
+                if stop.request() { FileHandle.standardError.write(Data("\nstopping now\n".utf8)); Foundation.exit(130) }
+                FileHandle.standardError.write(Data("\ninterrupt: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)\n".utf8))
+            }
+            source.resume()
+            run.shouldStop = { stop.isRequested }
+            defer { source.cancel() }
+            let results = try run.run()
+            if let last = results.last {
+                print("trained \(epochs) epoch(s): " + last.keys.sorted().map { String(format: "%@ %.4f", $0, last[$0]!) }.joined(separator: ", "))
+            } else {
+                print("trained \(epochs) epoch(s)")
+            }
+            print("run folder: \(run.directory.path)")
+        }
+    }
+
+    /// Every flag's value by open_clip's attribute name (params.txt).
+    func argumentRecord() -> [String: String] {
+        let opt = { (v: Any?) in v.map { "\($0)" } ?? "None" }
+        return [
+            "model": model, "pretrained": opt(pretrained), "train_data": opt(trainData), "val_data": opt(valData),
+            "dataset_type": datasetType, "csv_separator": csvSeparator, "csv_img_key": csvImgKey, "csv_caption_key": csvCaptionKey,
+            "batch_size": "\(batchSize)", "epochs": "\(epochs)", "epochs_cooldown": opt(epochsCooldown), "lr": opt(lr),
+            "beta1": opt(beta1), "beta2": opt(beta2), "eps": opt(eps), "wd": "\(wd)", "warmup": "\(warmup)",
+            "lr_scheduler": lrScheduler, "lr_cooldown_end": "\(lrCooldownEnd)", "lr_cooldown_power": "\(lrCooldownPower)",
+            "grad_clip_norm": opt(gradClipNorm), "accum_freq": "\(accumFreq)", "lock_image": "\(lockImage)", "lock_text": "\(lockText)",
+            "aug_cfg": "\(augCfg)", "seed": "\(seed)", "workers": "\(workers)", "logs": logs, "save_frequency": "\(saveFrequency)",
+            "save_most_recent": "\(saveMostRecent)", "delete_previous_checkpoint": "\(deletePreviousCheckpoint)",
+            "resume": opt(resume), "val_frequency": "\(valFrequency)", "zeroshot_frequency": "\(zeroshotFrequency)",
+            "log_every_n_steps": "\(logEveryNSteps)", "train_num_samples": opt(trainNumSamples), "precision": precision,
+            "zeroshot_data": opt(zeroshotData), "zeroshot_dataset": zeroshotDataset,
+        ]
+    }
+}
+
+/// Set from the signal handler's queue, read by the training loop.
+final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    /// Records a request; true when one was already pending.
+    func request() -> Bool { lock.lock(); defer { lock.unlock() }; count += 1; return count > 1 }
+    var isRequested: Bool { lock.lock(); defer { lock.unlock() }; return count > 0 }
+}
