@@ -36,7 +36,7 @@ let package = Package(
         // models: ConvNeXt(-V2), ViT, text Transformer, CLIP, open_clip JSON configs.
         .target(name: "CLIPModels", dependencies: ["CLIPNN"], swiftSettings: fastMath),
         // tokenizer and data: CLIP BPE; image decoding and preprocessing.
-        .target(name: "CLIPTokenizer", swiftSettings: fastMath),
+        .target(name: "CLIPTokenizer", dependencies: ["CLIPEngine"], swiftSettings: fastMath),
         .target(name: "CLIPData", dependencies: ["CLIPEngine", "CTurboJPEG", "CPNG"], swiftSettings: fastMath),
         // evaluation: zero-shot classification (and, later, retrieval metrics).
         .target(name: "CLIPEvaluation", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"], swiftSettings: fastMath),

@@ -22,6 +22,11 @@ struct ModelOptions: ParsableArguments {
     var seed: UInt64 = 0
 
     var weightsURL: URL? { weights.map { URL(fileURLWithPath: $0) } }
+
+    func validate() throws {
+        guard !model.isEmpty else { throw ValidationError("--model: empty name or path") }
+        try requireNonEmptyPaths([(weights, "--weights")])
+    }
 }
 
 /// Turns a library error into a one-line message and a non-zero exit, instead of a trap.

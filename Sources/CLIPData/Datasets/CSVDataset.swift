@@ -1,3 +1,4 @@
+import CLIPEngine
 import Foundation
 
 /// Image–caption pairs in open_clip's CSV format (`--csv-img-key`, `--csv-caption-key`,
@@ -8,12 +9,16 @@ public struct CSVPairs {
     public let file: URL
     public let images: [URL]
     public let captions: [String]
+    /// The 1-based line each pair's row starts on, and the image column's name (for errors).
+    public let lines: [Int]
+    public let imageKey: String
     public var count: Int { images.count }
 
     public init(file: URL, imageKey: String = "filepath", captionKey: String = "title", separator: String = "\t") throws {
         let path = file.path
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DatasetError.missing(path: path, expected: "a CSV file with a header row naming the '\(imageKey)' and '\(captionKey)' columns")
+        let data: Data
+        do { data = try InputFile.read(path, maximumBytes: 1 << 30) } catch let e as InputFileError {
+            throw DatasetError.missing(path: path, expected: "a CSV file with a header row naming the '\(imageKey)' and '\(captionKey)' columns (\(e.reason))")
         }
         guard let text = String(data: data, encoding: .utf8) else { throw DatasetError.malformed(file: path, message: "not UTF-8 text") }
         guard let sep = separator.unicodeScalars.first, separator.unicodeScalars.count == 1 else {
@@ -30,7 +35,7 @@ public struct CSVPairs {
         }
         let imageColumn = try column(imageKey), captionColumn = try column(captionKey)
         let folder = file.deletingLastPathComponent()
-        var images: [URL] = [], captions: [String] = []
+        var images: [URL] = [], captions: [String] = [], lines: [Int] = []
         for row in rows.dropFirst() {
             for (key, c) in [(imageKey, imageColumn), (captionKey, captionColumn)] where c >= row.fields.count {
                 throw DatasetError.csv(file: path, line: row.line, column: key,
@@ -40,11 +45,21 @@ public struct CSVPairs {
             guard !p.isEmpty else { throw DatasetError.csv(file: path, line: row.line, column: imageKey, message: "empty image path") }
             images.append(p.hasPrefix("/") ? URL(fileURLWithPath: p) : folder.appendingPathComponent(p))
             captions.append(row.fields[captionColumn])
+            lines.append(row.line)
         }
         guard !images.isEmpty else { throw DatasetError.csv(file: path, line: header.line, column: nil, message: "no rows after the header") }
         self.file = file
         self.images = images
         self.captions = captions
+        self.lines = lines
+        self.imageKey = imageKey
+    }
+
+    /// The image of pair `index`; an error names the CSV file, line and column as well as the image file.
+    public func image(at index: Int) throws -> RGBImage {
+        do { return try ImageDecoder.decode(contentsOf: images[index]) } catch {
+            throw DatasetError.csv(file: file.path, line: lines[index], column: imageKey, message: "\(error)")
+        }
     }
 
     /// Rows of fields with the 1-based line each row starts on.
