@@ -45,6 +45,10 @@ let package = Package(
             "CLIPModels", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], swiftSettings: fastMath),
         // CLI: thin.
+        // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point
+        // (built with sanitizers by scripts/fuzz.sh; a plain build is a replay tool).
+        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"], swiftSettings: fastMath),
+        .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"], swiftSettings: fastMath),
         .executableTarget(name: "swiftclip", dependencies: [
             "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -57,6 +61,7 @@ let package = Package(
         .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], exclude: ["Fixtures"], swiftSettings: fastMath),
         .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"], swiftSettings: fastMath),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"], swiftSettings: fastMath),
     ],
     swiftLanguageModes: [.v5]
 )
