@@ -39,8 +39,9 @@ struct Bench: ParsableCommand {
             if let textLength, textLength > config.text.contextLength {
                 throw ValidationError("--text-length must be in 2...\(config.text.contextLength) (the model's context_length), got \(textLength)")
             }
-            if tower == .text && config.text.vocabSize < 4 {
-                throw InputError(description: "\(config.source): text_cfg.vocab_size \(config.text.vocabSize) is too small to make benchmark tokens")
+            if tower == .text && (config.text.vocabSize < 4 || config.text.contextLength < 2) {
+                throw InputError(description: "\(config.source): text_cfg.vocab_size \(config.text.vocabSize) / context_length "
+                                 + "\(config.text.contextLength) are too small to make benchmark tokens (need ≥ 4 / ≥ 2)")
             }
             var encodeImage: ((Tensor) throws -> Tensor)?
             var encodeText: (([[Int]]) throws -> Tensor)?

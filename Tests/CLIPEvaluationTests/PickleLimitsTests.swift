@@ -45,4 +45,12 @@ final class PickleLimitsTests: XCTestCase {
             XCTAssertEqual("\(e)", "x.pkl: unexpected pickle contents: 'data': expected a NumPy array, found int")
         }
     }
+
+    /// Found while writing the fuzz targets: a shape of 2^62 rows made `rows × 3072` trap.
+    func testCIFARShapeThatOverflowsIsAnError() throws {
+        let file = repoRoot.appendingPathComponent("Tests/CLIPFuzzTests/Regressions/pickle/shape_times_3072_overflows.pkl")
+        assertThrows(DatasetError.self, containing: [file.path, "truncated", "4611686018427387904 × 3072"]) {
+            _ = try CIFARDataset.loadPython(.cifar10, test: file, meta: nil)
+        }
+    }
 }

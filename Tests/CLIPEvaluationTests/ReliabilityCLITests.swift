@@ -140,6 +140,9 @@ final class ReliabilityCLITests: XCTestCase {
         }
         // Above the model's context but inside the option's bounds: still a usage error naming it.
         try expect(["bench", "--model", tinyModel, "--tower", "text", "--text-length", "78"], status: 64, ["--text-length", "77"])
+        // A text tower too small for benchmark rows ([sot, …, eot]).
+        try expect(["bench", "--model", try config(text: ["context_length": 1]), "--tower", "text"], ["context_length 1"])
+        try expect(["bench", "--model", try config(text: ["vocab_size": 3]), "--tower", "text"], ["vocab_size 3"])
         // A batch that does not fit in memory: the estimate, not the allocator's abort.
         try expect(["bench", "--model", tinyModel, "--batch-sizes", "65536", "--repeats", "1"], ["needs about"],
                    environment: ["SWIFTCLIP_MEMORY_LIMIT": "256M"])
