@@ -32,8 +32,12 @@ final class OutputFileTests: XCTestCase {
     }
 
     func testDevicesAreWrittenInPlaceAndDirectoriesRefused() throws {
-        try NPY.write(Tensor(zeros: [4]), to: URL(fileURLWithPath: "/dev/null"))
-        XCTAssertEqual(fileType("/dev/null"), S_IFCHR)
+        // Private device nodes (mknod, when allowed; else /dev's, which only root could replace) keep a
+        // regression from replacing the machine's /dev/null or /dev/full.
+        let null = dir.appendingPathComponent("null")
+        let nullNode = mknod(null.path, S_IFCHR | 0o666, dev_t(0x103) /* makedev(1, 3): /dev/null */) == 0 ? null.path : "/dev/null"
+        try NPY.write(Tensor(zeros: [4]), to: URL(fileURLWithPath: nullNode))
+        XCTAssertEqual(fileType(nullNode), S_IFCHR)
         let full = dir.appendingPathComponent("full")
         let node = mknod(full.path, S_IFCHR | 0o666, dev_t(0x107) /* makedev(1, 7): /dev/full */) == 0 ? full.path : "/dev/full"
         XCTAssertThrowsError(try NPY.write(Tensor(zeros: [4]), to: URL(fileURLWithPath: node))) { e in
