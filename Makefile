@@ -11,10 +11,18 @@ build: setup
 demo: build
 	scripts/demo.sh
 
-# Tests run in release mode: debug builds of numeric loops are tens of times slower.
+# Tests run in release mode: debug builds of numeric loops are tens of times slower. The whole
+# suite runs at the CPU's best kernel level; the kernel and open_clip parity tests run again with
+# the kernels capped at AVX2 and at the portable level; the portable (NEON) kernels must compile
+# for arm64; the release binary is checked under qemu's Haswell and Nehalem (PortableBinaryTests);
+# examples/Embedder builds against a tagged clone, as a package depending on SwiftCLIP would.
 test: setup
 	swift build -c release --build-tests
 	swift test -c release --skip-build
+	SWIFTCLIP_ISA=avx2 swift test -c release --skip-build --filter 'CLIPEngineTests|CLIPModelsTests'
+	SWIFTCLIP_ISA=baseline swift test -c release --skip-build --filter 'CLIPEngineTests|CLIPModelsTests'
+	scripts/check_arm64_kernels.sh
+	scripts/check_downstream.sh
 
 # libFuzzer on every parser of untrusted input, a few minutes each (scripts/fuzz.sh; docs/reliability.md).
 # FUZZ_SECONDS=N sets the time per target. A crash fails the target and leaves the input in .build-fuzz/crashes/.

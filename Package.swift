@@ -1,20 +1,15 @@
 // swift-tools-version:6.0
 // SwiftCLIP: CLIP-style image–text models (ConvNeXt-V2 + text Transformer) in Swift.
-// One target per layer of DESIGN.md, each depending only on the layers below it.
+// One target per layer (docs/ARCHITECTURE.md), each depending only on the layers below it.
 import PackageDescription
-
-// Hot loops need the CPU's vector units: without a target-CPU flag Swift emits
-// neither AVX-512 nor FMA and `SIMD.addProduct` becomes a libm call per lane.
-let fastMath: [SwiftSetting] = [
-    .unsafeFlags(["-target-cpu", "native"]),
-]
 
 let package = Package(
     name: "SwiftCLIP",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "swiftclip", targets: ["swiftclip"]),
-        .library(name: "SwiftCLIP", targets: ["CLIPEngine", "CLIPNN", "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport"]),
+        // `import SwiftCLIP`: every layer re-exported, plus the high-level `CLIP` API.
+        .library(name: "SwiftCLIP", targets: ["SwiftCLIP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,39 +24,49 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
 
-        // Engine: tensors, CPU kernels, threading.
-        .target(name: "CLIPEngine", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        // Kernels: the SIMD inner loops in C, one variant per instruction-set level (AVX-512, AVX2+FMA,
+        // portable SSE2/NEON) chosen at run time. No build flags: each variant carries its target
+        // attribute, so the package stays usable as a versioned dependency and the binary runs on any CPU.
+        .target(name: "CLIPKernels"),
+        // Engine: tensors, ops (shape checks, threading) over the kernels, GEMM.
+        .target(name: "CLIPEngine", dependencies: ["CBLAS", "CLIPKernels"]),
         // nn: parameter tree with open_clip key names, layers, init, safetensors / npy I/O.
-        .target(name: "CLIPNN", dependencies: ["CLIPEngine"], swiftSettings: fastMath),
+        .target(name: "CLIPNN", dependencies: ["CLIPEngine"]),
         // models: ConvNeXt(-V2), ViT, text Transformer, CLIP, open_clip JSON configs.
-        .target(name: "CLIPModels", dependencies: ["CLIPNN"], swiftSettings: fastMath),
+        .target(name: "CLIPModels", dependencies: ["CLIPNN"]),
         // tokenizer and data: CLIP BPE; image decoding and preprocessing.
-        .target(name: "CLIPTokenizer", dependencies: ["CLIPEngine"], swiftSettings: fastMath),
-        .target(name: "CLIPData", dependencies: ["CLIPEngine", "CTurboJPEG", "CPNG"], swiftSettings: fastMath),
+        .target(name: "CLIPTokenizer", dependencies: ["CLIPEngine"]),
+        .target(name: "CLIPData", dependencies: ["CLIPEngine", "CTurboJPEG", "CPNG"]),
         // evaluation: zero-shot classification (and, later, retrieval metrics).
-        .target(name: "CLIPEvaluation", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"], swiftSettings: fastMath),
+        .target(name: "CLIPEvaluation", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
+        // training: open_clip's ClipLoss, AdamW with open_clip_train's parameter groups, lr schedules, the train step.
+        .target(name: "CLIPTraining", dependencies: ["CLIPModels"]),
         // export: ONNX writer (protobuf types generated once from onnx.proto, see tools/onnx/regenerate.sh).
         .target(name: "CLIPExport", dependencies: [
             "CLIPModels", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        ], swiftSettings: fastMath),
+        ]),
+        // Umbrella module for other Swift packages: re-exports the layers; a small high-level API.
+        .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining"]),
         // CLI: thin.
         // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point
         // (built with sanitizers by scripts/fuzz.sh; a plain build is a replay tool).
-        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"], swiftSettings: fastMath),
-        .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"], swiftSettings: fastMath),
+        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
+        .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport",
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: fastMath),
+        ]),
 
-        .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPNNTests", dependencies: ["CLIPNN"], exclude: ["Fixtures"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], exclude: ["Fixtures"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], exclude: ["Fixtures"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], exclude: ["Fixtures"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"], swiftSettings: fastMath),
-        .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"], swiftSettings: fastMath),
+        .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine", "CLIPKernels"]),
+        .testTarget(name: "CLIPNNTests", dependencies: ["CLIPNN"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPTrainingTests", dependencies: ["CLIPTraining", "CLIPModels", "CLIPNN", "CLIPEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"]),
+        .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
+        .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libopenblas-dev libturbojpeg0-dev libpng-dev pkg-config; do
+# qemu-user: the tests run the release binary on emulated CPUs without AVX-512 and without AVX.
+for pkg in libopenblas-dev libturbojpeg0-dev libpng-dev pkg-config qemu-user; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

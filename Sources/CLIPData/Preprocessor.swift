@@ -65,12 +65,12 @@ public struct Preprocessor: Sendable {
     /// [3, S, S] float32, normalised, channels first.
     public func callAsFunction(_ image: RGBImage) -> Tensor {
         let t = Tensor(uninitializedShape: [3, imageSize, imageSize])
-        write(resizeAndCrop(image), into: t.storage.pointer)
+        writeNormalized(resizeAndCrop(image), into: t.storage.pointer)
         return t
     }
 
     /// Writes the normalised channels-first planes of an imageSize x imageSize image.
-    private func write(_ crop: RGBImage, into out: UnsafeMutablePointer<Float>) {
+    func writeNormalized(_ crop: RGBImage, into out: UnsafeMutablePointer<Float>) {
         let plane = imageSize * imageSize
         crop.pixels.withUnsafeBufferPointer { px in
             table.withUnsafeBufferPointer { lut in
@@ -84,17 +84,17 @@ public struct Preprocessor: Sendable {
     }
 
     /// [count, 3, S, S] from the images `load(i)` returns for i in 0..<count, loaded and resized on
-    /// all cores; an error stops the batch (the lowest failing index's is thrown).
+    /// `Parallel.budget` threads; an error stops the batch (the lowest failing index's is thrown).
     public func batch(count: Int, _ load: (Int) throws -> RGBImage) throws -> Tensor {
         let t = try Tensor(checkedShape: [count, 3, imageSize, imageSize])
         final class Errors: @unchecked Sendable { var byIndex: [Error?]; init(_ n: Int) { byIndex = Array(repeating: nil, count: n) } }
         let errors = Errors(count)
         let out = t.storage.pointer, sampleCount = 3 * imageSize * imageSize
-        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), max(count, 1))
+        let workers = min(Parallel.budget, max(count, 1))
         withoutActuallyEscaping(load) { load in
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            Parallel.run(workers) { worker in
                 for i in stride(from: worker, to: count, by: workers) {
-                    do { self.write(self.resizeAndCrop(try load(i)), into: out + i * sampleCount) } catch { errors.byIndex[i] = error }
+                    do { self.writeNormalized(self.resizeAndCrop(try load(i)), into: out + i * sampleCount) } catch { errors.byIndex[i] = error }
                 }
             }
         }
@@ -104,16 +104,16 @@ public struct Preprocessor: Sendable {
 
     /// Decodes and preprocesses files into one [N, 3, S, S] tensor, N = the files that succeeded
     /// (in input order, listed in `succeeded`). Files that fail are reported in `failures` and
-    /// left out; `tensor` is nil when none succeeded. Files are processed two at a time.
+    /// left out; `tensor` is nil when none succeeded. Files are processed on `Parallel.budget` threads.
     public func batch(_ urls: [URL]) -> (tensor: Tensor?, failures: [(url: URL, error: Error)], succeeded: [URL]) {
         final class Slots: @unchecked Sendable {
             var results: [Result<RGBImage, Error>?]
             init(_ n: Int) { results = Array(repeating: nil, count: n) }
         }
         let slots = Slots(urls.count)
-        let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), max(urls.count, 1))
+        let workers = min(Parallel.budget, max(urls.count, 1))
         // Each worker takes every `workers`-th file; each slot is written by one worker only.
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        Parallel.run(workers) { worker in
             for i in stride(from: worker, to: urls.count, by: workers) {
                 let r = Result { try self.resizeAndCrop(ImageDecoder.decode(contentsOf: urls[i])) }
                 slots.results[i] = r
@@ -131,7 +131,7 @@ public struct Preprocessor: Sendable {
         guard !crops.isEmpty else { return (nil, failures, succeeded) }
         let t = Tensor(uninitializedShape: [crops.count, 3, imageSize, imageSize])
         let sampleCount = 3 * imageSize * imageSize
-        for (n, crop) in crops.enumerated() { write(crop, into: t.storage.pointer + n * sampleCount) }
+        for (n, crop) in crops.enumerated() { writeNormalized(crop, into: t.storage.pointer + n * sampleCount) }
         return (t, failures, succeeded)
     }
 }

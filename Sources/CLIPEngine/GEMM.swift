@@ -18,7 +18,7 @@ private let blasSingleThreaded: Void = {
 
 /// Matrix multiply through CBLAS: C = alpha · op(A) · op(B) + beta · C, all row-major.
 /// `A` is (m × k) after `op`, `B` is (k × n) after `op`, `C` is (m × n). Large products are
-/// split over `Parallel.threadCount` threads.
+/// split over `Parallel.budget` threads.
 @inline(__always)
 public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                   alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
@@ -42,7 +42,7 @@ func blasSgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
 /// Products below this many flops run on the calling thread.
 let gemmParallelFlops = 4_000_000
 /// Rows of C per GEMM call when an epilogue follows (the block is then still in L2).
-nonisolated(unsafe) var gemmEpilogueRows = 256
+let gemmEpilogueRows = 256
 
 /// C = alpha·op(A)·op(B) + beta·C, split over threads along M (or along N when M is small), with
 /// `epilogue(rows, cols)` called on each finished block of C by the thread that computed it.
@@ -66,7 +66,7 @@ func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         }
     }
     let flops = 2 * m * n * k
-    let parts = Parallel.threadCount
+    let parts = Parallel.budget
     if parts <= 1 || flops < gemmParallelFlops {
         block(0..<m, 0..<n)
         return

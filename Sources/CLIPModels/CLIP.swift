@@ -7,22 +7,26 @@ public final class CLIPModel {
     public let config: CLIPConfig
     public let visual: ImageEncoder
     public let text: TextTransformer
-    /// The raw parameter; logits use `exp(logitScale)`.
-    public let logitScale: Float
+    /// The raw parameter (`logit_scale`, a scalar); logits use `exp(logitScale)`.
+    public let logitScaleParameter: Parameter
+    public var logitScale: Float { logitScaleParameter.value[flat: 0] }
     /// open_clip's `state_dict()` (open_clip layouts) — what `save` writes and `info` counts.
     public let weights: WeightBuilder
+    /// Every parameter (value and gradient) by open_clip key: what optimisers walk.
+    public var parameters: ParameterTree { weights.tree }
 
     /// Builds the model from `config`, loading `source` strictly (every key present with its exact
     /// shape, no extra keys) or, without a source, initialising as open_clip/timm do from `seed`.
-    public init(config: CLIPConfig, weights source: WeightSource? = nil, seed: UInt64 = 0) throws {
+    /// `convNeXt` overrides the depths/dims of a timm ConvNeXt tower's name (as timm.create_model's
+    /// `depths=`/`dims=` do).
+    public init(config: CLIPConfig, weights source: WeightSource? = nil, seed: UInt64 = 0, convNeXt spec: ConvNeXtSpec? = nil) throws {
         self.config = config
         try config.requireMemory(parameters: config.parameterCount, what: "model \(config.source) (weights)")
         let builder = WeightBuilder(source: source, seed: seed)
         let root = builder.root
-        visual = try Self.imageTower(root.scope("visual"), config: config)
+        visual = try Self.imageTower(root.scope("visual"), config: config, convNeXt: spec)
         text = try TextTransformer(root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
-        let scale = try root.parameter("logit_scale", shape: [], initializer: .constant(Float(Foundation.log(1 / 0.07))))
-        logitScale = scale[flat: 0]
+        logitScaleParameter = try root.parameter("logit_scale", shape: [], initializer: .constant(Float(Foundation.log(1 / 0.07))))
         try builder.finish()
         weights = builder
     }
@@ -74,10 +78,10 @@ extension CLIPModel {
     }
 
     /// The image tower the config names, declared under `scope` (open_clip's `visual.*`).
-    static func imageTower(_ scope: WeightScope, config: CLIPConfig) throws -> ImageEncoder {
+    static func imageTower(_ scope: WeightScope, config: CLIPConfig, convNeXt spec: ConvNeXtSpec? = nil) throws -> ImageEncoder {
         switch config.vision {
         case .timm(let c):
-            return try TimmImageTower(scope, config: c, embedDim: config.embedDim, source: config.source)
+            return try TimmImageTower(scope, config: c, embedDim: config.embedDim, source: config.source, spec: spec)
         case .vit(let c):
             return try VisionTransformer(scope, config: c, embedDim: config.embedDim, quickGelu: config.quickGelu)
         }
@@ -89,5 +93,32 @@ extension CLIPModel {
         let builder = WeightBuilder(source: nil, seed: seed)
         let text = try TextTransformer(builder.root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
         return (text, builder.parameterCount() + 1)
+    }
+}
+
+extension CLIPModel {
+    /// What `backward` needs from `forwardForTraining`.
+    public struct Saved {
+        let image: SavedActivations?
+        let text: TextTransformer.Saved?
+    }
+
+    /// The training forward of both towers (unnormalised features, as `encodeImage`/`encodeText`
+    /// return them), keeping what the backward needs; `rng` draws stochastic depth (timm towers). A tower whose parameters are all frozen
+    /// runs its inference path and keeps nothing.
+    public func forwardForTraining(images: Tensor, tokens: [[Int]], rng: inout SeededGenerator) throws -> (image: Tensor, text: Tensor, saved: Saved) {
+        let imageFrozen = parameters.parameters(under: "visual.").allSatisfy(\.isFrozen)
+        let textFrozen = parameters.parameters.filter { !$0.key.hasPrefix("visual.") && $0.key != "logit_scale" }.allSatisfy(\.isFrozen)
+        var image: Tensor, imageSaved: SavedActivations? = nil
+        if imageFrozen { image = try visual(images) } else { (image, imageSaved) = try visual.forwardForTraining(images, rng: &rng) }
+        var text: Tensor, textSaved: TextTransformer.Saved? = nil
+        if textFrozen { text = try self.text(tokens) } else { (text, textSaved) = try self.text.forwardForTraining(tokens) }
+        return (image, text, Saved(image: imageSaved, text: textSaved))
+    }
+
+    /// Adds every (unfrozen) parameter's gradient, given ∂loss/∂features of both towers.
+    public func backward(image dImage: Tensor, text dText: Tensor, saved: Saved) throws {
+        if let s = saved.text { try text.backward(dText, saved: s) }
+        if let s = saved.image { try visual.backward(dImage, saved: s) }
     }
 }

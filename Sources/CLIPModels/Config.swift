@@ -48,6 +48,8 @@ public struct CLIPConfig: Equatable, Sendable {
         public var proj: String        // "linear", "mlp", "none", or "" (the trunk's own classifier projects)
         public var projBias: Bool
         public var imageSize: Int
+        /// `timm_drop_path`: timm's stochastic-depth rate (training only; null/absent = 0).
+        public var dropPath: Double = 0
     }
 
     /// open_clip's `VisionTransformer` (`layers`, `width`, `patch_size` …).
@@ -133,7 +135,7 @@ extension CLIPConfig {
             }
             vision = .timm(TimmVisionConfig(modelName: name, pool: pool, proj: proj,
                                             projBias: try v.bool("timm_proj_bias", default: false),
-                                            imageSize: try v.imageSize()))
+                                            imageSize: try v.imageSize(), dropPath: try v.probability("timm_drop_path")))
         } else {
             let unsupported: [(String, Any)] = [("attentional_pool", false), ("no_ln_pre", false), ("final_ln_after_pool", false),
                                                 ("output_tokens", false)]
@@ -238,6 +240,13 @@ private struct FieldReader {
             throw fail("mlp_ratio", expected)
         }
         return ratio
+    }
+
+    /// A rate in [0, 1); null or absent is 0.
+    func probability(_ key: String) throws -> Double {
+        guard let raw = dict[key], !(raw is NSNull) else { return 0 }
+        guard let n = raw as? NSNumber, n.doubleValue >= 0, n.doubleValue < 1 else { throw fail(key, "a number in [0, 1)") }
+        return n.doubleValue
     }
 
     func bool(_ key: String, default def: Bool) throws -> Bool {

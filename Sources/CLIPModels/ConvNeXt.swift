@@ -2,9 +2,26 @@ import CLIPEngine
 import CLIPNN
 
 /// An image tower: preprocessed images [N, 3, H, W] (channels-first, as open_clip takes them) in,
-/// embeddings [N, embed_dim] out.
+/// embeddings [N, embed_dim] out. `forwardForTraining` keeps what `backward` needs; `backward`
+/// adds every parameter's gradient (the image gradient is not computed).
 public protocol ImageEncoder {
     func callAsFunction(_ images: Tensor) throws -> Tensor
+    /// `rng` draws the stochastic-depth masks where the tower has them.
+    func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations)
+    func backward(_ dOutput: Tensor, saved: SavedActivations) throws
+}
+
+/// The activations a tower's training forward keeps for its backward (opaque to callers).
+public struct SavedActivations {
+    let tower: String
+    let value: Any
+
+    func get<T>(_ type: T.Type) throws -> T {
+        guard let v = value as? T else {
+            throw TensorError.invalidArgument("backward of \(T.self) given the saved activations of \(tower)")
+        }
+        return v
+    }
 }
 
 /// timm's ConvNeXt (V1 and V2) trunk, run channels-last. Keys follow timm: `stem.0`, `stem.1`,
@@ -15,8 +32,10 @@ public struct ConvNeXt {
         let norm: LayerNorm
         let fc1: Linear
         let grn: GlobalResponseNorm?
-        /// fc2 with V1's layer scale `gamma` folded in (gamma·(Wx+b) = (gamma·W)x + gamma·b).
         let fc2: Linear
+        /// V1's layer scale (a trainable parameter); inference folds it into fc2 (cached).
+        let gamma: Parameter?
+        let folded = DerivedCache<(PackedMatrix, Tensor?)>()
 
         init(_ s: WeightScope, dim: Int, spec: ConvNeXtSpec) throws {
             let std002 = Initializer.truncatedNormal(std: 0.02)
@@ -26,13 +45,25 @@ public struct ConvNeXt {
             fc1 = try Linear(mlp.scope("fc1"), in: dim, out: 4 * dim, weightInit: std002, biasInit: .zeros,
                              storedAs1x1Conv: spec.convMLP)
             grn = spec.isV2 ? try GlobalResponseNorm(mlp.scope("grn"), dim: 4 * dim) : nil
-            let fc2Raw = try Linear(mlp.scope("fc2"), in: 4 * dim, out: dim, weightInit: std002, biasInit: .zeros,
-                                    storedAs1x1Conv: spec.convMLP)
-            if spec.isV2 {
-                fc2 = fc2Raw
-            } else {
-                let gamma = try s.parameter("gamma", shape: [dim], initializer: .constant(1e-6))
-                fc2 = try fc2Raw.scaledRows(by: gamma)
+            fc2 = try Linear(mlp.scope("fc2"), in: 4 * dim, out: dim, weightInit: std002, biasInit: .zeros,
+                             storedAs1x1Conv: spec.convMLP)
+            gamma = spec.isV2 ? nil : try s.parameter("gamma", shape: [dim], initializer: .constant(1e-6))
+            if gamma != nil { _ = try foldedFC2() }
+        }
+
+        /// fc2 with gamma folded in: gamma·(Wx+b) = (gamma·W)x + gamma·b.
+        func foldedFC2() throws -> (PackedMatrix, Tensor?) {
+            guard let gamma else { throw TensorError.invalidArgument("ConvNeXt V2 block has no layer scale") }
+            let params = [fc2.weightParameter, gamma] + (fc2.biasParameter.map { [$0] } ?? [])
+            return try folded.value(of: params) {
+                let (out, inF) = (fc2.outFeatures, fc2.inFeatures)
+                var w = fc2.weight, b = fc2.bias
+                let g = gamma.value
+                w.withUnsafeMutableBufferPointer { buf in
+                    for o in 0..<out { for i in 0..<inF { buf[o * inF + i] *= g[flat: o] } }
+                }
+                if b != nil { b!.withUnsafeMutableBufferPointer { buf in for o in 0..<out { buf[o] *= g[flat: o] } } }
+                return (try PackedMatrix(linearWeight: w), b)
             }
         }
 
@@ -41,7 +72,57 @@ public struct ConvNeXt {
             try norm.applyInPlace(&y)
             var h = try fc1(y, activation: .gelu)
             if let grn { try grn.applyInPlace(&h) }
-            try fc2.accumulate(h, into: &x)
+            if gamma != nil {
+                let (packed, bias) = try foldedFC2()
+                try OpProfiler.measure("linear (GEMM + bias/activation)") {
+                    try Ops.linearAccumulate(h, packed: packed, bias: bias, into: &x)
+                }
+            } else {
+                try fc2.accumulate(h, into: &x)
+            }
+        }
+
+        struct Saved {
+            let input: Tensor, dw: Tensor, normed: Tensor, z: Tensor, h: Tensor, g: Tensor?
+            /// fc2's output, kept when it is scaled (V1's gamma, stochastic depth) before the residual add.
+            let u: Tensor?
+            let dropFactors: [Float]?
+        }
+
+        /// x + s·gamma·mlp(norm(conv_dw(x))) keeping the intermediates; gamma only in V1, s the
+        /// per-sample stochastic-depth factors (nil: all 1).
+        func forward(_ x: Tensor, dropFactors: [Float]?) throws -> (Tensor, Saved) {
+            let dw = try convDW(x)
+            let normed = try norm(dw)
+            let z = try fc1(normed)
+            let h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
+            let g = try grn.map { try $0(h) }
+            var out = x
+            var u: Tensor? = nil
+            if gamma == nil && dropFactors == nil {
+                try fc2.accumulate(g ?? h, into: &out)
+            } else {
+                let branch = try fc2(g ?? h)
+                u = branch
+                try Ops.addScaledBranch(&out, branch, sampleScale: dropFactors, channelScale: gamma?.value)
+            }
+            return (out, Saved(input: x, dw: dw, normed: normed, z: z, h: h, g: g, u: u, dropFactors: dropFactors))
+        }
+
+        func backward(_ dOut: Tensor, saved s: Saved) throws -> Tensor {
+            var dBranch = dOut
+            if let u = s.u {
+                dBranch = try Ops.scaledBranchBackward(dOut, branch: u, sampleScale: s.dropFactors, channelScale: gamma?.value,
+                                                       channelScaleGrad: gamma?.gradPointer())
+            }
+            var dh = try fc2.backward(dBranch, input: s.g ?? s.h).required("fc2 backward")
+            if let grn { dh = try grn.backward(dh, input: s.h) }
+            let dz = try OpProfiler.measure("backward: gelu") { try Ops.activationBackward(dh, preActivation: s.z, .gelu) }
+            let dNormed = try fc1.backward(dz, input: s.normed).required("fc1 backward")
+            let dDW = try norm.backward(dNormed, input: s.dw)
+            var dx = try convDW.backward(dDW, input: s.input)
+            try Ops.accumulate(&dx, dOut)
+            return dx
         }
     }
 
@@ -83,11 +164,15 @@ public struct ConvNeXt {
             : nil
     }
 
-    /// Pooled, normed features [N, numFeatures] (or [N, classes] through `head.fc`).
-    public func callAsFunction(_ images: Tensor) throws -> Tensor {
+    func checkInput(_ images: Tensor) throws {
         guard images.rank == 4, images.shape[1] == 3, images.shape[2] >= 32, images.shape[3] >= 32 else {
             throw TensorError.shapeMismatch("ConvNeXt expects images [N, 3, H, W] with H, W ≥ 32, got \(images.shape)")
         }
+    }
+
+    /// Pooled, normed features [N, numFeatures] (or [N, classes] through `head.fc`).
+    public func callAsFunction(_ images: Tensor) throws -> Tensor {
+        try checkInput(images)
         var x = try stem.conv(Ops.nchwToNhwc(images))
         try stem.norm.applyInPlace(&x)
         for stage in stages {
@@ -99,6 +184,64 @@ public struct ConvNeXt {
         }
         let pooled = try headNorm(Ops.meanPool2d(x))
         return try headFC.map { try $0(pooled) } ?? pooled
+    }
+
+    struct Saved {
+        var stemInput: Tensor, stemOut: Tensor
+        var downsample: [(normInput: Tensor, convInput: Tensor)?] = []
+        var blocks: [[Block.Saved]] = []
+        var poolInputShape: [Int], pooled: Tensor, headInput: Tensor?
+    }
+
+    /// Training forward; `dropPath` is timm's `drop_path_rate` (stochastic depth, drawn from `rng`).
+    func forward(_ images: Tensor, dropPath: Double, rng: inout SeededGenerator) throws -> (Tensor, Saved) {
+        try checkInput(images)
+        let rates = StochasticDepth.rates(depths: spec.depths, rate: dropPath)
+        let stemInput = try Ops.nchwToNhwc(images)
+        let stemOut = try stem.conv(stemInput)
+        var x = try stem.norm(stemOut)
+        var saved = Saved(stemInput: stemInput, stemOut: stemOut, poolInputShape: [], pooled: x, headInput: nil)
+        for (i, stage) in stages.enumerated() {
+            if let ds = stage.downsample {
+                let normed = try ds.norm(x)
+                saved.downsample.append((x, normed))
+                x = try ds.conv(normed)
+            } else {
+                saved.downsample.append(nil)
+            }
+            var kept: [Block.Saved] = []
+            for (j, block) in stage.blocks.enumerated() {
+                let factors = StochasticDepth.sampleFactors(batch: images.shape[0], rate: rates[i][j], rng: &rng)
+                let (y, s) = try block.forward(x, dropFactors: factors)
+                kept.append(s)
+                x = y
+            }
+            saved.blocks.append(kept)
+        }
+        saved.poolInputShape = x.shape
+        saved.pooled = try Ops.meanPool2d(x)
+        let normed = try headNorm(saved.pooled)
+        if let headFC {
+            saved.headInput = normed
+            return (try headFC(normed), saved)
+        }
+        return (normed, saved)
+    }
+
+    func backward(_ dOut: Tensor, saved s: Saved) throws {
+        var d = dOut
+        if let headFC, let input = s.headInput { d = try headFC.backward(d, input: input).required("head.fc backward") }
+        d = try headNorm.backward(d, input: s.pooled)
+        var dx = try Ops.meanPool2dBackward(d, inputShape: s.poolInputShape)
+        for (i, stage) in stages.enumerated().reversed() {
+            for (j, block) in stage.blocks.enumerated().reversed() { dx = try block.backward(dx, saved: s.blocks[i][j]) }
+            if let ds = stage.downsample, let kept = s.downsample[i] {
+                dx = try ds.conv.backward(dx, input: kept.convInput).required("downsample conv backward")
+                dx = try ds.norm.backward(dx, input: kept.normInput)
+            }
+        }
+        dx = try stem.norm.backward(dx, input: s.stemOut)
+        _ = try stem.conv.backward(dx, input: s.stemInput, inputGrad: false)
     }
 }
 
@@ -112,9 +255,17 @@ public struct TimmImageTower: ImageEncoder {
 
     let trunk: ConvNeXt
     let head: Head
+    /// `timm_drop_path` (stochastic depth in training).
+    public let dropPath: Double
+    /// The trunk's parameters (`visual.trunk.*`): open_clip's `lock_image_tower` freezes these
+    /// and leaves the head trainable.
+    public let trunkParameters: [Parameter]
 
-    public init(_ s: WeightScope, config c: CLIPConfig.TimmVisionConfig, embedDim: Int, source: String) throws {
-        guard let spec = ConvNeXtSpec.named(c.modelName) else {
+    /// `spec` overrides the depths and dims the timm name stands for (timm.create_model's `depths=`
+    /// / `dims=` overrides; the training fixtures use tiny ones).
+    public init(_ s: WeightScope, config c: CLIPConfig.TimmVisionConfig, embedDim: Int, source: String,
+                spec override: ConvNeXtSpec? = nil) throws {
+        guard let spec = override ?? ConvNeXtSpec.named(c.modelName) else {
             throw ConfigError.unsupported("vision_cfg.timm_model_name '\(c.modelName)' (supported: \(ConvNeXtSpec.knownNames.joined(separator: ", ")))", source: source)
         }
         let features = spec.dims.last!
@@ -125,6 +276,8 @@ public struct TimmImageTower: ImageEncoder {
             throw ConfigError.unsupported("timm_proj 'none' with \(c.modelName) features \(features) ≠ embed_dim \(embedDim)", source: source)
         }
         trunk = try ConvNeXt(s.scope("trunk"), spec: spec, classes: trunkClasses)
+        trunkParameters = s.builder.tree.parameters(under: s.scope("trunk").prefix + ".")
+        dropPath = c.dropPath
         let h = s.scope("head")
         switch c.proj {
         case "linear":
@@ -144,5 +297,44 @@ public struct TimmImageTower: ImageEncoder {
         case .mlp(let fc1, let fc2): return try fc2(fc1(features, activation: .gelu))
         case .none: return features
         }
+    }
+
+    struct Saved { let trunk: ConvNeXt.Saved?, features: Tensor, z: Tensor?, h: Tensor? }
+
+    /// A frozen trunk (`--lock-image`) runs its inference path (no stochastic depth: timm's
+    /// drop_path would still draw in train mode, but a frozen trunk is not trained); only the head trains.
+    public func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations) {
+        let features: Tensor, trunkSaved: ConvNeXt.Saved?
+        if trunkParameters.allSatisfy(\.isFrozen) {
+            (features, trunkSaved) = (try trunk(images), nil)
+        } else {
+            (features, trunkSaved) = try trunk.forward(images, dropPath: dropPath, rng: &rng)
+        }
+        let out: Tensor
+        var z: Tensor? = nil, h: Tensor? = nil
+        switch head {
+        case .linear(let proj): out = try proj(features)
+        case .mlp(let fc1, let fc2):
+            z = try fc1(features)
+            h = Ops.activation(z!, .gelu)
+            out = try fc2(h!)
+        case .none: out = features
+        }
+        return (out, SavedActivations(tower: "TimmImageTower", value: Saved(trunk: trunkSaved, features: features, z: z, h: h)))
+    }
+
+    public func backward(_ dOutput: Tensor, saved: SavedActivations) throws {
+        let s = try saved.get(Saved.self)
+        var d = dOutput
+        switch head {
+        case .linear(let proj): d = try proj.backward(d, input: s.features).required("head.proj backward")
+        case .mlp(let fc1, let fc2):
+            guard let z = s.z, let h = s.h else { throw TensorError.invalidArgument("mlp head: missing saved activations") }
+            d = try fc2.backward(d, input: h).required("head.mlp.fc2 backward")
+            d = try Ops.activationBackward(d, preActivation: z, .gelu)
+            d = try fc1.backward(d, input: s.features).required("head.mlp.fc1 backward")
+        case .none: break
+        }
+        if let t = s.trunk { try trunk.backward(d, saved: t) }
     }
 }

@@ -47,6 +47,14 @@ public struct ConvNeXtSpec: Equatable, Sendable {
     public var convMLP: Bool
     public var normEps: Float = 1e-6
 
+    public init(depths: [Int], dims: [Int], isV2: Bool, convMLP: Bool, normEps: Float = 1e-6) {
+        self.depths = depths
+        self.dims = dims
+        self.isV2 = isV2
+        self.convMLP = convMLP
+        self.normEps = normEps
+    }
+
     /// timm's sizes (depths, dims); V1 and V2 share them. The small ones use `conv_mlp`.
     static let sizes: [String: (depths: [Int], dims: [Int])] = [
         "atto": ([2, 2, 6, 2], [40, 80, 160, 320]),

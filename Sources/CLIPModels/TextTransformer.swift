@@ -5,11 +5,11 @@ import CLIPNN
 /// `ln_final`, pooling at the end-of-text token (argmax of the ids), `text_projection`.
 public struct TextTransformer {
     public let config: CLIPConfig.TextConfig
-    let tokenEmbedding: Tensor       // [vocab, width]
-    let positionalEmbedding: Tensor  // [context, width]
+    let tokenEmbedding: Parameter       // [vocab, width]
+    let positionalEmbedding: Parameter  // [context, width]
     let transformer: Transformer
     let lnFinal: LayerNorm
-    let textProjection: Tensor       // [width, embed_dim]
+    let textProjection: Projection      // [width, embed_dim]
 
     public init(_ s: WeightScope, config c: CLIPConfig.TextConfig, embedDim: Int, quickGelu: Bool) throws {
         config = c
@@ -18,34 +18,67 @@ public struct TextTransformer {
         transformer = try Transformer(s.scope("transformer"), width: c.width, layers: c.layers, heads: c.heads, mlpRatio: c.mlpRatio,
                                       quickGelu: quickGelu, initStds: .init(width: c.width, layers: c.layers))
         lnFinal = try LayerNorm(s.scope("ln_final"), dim: c.width, eps: 1e-5)
-        textProjection = try s.parameter("text_projection", shape: [c.width, embedDim], initializer: .normal(std: 1 / Float(c.width).squareRoot()))
+        textProjection = try Projection(s.parameter("text_projection", shape: [c.width, embedDim],
+                                                    initializer: .normal(std: 1 / Float(c.width).squareRoot())))
     }
 
-    /// tokens: N rows of equal length ≤ context_length -> [N, embed_dim].
-    public func callAsFunction(_ tokens: [[Int]]) throws -> Tensor {
+    /// Validated ids: the end-of-text position of each row (first maximum id) and the prefix
+    /// length the causal mask lets us stop at (positions after the last pooled one never
+    /// influence the result).
+    func plan(_ tokens: [[Int]]) throws -> (eot: [Int], used: Int, ids: [Int]) {
         guard let length = tokens.first?.count, length > 0 else {
             throw TensorError.invalidArgument("no tokens to encode")
         }
         guard tokens.allSatisfy({ $0.count == length }), length <= config.contextLength else {
             throw TensorError.shapeMismatch("token rows must all have the same length ≤ context_length \(config.contextLength)")
         }
-        let n = tokens.count, width = config.width
-        // Pool at the first maximum id (the end-of-text token). The mask is causal, so positions after
-        // the last pooled one never influence the result: run only up to it.
-        let eot = tokens.map { row in row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! }
-        let used = eot.max()! + 1
-        var x = try Ops.embedding(tokenEmbedding, ids: tokens.flatMap { $0.prefix(used) })
-        x = try x.reshaped([n, used, width])
-        x.withUnsafeMutableBufferPointer { buf in
-            let pos = positionalEmbedding.storage.pointer
-            for b in 0..<n { for i in 0..<used * width { buf[b * used * width + i] += pos[i] } }
+        var eot: [Int] = []
+        for row in tokens {
+            var best = 0
+            for i in row.indices where row[i] > row[best] { best = i }
+            eot.append(best)
         }
+        let used = (eot.max() ?? 0) + 1
+        return (eot, used, tokens.flatMap { $0.prefix(used) })
+    }
+
+    func embed(_ ids: [Int], rows n: Int, used: Int) throws -> Tensor {
+        var x = try Ops.embedding(tokenEmbedding.value, ids: ids).reshaped([n, used, config.width])
+        try Ops.addPositional(&x, positionalEmbedding.value)
+        return x
+    }
+
+    /// tokens: N rows of equal length ≤ context_length -> [N, embed_dim].
+    public func callAsFunction(_ tokens: [[Int]]) throws -> Tensor {
+        let (eot, used, ids) = try plan(tokens)
+        var x = try embed(ids, rows: tokens.count, used: used)
         try transformer(&x, causal: true)
-        var pooled = Tensor(uninitializedShape: [n, width])
-        pooled.withUnsafeMutableBufferPointer { out in
-            for b in 0..<n { (out.baseAddress! + b * width).update(from: x.storage.pointer + (b * used + eot[b]) * width, count: width) }
-        }
         // ln_final is per token: applying it after pooling is the same.
-        return try Ops.matmul(lnFinal(pooled), textProjection)
+        return try textProjection(lnFinal(Ops.gatherRows(x, indices: eot)))
+    }
+
+    public struct Saved {
+        let ids: [Int], eot: [Int], used: Int, transformer: Transformer.Saved, pooled: Tensor, normed: Tensor
+    }
+
+    /// Training forward: the features and what `backward` needs.
+    public func forwardForTraining(_ tokens: [[Int]]) throws -> (output: Tensor, saved: Saved) {
+        let (eot, used, ids) = try plan(tokens)
+        let (x, tSaved) = try transformer.forward(embed(ids, rows: tokens.count, used: used), causal: true)
+        let pooled = try Ops.gatherRows(x, indices: eot)
+        let normed = try lnFinal(pooled)
+        return (try textProjection(normed), Saved(ids: ids, eot: eot, used: used, transformer: tSaved, pooled: pooled, normed: normed))
+    }
+
+    /// Adds every text-tower parameter's gradient for dOutput = ∂loss/∂features.
+    public func backward(_ dOutput: Tensor, saved s: Saved) throws {
+        var d = try textProjection.backward(dOutput, input: s.normed)
+        d = try lnFinal.backward(d, input: s.pooled)
+        d = try Ops.gatherRowsBackward(d, indices: s.eot, sequenceLength: s.used)
+        d = try transformer.backward(d, saved: s.transformer, causal: true)
+        if let g = positionalEmbedding.gradPointer() { try Ops.addPositionalBackward(d, tableGrad: g) }
+        if let g = tokenEmbedding.gradPointer() {
+            try Ops.embeddingBackward(d, ids: s.ids, vocabulary: config.vocabSize, tableGrad: g)
+        }
     }
 }

@@ -23,6 +23,32 @@ public struct Transformer {
             try attn.accumulate(ln1(x), causal: causal, into: &x)
             try proj.accumulate(fc(ln2(x), activation: activation), into: &x)
         }
+
+        struct Saved { let x0: Tensor, attn: MultiheadSelfAttention.Saved, x1: Tensor, normed2: Tensor, z: Tensor, h: Tensor }
+
+        func forward(_ x0: Tensor, causal: Bool, activation: Activation) throws -> (Tensor, Saved) {
+            let (a, attnSaved) = try attn.forward(ln1(x0), causal: causal)
+            var x1 = x0
+            try Ops.accumulate(&x1, a)
+            let normed2 = try ln2(x1)
+            let z = try fc(normed2)
+            let h = Ops.activation(z, activation)
+            var x2 = x1
+            try proj.accumulate(h, into: &x2)
+            return (x2, Saved(x0: x0, attn: attnSaved, x1: x1, normed2: normed2, z: z, h: h))
+        }
+
+        func backward(_ dOut: Tensor, saved s: Saved, causal: Bool, activation: Activation) throws -> Tensor {
+            var d = try proj.backward(dOut, input: s.h).required("c_proj backward")
+            d = try Ops.activationBackward(d, preActivation: s.z, activation)
+            d = try fc.backward(d, input: s.normed2).required("c_fc backward")
+            var dx1 = try ln2.backward(d, input: s.x1)
+            try Ops.accumulate(&dx1, dOut)
+            let dNormed1 = try attn.backward(dx1, saved: s.attn, causal: causal)
+            var dx0 = try ln1.backward(dNormed1, input: s.x0)
+            try Ops.accumulate(&dx0, dx1)
+            return dx0
+        }
     }
 
     let blocks: [Block]
@@ -51,6 +77,27 @@ public struct Transformer {
     public func callAsFunction(_ x: inout Tensor, causal: Bool) throws {
         for block in blocks { try block(&x, causal: causal, activation: activation) }
     }
+
+    struct Saved { let blocks: [Block.Saved] }
+
+    func forward(_ x: Tensor, causal: Bool) throws -> (Tensor, Saved) {
+        var x = x
+        var kept: [Block.Saved] = []
+        for block in blocks {
+            let (y, s) = try block.forward(x, causal: causal, activation: activation)
+            kept.append(s)
+            x = y
+        }
+        return (x, Saved(blocks: kept))
+    }
+
+    func backward(_ dOut: Tensor, saved s: Saved, causal: Bool) throws -> Tensor {
+        var d = dOut
+        for (i, block) in blocks.enumerated().reversed() {
+            d = try block.backward(d, saved: s.blocks[i], causal: causal, activation: activation)
+        }
+        return d
+    }
 }
 
 /// open_clip's `VisionTransformer` (`visual.conv1`, `class_embedding`, `positional_embedding`,
@@ -58,12 +105,12 @@ public struct Transformer {
 public struct VisionTransformer: ImageEncoder {
     public let config: CLIPConfig.ViTConfig
     let conv1: PatchConv2d
-    let classEmbedding: Tensor
-    let positionalEmbedding: Tensor
+    let classEmbedding: Parameter
+    let positionalEmbedding: Parameter
     let lnPre: LayerNorm
     let transformer: Transformer
     let lnPost: LayerNorm
-    let proj: Tensor   // [width, embed_dim], used as x @ proj
+    let proj: Projection   // [width, embed_dim], used as x @ proj
 
     public init(_ s: WeightScope, config c: CLIPConfig.ViTConfig, embedDim: Int, quickGelu: Bool) throws {
         config = c
@@ -77,36 +124,61 @@ public struct VisionTransformer: ImageEncoder {
         transformer = try Transformer(s.scope("transformer"), width: c.width, layers: c.layers, heads: c.heads,
                                       mlpRatio: c.mlpRatio, quickGelu: quickGelu, initStds: nil)
         lnPost = try LayerNorm(s.scope("ln_post"), dim: c.width, eps: 1e-5)
-        proj = try s.parameter("proj", shape: [c.width, embedDim], initializer: .normal(std: scale))
+        proj = try Projection(s.parameter("proj", shape: [c.width, embedDim], initializer: .normal(std: scale)))
     }
 
-    public func callAsFunction(_ images: Tensor) throws -> Tensor {
+    func checkInput(_ images: Tensor) throws {
         let size = config.imageSize
         guard images.rank == 4, images.shape[1] == 3, images.shape[2] == size, images.shape[3] == size else {
             throw TensorError.shapeMismatch("ViT expects images [N, 3, \(size), \(size)], got \(images.shape)")
         }
-        let n = images.shape[0], width = config.width, patches = config.gridSize * config.gridSize
-        let tokens = try conv1(Ops.nchwToNhwc(images))          // [N, g, g, width]
-        var x = Tensor(uninitializedShape: [n, patches + 1, width])
-        x.withUnsafeMutableBufferPointer { out in
-            let pos = positionalEmbedding.storage.pointer, cls = classEmbedding.storage.pointer
-            let src = tokens.storage.pointer
-            for b in 0..<n {
-                let dst = out.baseAddress! + b * (patches + 1) * width
-                for c in 0..<width { dst[c] = cls[c] + pos[c] }
-                for p in 0..<patches {
-                    let row = dst + (p + 1) * width, inRow = src + (b * patches + p) * width, posRow = pos + (p + 1) * width
-                    for c in 0..<width { row[c] = inRow[c] + posRow[c] }
-                }
-            }
-        }
+    }
+
+    /// [N, 3, S, S] → class token + positional, [N, patches + 1, width] (before ln_pre).
+    func embed(_ nhwc: Tensor) throws -> Tensor {
+        let n = nhwc.shape[0], patches = config.gridSize * config.gridSize
+        let tokens = try conv1(nhwc).reshaped([n, patches, config.width])
+        return try Ops.prependClassToken(tokens, classEmbedding: classEmbedding.value, positional: positionalEmbedding.value)
+    }
+
+    public func callAsFunction(_ images: Tensor) throws -> Tensor {
+        try checkInput(images)
+        var x = try embed(Ops.nchwToNhwc(images))
         try lnPre.applyInPlace(&x)
         try transformer(&x, causal: false)
         // ln_post is per token, so pooling the class token first gives the same result.
-        var pooled = Tensor(uninitializedShape: [n, width])
-        pooled.withUnsafeMutableBufferPointer { out in
-            for b in 0..<n { (out.baseAddress! + b * width).update(from: x.storage.pointer + b * (patches + 1) * width, count: width) }
-        }
-        return try Ops.matmul(lnPost(pooled), proj)
+        let pooled = try Ops.gatherRows(x, indices: Array(repeating: 0, count: x.shape[0]))
+        return try proj(lnPost(pooled))
+    }
+
+    struct Saved {
+        let nhwc: Tensor, embedded: Tensor, transformer: Transformer.Saved, tokens: Int, pooled: Tensor, normed: Tensor
+    }
+
+    /// open_clip's VisionTransformer has no stochastic depth: `rng` is unused.
+    public func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations) {
+        try checkInput(images)
+        let nhwc = try Ops.nchwToNhwc(images)
+        let embedded = try embed(nhwc)
+        let (x, tSaved) = try transformer.forward(lnPre(embedded), causal: false)
+        let pooled = try Ops.gatherRows(x, indices: Array(repeating: 0, count: x.shape[0]))
+        let normed = try lnPost(pooled)
+        let out = try proj(normed)
+        return (out, SavedActivations(tower: "VisionTransformer",
+                                      value: Saved(nhwc: nhwc, embedded: embedded, transformer: tSaved, tokens: x.shape[1],
+                                                   pooled: pooled, normed: normed)))
+    }
+
+    public func backward(_ dOutput: Tensor, saved: SavedActivations) throws {
+        let s = try saved.get(Saved.self)
+        var d = try proj.backward(dOutput, input: s.normed)
+        d = try lnPost.backward(d, input: s.pooled)
+        d = try Ops.gatherRowsBackward(d, indices: Array(repeating: 0, count: d.shape[0]), sequenceLength: s.tokens)
+        d = try transformer.backward(d, saved: s.transformer, causal: false)
+        d = try lnPre.backward(d, input: s.embedded)
+        let dTokens = try Ops.prependClassTokenBackward(d, classGrad: classEmbedding.gradPointer(),
+                                                        positionalGrad: positionalEmbedding.gradPointer())
+        let g = config.gridSize
+        _ = try conv1.backward(dTokens.reshaped([s.nhwc.shape[0], g, g, config.width]), input: s.nhwc, inputGrad: false)
     }
 }

@@ -34,6 +34,6 @@ extension WeightBuilder {
 
     /// Number of scalar parameters whose key satisfies `filter`.
     public func parameterCount(where filter: (String) -> Bool = { _ in true }) -> Int {
-        stateDict.reduce(0) { $0 + (filter($1.key) ? $1.tensor.count : 0) }
+        tree.count(where: filter)
     }
 }

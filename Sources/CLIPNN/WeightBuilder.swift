@@ -55,9 +55,10 @@ public protocol WeightSource: AnyObject {
 public final class WeightBuilder {
     public let source: WeightSource?
     private var rng: SeededGenerator
-    /// open_clip's `state_dict()`, in declaration order, in open_clip's layouts.
-    public private(set) var stateDict: [(key: String, tensor: Tensor)] = []
-    private var declared = Set<String>()
+    /// The declared parameters (value and gradient), keyed by open_clip's names.
+    public let tree = ParameterTree()
+    /// open_clip's `state_dict()`, in declaration order, in open_clip's layouts (current values).
+    public var stateDict: [(key: String, tensor: Tensor)] { tree.parameters.map { ($0.key, $0.value) } }
 
     /// - Parameters:
     ///   - source: the weights to load, or nil for seeded random initialisation.
@@ -68,9 +69,7 @@ public final class WeightBuilder {
 
     public var root: WeightScope { WeightScope(builder: self, prefix: "") }
 
-    func parameter(_ key: String, shape: [Int], initializer: Initializer) throws -> Tensor {
-        precondition(!declared.contains(key), "model declared '\(key)' twice")
-        declared.insert(key)
+    func parameter(_ key: String, shape: [Int], initializer: Initializer) throws -> Parameter {
         let value: Tensor
         if let source {
             guard let t = try source.tensor(forKey: key) else {
@@ -83,14 +82,15 @@ public final class WeightBuilder {
         } else {
             value = try Self.initialise(shape: shape, initializer, rng: &rng, key: key)
         }
-        stateDict.append((key, value))
-        return value
+        let p = Parameter(key: key, value: value)
+        tree.add(p)
+        return p
     }
 
     /// Throws if the source holds weights the model never asked for.
     public func finish() throws {
         guard let source else { return }
-        let unused = source.allKeys.filter { !declared.contains($0) }.sorted()
+        let unused = source.allKeys.filter { tree[$0] == nil }.sorted()
         if !unused.isEmpty { throw WeightError.unexpectedKeys(unused, source: source.sourceName) }
     }
 
@@ -136,7 +136,7 @@ public struct WeightScope {
     public func key(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
 
     /// Declares (and loads or initialises) the parameter `prefix.name`, in open_clip's layout.
-    public func parameter(_ name: String, shape: [Int], initializer: Initializer) throws -> Tensor {
+    public func parameter(_ name: String, shape: [Int], initializer: Initializer) throws -> Parameter {
         try builder.parameter(key(name), shape: shape, initializer: initializer)
     }
 }

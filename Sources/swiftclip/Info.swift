@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIPEngine
 import CLIPModels
 import Foundation
 
@@ -23,6 +24,7 @@ struct Info: ParsableCommand {
                     "model": options.model, "embed_dim": c.embedDim, "image_size": c.vision.imageSize,
                     "context_length": c.text.contextLength, "vocab_size": c.text.vocabSize, "vision": vision,
                     "params": ["visual": counts.visual, "text": counts.text, "total": counts.total],
+                    "kernels": KernelLevel.active, "cpu_kernels": KernelLevel.cpuBest, "threads": Parallel.threadCount,
                 ]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
@@ -34,6 +36,7 @@ struct Info: ParsableCommand {
                 print("params visual  \(grouped(counts.visual))")
                 print("params text    \(grouped(counts.text))  (text tower + logit_scale)")
                 print("params total   \(grouped(counts.total))")
+                print("kernels        \(kernelDescription), \(Parallel.threadCount) threads")
             }
         }
     }
@@ -47,4 +50,12 @@ func grouped(_ n: Int) -> String {
         out.append(ch)
     }
     return out
+}
+
+/// "avx512", or "avx2 (SWIFTCLIP_ISA; CPU: avx512)" when capped.
+var kernelDescription: String {
+    var text = KernelLevel.active
+    if KernelLevel.active != KernelLevel.cpuBest { text += " (capped by SWIFTCLIP_ISA; CPU: \(KernelLevel.cpuBest))" }
+    if KernelLevel.requestIgnored { text += " (SWIFTCLIP_ISA not understood: use avx512, avx2 or baseline)" }
+    return text
 }

@@ -1,13 +1,14 @@
 import ArgumentParser
+import CLIPEngine
 import Foundation
 
 @main
 struct SwiftCLIPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftclip",
-        abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: embed, classify, evaluate, benchmark, export to ONNX.",
-        subcommands: [Info.self, Tokenize.self, Preprocess.self, EmbedImage.self, EmbedText.self, Classify.self, Eval.self, Bench.self,
-                      ExportONNX.self])
+        abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: embed, classify, evaluate, benchmark (inference and training steps), export to ONNX.",
+        subcommands: [Info.self, Tokenize.self, Preprocess.self, EmbedImage.self, EmbedText.self, Classify.self, Eval.self, Bench.self, BenchTrain.self,
+                      ExportONNX.self, MakeSynthetic.self])
 }
 
 /// Options every model-using command shares.
@@ -21,12 +22,20 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Seed for random initialisation when no --weights are given.")
     var seed: UInt64 = 0
 
-    var weightsURL: URL? { weights.map { URL(fileURLWithPath: $0) } }
+    @Option(name: .long, help: "Threads for the kernels (default: all cores).")
+    var threads: Int?
 
-    func validate() throws {
+    /// Checks the options and applies --threads to the engine's pool (before any command runs).
+    mutating func validate() throws {
         guard !model.isEmpty else { throw ValidationError("--model: empty name or path") }
         try requireNonEmptyPaths([(weights, "--weights")])
+        if let threads {
+            guard (1...4096).contains(threads) else { throw ValidationError("--threads must be in 1...4096, got \(threads)") }
+            Parallel.threadCount = threads
+        }
     }
+
+    var weightsURL: URL? { weights.map { URL(fileURLWithPath: $0) } }
 }
 
 /// Turns a library error into a one-line message and a non-zero exit, instead of a trap.

@@ -63,6 +63,14 @@ enum Ref {
         } } } }
         return y
     }
+
+    static func nhwcToNchw(_ x: [Double], n: Int, h: Int, w: Int, c: Int) -> [Double] {
+        var y = [Double](repeating: 0, count: x.count)
+        for b in 0..<n { for ch in 0..<c { for i in 0..<h { for j in 0..<w {
+            y[((b * c + ch) * h + i) * w + j] = x[((b * h + i) * w + j) * c + ch]
+        } } } }
+        return y
+    }
 }
 
 /// Asserts |got − want| ≤ atol + rtol·|want| elementwise, reporting the worst element.

@@ -148,6 +148,16 @@ final class ReliabilityCLITests: XCTestCase {
                    environment: ["SWIFTCLIP_MEMORY_LIMIT": "256M"])
     }
 
+    /// The training commands follow the same rule (issue 9, item 4).
+    func testTrainingBenchOptionsAndMemory() throws {
+        for args in [["--batch", "0"], ["--batch", "100000"], ["--steps=-1"], ["--warmup=-1"]] {
+            try expect(["bench-train", "--model", tinyModel] + args, status: 64, [String(args[0].prefix { $0 != "=" })])
+        }
+        try expect(["bench-train", "--model", tinyModel, "--batch", "65536"], ["training", "needs about"],
+                   environment: ["SWIFTCLIP_MEMORY_LIMIT": "256M"])
+        try expect(["make-synthetic", "--output", tmp.path, "--image-size", "100000"], status: 64, ["--image-size"])
+    }
+
     func testCrash9NestedPickle() throws {
         let dir = tmp.appendingPathComponent("cifar-100-python")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -5,7 +5,7 @@ import Foundation
 /// `--csv-separator`): a header row naming the columns, one pair per row. Fields may be quoted
 /// with `"` (a quoted field may hold the separator or line breaks; `""` is a quote), blank lines
 /// are skipped, as pandas' `read_csv` does. Relative image paths are relative to the CSV's folder.
-public struct CSVPairs {
+public struct CSVPairs: Sendable {
     public let file: URL
     public let images: [URL]
     public let captions: [String]
@@ -55,8 +55,9 @@ public struct CSVPairs {
         self.imageKey = imageKey
     }
 
-    /// The image of pair `index`; an error names the CSV file, line and column as well as the image file.
-    public func image(at index: Int) throws -> RGBImage {
+    /// The image of pair `index`; an error names the CSV file, line and column as well as the image
+    /// file (retrieval; the training loader names samples with `describe`).
+    public func imageNamingRow(_ index: Int) throws -> RGBImage {
         do { return try ImageDecoder.decode(contentsOf: images[index]) } catch {
             throw DatasetError.csv(file: file.path, line: lines[index], column: imageKey, message: "\(error)")
         }

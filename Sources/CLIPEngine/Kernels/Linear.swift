@@ -58,17 +58,6 @@ extension Ops {
         }
     }
 
-    /// row[i] = act(row[i] + bias[i]) over `count` floats.
-    @inline(__always)
-    static func applyBiasActivation(_ row: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?,
-                                    _ count: Int, _ activation: Activation) {
-        switch activation {
-        case .none: if let bias { addVectors(row, bias, count) }
-        case .gelu: VectorMath.apply(GeluFunction.self, row, row, count, bias: bias)
-        case .quickGelu: VectorMath.apply(QuickGeluFunction.self, row, row, count, bias: bias)
-        }
-    }
-
     // MARK: Patch convolution (kernel == stride, no padding)
 
     /// Convolution with kernel == stride == `kernel`, no padding, channels-last.

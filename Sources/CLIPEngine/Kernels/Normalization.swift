@@ -33,37 +33,10 @@ extension Ops {
         let width = shape.last!
         let rows = shape.reduce(1, *) / width
         let g = weight.storage.pointer, b = bias.storage.pointer
-        let whole = width / vecWidth * vecWidth
         chunks(rows, workPerItem: 8 * width) { range in
-            for r in range {
-                let xr = src + r * width, yr = dst + r * width
-                let mean = rowSum(xr, width, whole) / Float(width)
-                // Second pass on the centred values (as accurate as PyTorch's Welford, and the row is in L1).
-                var acc = Vec()
-                var i = 0
-                while i < whole { let d = load(xr + i) - mean; acc.addProduct(d, d); i += vecWidth }
-                var variance = acc.sum()
-                while i < width { let d = xr[i] - mean; variance += d * d; i += 1 }
-                variance /= Float(width)
-                let inv = 1 / (variance + eps).squareRoot()
-                i = 0
-                while i < whole {
-                    store(load(b + i).addingProduct((load(xr + i) - mean) * inv, load(g + i)), yr + i)
-                    i += vecWidth
-                }
-                while i < width { yr[i] = (xr[i] - mean) * inv * g[i] + b[i]; i += 1 }
-            }
+            kernels.layer_norm_rows(src + range.lowerBound * width, dst + range.lowerBound * width, g, b,
+                                    width, range.count, eps)
         }
-    }
-
-    @inline(__always)
-    static func rowSum(_ p: UnsafePointer<Float>, _ width: Int, _ whole: Int) -> Float {
-        var acc = Vec()
-        var i = 0
-        while i < whole { acc += load(p + i); i += vecWidth }
-        var s = acc.sum()
-        while i < width { s += p[i]; i += 1 }
-        return s
     }
 
     // MARK: GlobalResponseNorm
@@ -106,19 +79,13 @@ extension Ops {
     static func applyChannelAffine(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ shape: [Int],
                                    scale: [Float], shift: Tensor) {
         let (hw, c) = (shape[1] * shape[2], shape[3])
-        guard c > 0 else { return }
+        guard c > 0, hw > 0 else { return }
         let rows = shape.reduce(1, *) / c
-        let whole = c / vecWidth * vecWidth
         let b = shift.storage.pointer
         scale.withUnsafeBufferPointer { scaleBuf in
             let s = scaleBuf.baseAddress!
             chunks(rows, workPerItem: 2 * c) { range in
-                for r in range {
-                    let sr = s + (r / hw) * c, xr = src + r * c, yr = dst + r * c
-                    var i = 0
-                    while i < whole { store(load(b + i).addingProduct(load(xr + i), load(sr + i)), yr + i); i += vecWidth }
-                    while i < c { yr[i] = xr[i] * sr[i] + b[i]; i += 1 }
-                }
+                kernels.channel_affine_rows(src, dst, s, b, c, hw, range.lowerBound, range.upperBound)
             }
         }
     }
@@ -131,7 +98,7 @@ extension Ops {
         guard let width = x.shape.last, width > 0 else { return out }
         let src = x.storage.pointer, dst = out.storage.pointer
         chunks(x.count / width, workPerItem: 20 * width) { range in
-            for r in range { softmaxRow(src + r * width, dst + r * width, width) }
+            kernels.softmax_rows(src + range.lowerBound * width, dst + range.lowerBound * width, width, range.count)
         }
         return out
     }
@@ -139,25 +106,7 @@ extension Ops {
     /// dst = softmax(src) over `width` floats; `src` may equal `dst`.
     @inline(__always)
     static func softmaxRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ width: Int) {
-        var m = Vec(repeating: -.infinity)
-        var i = 0
-        while i + vecWidth <= width { m = vmax(m, load(src + i)); i += vecWidth }
-        var peak = horizontalMax(m)
-        while i < width { peak = max(peak, src[i]); i += 1 }
-        var total = Vec()
-        i = 0
-        while i + vecWidth <= width {
-            let e = VectorMath.exp(load(src + i) - peak)
-            store(e, dst + i); total += e; i += vecWidth
-        }
-        var sum = total.sum()
-        if i < width {
-            let rest = width - i
-            let e = VectorMath.exp(loadPartial(src + i, rest, fill: -.infinity) - peak)
-            for j in 0..<rest { dst[i + j] = e[j]; sum += e[j] }
-        }
-        let inv = 1 / sum
-        mapVectors(dst, dst, width) { $0 * inv }
+        kernels.softmax_rows(src, dst, width, 1)
     }
 
     /// Rows of the last dimension divided by max(‖row‖₂, 1e-12) (F.normalize).
@@ -165,18 +114,8 @@ extension Ops {
         let out = Tensor(uninitializedShape: x.shape)
         guard let width = x.shape.last, width > 0 else { return out }
         let src = x.storage.pointer, dst = out.storage.pointer
-        let whole = width / vecWidth * vecWidth
         chunks(x.count / width, workPerItem: 4 * width) { range in
-            for r in range {
-                let xr = src + r * width
-                var acc = Vec()
-                var i = 0
-                while i < whole { let v = load(xr + i); acc.addProduct(v, v); i += vecWidth }
-                var sq = acc.sum()
-                while i < width { sq += xr[i] * xr[i]; i += 1 }
-                let inv = 1 / max(sq.squareRoot(), 1e-12)
-                mapVectors(xr, dst + r * width, width) { $0 * inv }
-            }
+            kernels.l2_normalize_rows(src + range.lowerBound * width, dst + range.lowerBound * width, width, range.count)
         }
         return out
     }

@@ -1,8 +1,8 @@
 // Inference kernels: `Ops` is the engine's public op set. Each op checks shapes first (throwing
-// `TensorError` naming the op and the shapes), then runs an unsafe SIMD loop over contiguous
-// row-major memory. Files: VectorMath (exp, GELU), Linear (GEMM-based ops), DepthwiseConv,
-// Normalization (LayerNorm, GRN, softmax, L2), Attention, and this file (elementwise, layout,
-// lookup, pooling).
+// `TensorError` naming the op and the shapes), splits the work over `Parallel`'s threads, and
+// runs the inner loop of the C kernel table (`KernelDispatch.swift`) over contiguous row-major
+// memory. Files: Linear (GEMM-based ops), PackedGEMM, DepthwiseConv, Normalization (LayerNorm,
+// GRN, softmax, L2), Attention, and this file (elementwise, layout, lookup, pooling).
 
 /// Activation fused into `Ops.linear`'s GEMM epilogue.
 public enum Activation: Sendable {
@@ -27,15 +27,18 @@ extension Ops {
         Parallel.forEachChunk(count, workPerItem: workPerItem, body)
     }
 
+    /// Elementwise work is split at multiples of 64 floats (whole vectors at every level).
+    static let elementBlock = 64
+
     /// A new tensor of `x`'s shape, `kernel(src, dst, count)` run over contiguous chunks of it.
     @inline(__always)
     static func elementwise(_ x: Tensor, workPerElement: Int,
                             _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
         let out = Tensor(uninitializedShape: x.shape)
         let src = x.storage.pointer, dst = out.storage.pointer, count = x.count
-        let vectors = (count + vecWidth - 1) / vecWidth
-        chunks(vectors, workPerItem: vecWidth * workPerElement) { range in
-            let lo = range.lowerBound * vecWidth, hi = min(count, range.upperBound * vecWidth)
+        let blocks = (count + elementBlock - 1) / elementBlock
+        chunks(blocks, workPerItem: elementBlock * workPerElement) { range in
+            let lo = range.lowerBound * elementBlock, hi = min(count, range.upperBound * elementBlock)
             kernel(src + lo, dst + lo, hi - lo)
         }
         return out
@@ -45,12 +48,12 @@ extension Ops {
 
     /// Exact erf GELU, elementwise (max relative error ≈ 3e-7 against Float64).
     public static func gelu(_ x: Tensor) -> Tensor {
-        elementwise(x, workPerElement: 40) { VectorMath.apply(GeluFunction.self, $0, $1, $2) }
+        elementwise(x, workPerElement: 40) { kernels.gelu($0, nil, $1, $2) }
     }
 
     /// x·σ(1.702·x), elementwise.
     public static func quickGelu(_ x: Tensor) -> Tensor {
-        elementwise(x, workPerElement: 30) { VectorMath.apply(QuickGeluFunction.self, $0, $1, $2) }
+        elementwise(x, workPerElement: 30) { kernels.quick_gelu($0, nil, $1, $2) }
     }
 
     // MARK: Elementwise arithmetic
@@ -72,33 +75,23 @@ extension Ops {
         a.withUnsafeMutableBufferPointer { buf in
             let ap = buf.baseAddress!
             if sameShape {
-                chunks((count + vecWidth - 1) / vecWidth, workPerItem: vecWidth) { range in
-                    let lo = range.lowerBound * vecWidth, hi = min(count, range.upperBound * vecWidth)
-                    addVectors(ap + lo, bp + lo, hi - lo)
+                chunks((count + elementBlock - 1) / elementBlock, workPerItem: elementBlock) { range in
+                    let lo = range.lowerBound * elementBlock, hi = min(count, range.upperBound * elementBlock)
+                    kernels.add(ap + lo, bp + lo, hi - lo)
                 }
             } else {
                 let width = b.count
                 guard width > 0 else { return }
                 chunks(count / width, workPerItem: width) { rows in
-                    for r in rows { addVectors(ap + r * width, bp, width) }
+                    for r in rows { kernels.add(ap + r * width, bp, width) }
                 }
             }
         }
     }
 
-    @inline(__always)
-    static func addVectors(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) {
-        var i = 0
-        while i + vecWidth <= count {
-            store(load(a + i) + load(b + i), a + i)
-            i += vecWidth
-        }
-        while i < count { a[i] += b[i]; i += 1 }
-    }
-
     /// a · s.
     public static func mul(_ a: Tensor, scalar s: Float) -> Tensor {
-        elementwise(a, workPerElement: 1) { mapVectors($0, $1, $2) { $0 * s } }
+        elementwise(a, workPerElement: 1) { kernels.scale($0, $1, $2, s) }
     }
 
     // MARK: Layout
@@ -174,7 +167,7 @@ extension Ops {
     static func columnSums(_ x: UnsafePointer<Float>, images: Int, rowsPerImage: Int, width: Int,
                            squared: Bool) -> [Double] {
         let totalRows = images * rowsPerImage
-        let parts = max(1, min(Parallel.threadCount, totalRows * width / 500_000))
+        let parts = max(1, min(Parallel.budget, totalRows * width / 500_000))
         var partial = [Double](repeating: 0, count: parts * images * width)
         partial.withUnsafeMutableBufferPointer { partialBuf in
             let partialBase = partialBuf.baseAddress!
@@ -188,19 +181,7 @@ extension Ops {
                         let image = r / rowsPerImage
                         let stop = min(end, (image + 1) * rowsPerImage, r + 64)
                         run.initialize(repeating: 0, count: width)
-                        // Separate loops per mode: a conditional `addingProduct` in the loop body
-                        // compiled to per-lane scalar code.
-                        for row in r..<stop {
-                            let xr = x + row * width
-                            var c = 0
-                            if squared {
-                                while c + vecWidth <= width { let v = load(xr + c); store(load(run + c) + v * v, run + c); c += vecWidth }
-                                while c < width { run[c] += xr[c] * xr[c]; c += 1 }
-                            } else {
-                                while c + vecWidth <= width { store(load(run + c) + load(xr + c), run + c); c += vecWidth }
-                                while c < width { run[c] += xr[c]; c += 1 }
-                            }
-                        }
+                        kernels.accumulate_rows(x + r * width, run, width, stop - r, squared ? 1 : 0)
                         let dst = partialBase + (p * images + image) * width
                         for c in 0..<width { dst[c] += Double(run[c]) }
                         r = stop

@@ -3,8 +3,8 @@ import CLIPEngine
 /// `nn.MultiheadAttention` as open_clip uses it (self-attention, packed `in_proj_weight`).
 public struct MultiheadSelfAttention {
     public let heads: Int
-    let inProj: Linear         // packed `in_proj_weight` [3D, D] and `in_proj_bias`
-    let outProj: Linear
+    public let inProj: Linear         // packed `in_proj_weight` [3D, D] and `in_proj_bias`
+    public let outProj: Linear
 
     public init(_ scope: WeightScope, width: Int, heads: Int, inProjInit: Initializer, outProjInit: Initializer) throws {
         guard heads > 0, width % heads == 0 else {
@@ -23,5 +23,26 @@ public struct MultiheadSelfAttention {
             try Ops.attention(qkv: qkv, heads: heads, causal: causal)
         }
         try outProj.accumulate(attended, into: &residual)
+    }
+
+    /// What the backward needs from a training forward.
+    public struct Saved {
+        let input: Tensor, qkv: Tensor, attended: Tensor
+    }
+
+    /// attention(x) for training, keeping its input, qkv and the heads' output.
+    public func forward(_ x: Tensor, causal: Bool) throws -> (Tensor, Saved) {
+        let qkv = try inProj(x)
+        let attended = try Ops.attention(qkv: qkv, heads: heads, causal: causal)
+        return (try outProj(attended), Saved(input: x, qkv: qkv, attended: attended))
+    }
+
+    /// Adds the four projections' gradients; returns dx.
+    public func backward(_ dy: Tensor, saved s: Saved, causal: Bool) throws -> Tensor {
+        let dAttended = try outProj.backward(dy, input: s.attended).required("out_proj backward")
+        let dqkv = try OpProfiler.measure("backward: attention") {
+            try Ops.attentionBackward(dAttended, qkv: s.qkv, heads: heads, causal: causal)
+        }
+        return try inProj.backward(dqkv, input: s.input).required("in_proj backward")
     }
 }

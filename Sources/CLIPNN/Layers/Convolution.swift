@@ -2,66 +2,112 @@ import CLIPEngine
 
 /// Convolution whose kernel equals its stride (ConvNeXt stem 4/4 and downsample 2/2, ViT patch
 /// embedding). Declared in PyTorch's OIHW layout under open_clip's key, run as patch gather + GEMM
-/// on channels-last maps.
+/// on channels-last maps; the packed GEMM form is a cache of the parameter.
 public struct PatchConv2d {
     public let kernel: Int
     public let outChannels: Int
-    let gemmWeight: PackedMatrix   // [k*k*Cin, Cout], packed
-    let bias: Tensor?
+    public let weightParameter: Parameter
+    public let biasParameter: Parameter?
+    private let packedCache = DerivedCache<PackedMatrix>()
 
     public init(_ scope: WeightScope, in inChannels: Int, out outChannels: Int, kernel: Int, bias hasBias: Bool,
                 weightInit: Initializer, biasInit: Initializer = .zeros) throws {
-        let w = try scope.parameter("weight", shape: [outChannels, inChannels, kernel, kernel], initializer: weightInit)
-        gemmWeight = try PackedMatrix(kByN: Ops.patchConvWeight(fromOIHW: w))
-        bias = hasBias ? try scope.parameter("bias", shape: [outChannels], initializer: biasInit) : nil
+        weightParameter = try scope.parameter("weight", shape: [outChannels, inChannels, kernel, kernel], initializer: weightInit)
+        biasParameter = hasBias ? try scope.parameter("bias", shape: [outChannels], initializer: biasInit) : nil
         self.kernel = kernel
         self.outChannels = outChannels
+        _ = try packed()
+    }
+
+    func packed() throws -> PackedMatrix {
+        try packedCache.value(of: [weightParameter]) {
+            try PackedMatrix(kByN: Ops.patchConvWeight(fromOIHW: weightParameter.value))
+        }
     }
 
     /// x: [N, H, W, Cin] -> [N, H/k, W/k, Cout].
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try OpProfiler.measure("patch conv (stem/downsample/patch embed)") {
-            try Ops.patchConv2d(x, packed: gemmWeight, bias: bias, kernel: kernel)
+        let packed = try packed()
+        return try OpProfiler.measure("patch conv (stem/downsample/patch embed)") {
+            try Ops.patchConv2d(x, packed: packed, bias: biasParameter?.value, kernel: kernel)
+        }
+    }
+
+    /// Backward of `self(x)`: adds the weight and bias gradients; returns dx when `inputGrad`.
+    public func backward(_ dy: Tensor, input x: Tensor, inputGrad: Bool = true) throws -> Tensor? {
+        try OpProfiler.measure("backward: patch conv") {
+            try Ops.patchConv2dBackward(dy, input: x, weightOIHW: weightParameter.value, kernel: kernel,
+                                        weightGrad: weightParameter.gradPointer(), biasGrad: biasParameter?.gradPointer(),
+                                        inputGrad: inputGrad)
         }
     }
 }
 
-/// Depthwise convolution, stride 1, "same" zero padding (ConvNeXt's 7×7 `conv_dw`).
+/// Depthwise convolution, stride 1, "same" zero padding (ConvNeXt's 7×7 `conv_dw`). The
+/// engine's [k, k, C] weight is a cache of the OIHW parameter.
 public struct DepthwiseConv2d {
-    let weight: Tensor   // [k, k, C]
-    let bias: Tensor?
+    public let weightParameter: Parameter
+    public let biasParameter: Parameter?
     public let padding: Int
+    private let weightCache = DerivedCache<Tensor>()
 
     public init(_ scope: WeightScope, channels: Int, kernel: Int, bias hasBias: Bool,
                 weightInit: Initializer, biasInit: Initializer = .zeros) throws {
-        let w = try scope.parameter("weight", shape: [channels, 1, kernel, kernel], initializer: weightInit)
-        weight = try Ops.depthwiseWeight(fromOIHW: w)
-        bias = hasBias ? try scope.parameter("bias", shape: [channels], initializer: biasInit) : nil
+        weightParameter = try scope.parameter("weight", shape: [channels, 1, kernel, kernel], initializer: weightInit)
+        biasParameter = hasBias ? try scope.parameter("bias", shape: [channels], initializer: biasInit) : nil
         padding = kernel / 2
+        _ = try weight()
+    }
+
+    func weight() throws -> Tensor {
+        try weightCache.value(of: [weightParameter]) { try Ops.depthwiseWeight(fromOIHW: weightParameter.value) }
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try OpProfiler.measure("depthwise conv 7x7") {
-            try Ops.depthwiseConv2d(x, weight: weight, bias: bias, padding: padding)
+        let w = try weight()
+        return try OpProfiler.measure("depthwise conv 7x7") {
+            try Ops.depthwiseConv2d(x, weight: w, bias: biasParameter?.value, padding: padding)
+        }
+    }
+
+    public func backward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+        let w = try weight()
+        return try OpProfiler.measure("backward: depthwise conv 7x7") {
+            try Ops.depthwiseConv2dBackward(dy, input: x, weight: w, padding: padding,
+                                            weightGrad: weightParameter.gradPointer(), biasGrad: biasParameter?.gradPointer())
+                .required("depthwise conv backward")
         }
     }
 }
 
 /// timm's `GlobalResponseNorm` (ConvNeXt-V2), channels-last.
 public struct GlobalResponseNorm {
-    public let weight: Tensor
-    public let bias: Tensor
+    public let weightParameter: Parameter
+    public let biasParameter: Parameter
     public let eps: Float
 
     public init(_ scope: WeightScope, dim: Int, eps: Float = 1e-6) throws {
-        weight = try scope.parameter("weight", shape: [dim], initializer: .zeros)
-        bias = try scope.parameter("bias", shape: [dim], initializer: .zeros)
+        weightParameter = try scope.parameter("weight", shape: [dim], initializer: .zeros)
+        biasParameter = try scope.parameter("bias", shape: [dim], initializer: .zeros)
         self.eps = eps
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try OpProfiler.measure("global response norm") {
+            try Ops.globalResponseNorm(x, weight: weightParameter.value, bias: biasParameter.value, eps: eps)
+        }
     }
 
     public func applyInPlace(_ x: inout Tensor) throws {
         try OpProfiler.measure("global response norm") {
-            try Ops.globalResponseNormInPlace(&x, weight: weight, bias: bias, eps: eps)
+            try Ops.globalResponseNormInPlace(&x, weight: weightParameter.value, bias: biasParameter.value, eps: eps)
+        }
+    }
+
+    public func backward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+        try OpProfiler.measure("backward: global response norm") {
+            try Ops.globalResponseNormBackward(dy, input: x, weight: weightParameter.value, eps: eps,
+                                               weightGrad: weightParameter.gradPointer(), biasGrad: biasParameter.gradPointer())
         }
     }
 }

@@ -1,53 +1,88 @@
 import CLIPEngine
 
-/// `nn.Linear`: weight [out, in] (PyTorch layout, used as-is with a transposed GEMM), optional bias.
-/// A 1×1 `nn.Conv2d` on a channels-last map is the same computation; `storedAs1x1Conv` declares
-/// the weight as [out, in, 1, 1], the shape timm's `conv_mlp` ConvNeXts save.
+/// `nn.Linear`: weight [out, in] (PyTorch layout), optional bias. A 1×1 `nn.Conv2d` on a
+/// channels-last map is the same computation; `storedAs1x1Conv` declares the weight as
+/// [out, in, 1, 1], the shape timm's `conv_mlp` ConvNeXts save. The packed GEMM form is a cache of
+/// the parameter, rebuilt after the value changes.
 public struct Linear {
-    public let weight: Tensor
-    public let bias: Tensor?
-    /// The weight packed for the engine's GEMM (done once, here).
-    let packed: PackedMatrix
-
-    public var inFeatures: Int { weight.shape[1] }
-    public var outFeatures: Int { weight.shape[0] }
+    public let weightParameter: Parameter
+    public let biasParameter: Parameter?
+    public let inFeatures: Int
+    public let outFeatures: Int
+    private let packedCache = DerivedCache<PackedMatrix>()
 
     /// PyTorch's default init (uniform ±1/sqrt(in)) unless the model says otherwise.
     public init(_ scope: WeightScope, in inFeatures: Int, out outFeatures: Int, bias hasBias: Bool = true,
                 weightInit: Initializer? = nil, biasInit: Initializer? = nil, storedAs1x1Conv: Bool = false) throws {
         let bound = 1 / Float(inFeatures).squareRoot()
-        let stored = try scope.parameter("weight", shape: [outFeatures, inFeatures] + (storedAs1x1Conv ? [1, 1] : []),
-                                         initializer: weightInit ?? .uniform(bound: bound))
-        weight = try stored.reshaped([outFeatures, inFeatures])
-        packed = try PackedMatrix(linearWeight: weight)
-        bias = hasBias ? try scope.parameter("bias", shape: [outFeatures], initializer: biasInit ?? .uniform(bound: bound)) : nil
+        let w = try scope.parameter("weight", shape: [outFeatures, inFeatures] + (storedAs1x1Conv ? [1, 1] : []),
+                                    initializer: weightInit ?? .uniform(bound: bound))
+        let b = hasBias ? try scope.parameter("bias", shape: [outFeatures], initializer: biasInit ?? .uniform(bound: bound)) : nil
+        try self.init(weight: w, bias: b)
+    }
+
+    /// A layer over already declared parameters (attention's packed `in_proj_weight`).
+    public init(weight: Parameter, bias: Parameter?) throws {
+        guard weight.shape.count >= 2, weight.shape.dropFirst(2).allSatisfy({ $0 == 1 }) else {
+            throw TensorError.shapeMismatch("Linear weight '\(weight.key)' has shape \(weight.shape) (need [out, in] or [out, in, 1, 1])")
+        }
+        if let bias, bias.shape != [weight.shape[0]] {
+            throw TensorError.shapeMismatch("Linear bias '\(bias.key)' has shape \(bias.shape) for weight \(weight.shape)")
+        }
+        weightParameter = weight
+        biasParameter = bias
+        outFeatures = weight.shape[0]
+        inFeatures = weight.shape[1]
+        _ = try packed()
+    }
+
+    /// The weight as [out, in] (a view of the parameter's value).
+    public var weight: Tensor { (try? weightParameter.value.reshaped([outFeatures, inFeatures])) ?? weightParameter.value }
+    public var bias: Tensor? { biasParameter?.value }
+
+    func packed() throws -> PackedMatrix {
+        try packedCache.value(of: [weightParameter]) { try PackedMatrix(linearWeight: weight) }
     }
 
     public func callAsFunction(_ x: Tensor, activation: Activation = .none) throws -> Tensor {
-        try OpProfiler.measure("linear (GEMM + bias/activation)") {
+        let packed = try packed()
+        return try OpProfiler.measure("linear (GEMM + bias/activation)") {
             try Ops.linear(x, packed: packed, bias: bias, activation: activation)
         }
     }
 
     /// residual += self(x): the last layer of a residual branch, added in the GEMM's output pass.
     public func accumulate(_ x: Tensor, into residual: inout Tensor) throws {
+        let packed = try packed()
         try OpProfiler.measure("linear (GEMM + bias/activation)") {
             try Ops.linearAccumulate(x, packed: packed, bias: bias, into: &residual)
+        }
+    }
+
+    /// Backward of `self(x)` (no activation): adds the weight and bias gradients, returns dx
+    /// (nil when `inputGrad` is false).
+    public func backward(_ dy: Tensor, input x: Tensor, inputGrad: Bool = true) throws -> Tensor? {
+        try OpProfiler.measure("backward: linear") {
+            try Ops.linearBackward(dy, input: x, weight: weight, weightGrad: weightParameter.gradPointer(),
+                                   biasGrad: biasParameter?.gradPointer(), inputGrad: inputGrad)
         }
     }
 }
 
 /// `nn.LayerNorm` over the last dimension.
 public struct LayerNorm {
-    public let weight: Tensor
-    public let bias: Tensor
+    public let weightParameter: Parameter
+    public let biasParameter: Parameter
     public let eps: Float
 
     public init(_ scope: WeightScope, dim: Int, eps: Float) throws {
-        weight = try scope.parameter("weight", shape: [dim], initializer: .ones)
-        bias = try scope.parameter("bias", shape: [dim], initializer: .zeros)
+        weightParameter = try scope.parameter("weight", shape: [dim], initializer: .ones)
+        biasParameter = try scope.parameter("bias", shape: [dim], initializer: .zeros)
         self.eps = eps
     }
+
+    public var weight: Tensor { weightParameter.value }
+    public var bias: Tensor { biasParameter.value }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try OpProfiler.measure("layer norm") { try Ops.layerNorm(x, weight: weight, bias: bias, eps: eps) }
@@ -56,30 +91,42 @@ public struct LayerNorm {
     public func applyInPlace(_ x: inout Tensor) throws {
         try OpProfiler.measure("layer norm") { try Ops.layerNormInPlace(&x, weight: weight, bias: bias, eps: eps) }
     }
+
+    /// Backward of `self(x)`: adds dγ, dβ; returns dx.
+    public func backward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+        try OpProfiler.measure("backward: layer norm") {
+            try Ops.layerNormBackward(dy, input: x, weight: weight, eps: eps,
+                                      weightGrad: weightParameter.gradPointer(), biasGrad: biasParameter.gradPointer())
+        }
+    }
 }
 
-extension Linear {
-    /// The same layer with output row i scaled by `scale[i]` (folds a following per-channel scale,
-    /// such as ConvNeXt's layer scale, into the weights at load time).
-    public func scaledRows(by scale: Tensor) throws -> Linear {
-        guard scale.shape == [outFeatures] else {
-            throw TensorError.shapeMismatch("row scale \(scale.shape) for Linear with \(outFeatures) outputs")
+/// A fixed matrix product x · W with W [in, out] stored as-is (open_clip's `text_projection`,
+/// the ViT's `proj`).
+public struct Projection {
+    public let parameter: Parameter
+
+    public init(_ parameter: Parameter) throws {
+        guard parameter.shape.count == 2 else {
+            throw TensorError.shapeMismatch("projection '\(parameter.key)' has shape \(parameter.shape) (need [in, out])")
         }
-        var w = weight
-        let inF = inFeatures
-        w.withUnsafeMutableBufferPointer { buf in
-            for o in 0..<outFeatures { for i in 0..<inF { buf[o * inF + i] *= scale[flat: o] } }
-        }
-        var b = bias
-        if b != nil {
-            b!.withUnsafeMutableBufferPointer { buf in for o in 0..<outFeatures { buf[o] *= scale[flat: o] } }
-        }
-        return try Linear(weight: w, bias: b)
+        self.parameter = parameter
     }
 
-    init(weight: Tensor, bias: Tensor?) throws {
-        self.weight = weight
-        self.bias = bias
-        packed = try PackedMatrix(linearWeight: weight)
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try Ops.matmul(x, parameter.value) }
+
+    public func backward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
+        guard let dx = try Ops.matmulBackward(dy, input: x, weight: parameter.value, weightGrad: parameter.gradPointer()) else {
+            throw TensorError.invalidArgument("projection backward produced no input gradient")
+        }
+        return dx
+    }
+}
+
+extension Optional where Wrapped == Tensor {
+    /// The input gradient a backward call was asked for (it is nil only when not requested).
+    public func required(_ what: String) throws -> Tensor {
+        guard let t = self else { throw TensorError.invalidArgument("\(what): no input gradient computed") }
+        return t
     }
 }

@@ -1,0 +1,110 @@
+// Backward of the GEMM-based ops in Linear.swift / PackedGEMM.swift: linear (nn.Linear layout),
+// matmul (x · w, open_clip's `proj` / `text_projection`) and the kernel == stride patch
+// convolution. Every product goes through `sgemm`; gradients of parameters are *added* into the
+// caller's buffers (beta = 1), so micro-batches accumulate without copies.
+
+extension Ops {
+    /// Backward of y = x · Wᵀ + b (x: [..., in], W: [out, in]). Adds dW += dyᵀ·x into
+    /// `weightGrad` ([out, in]) and db += Σ dy into `biasGrad` when given; returns dx = dy · W when
+    /// `inputGrad` is true.
+    public static func linearBackward(_ dy: Tensor, input x: Tensor, weight: Tensor,
+                                      weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?,
+                                      inputGrad: Bool = true) throws -> Tensor? {
+        try productBackward(dy, input: x, weight: weight, outByIn: true, weightGrad: weightGrad, biasGrad: biasGrad,
+                            inputGrad: inputGrad, op: "linearBackward")
+    }
+
+    /// Backward of y = x · w (x: [..., in], w: [in, out]): dw += xᵀ·dy; returns dx = dy · wᵀ.
+    public static func matmulBackward(_ dy: Tensor, input x: Tensor, weight w: Tensor,
+                                      weightGrad: UnsafeMutablePointer<Float>?, inputGrad: Bool = true) throws -> Tensor? {
+        try productBackward(dy, input: x, weight: w, outByIn: false, weightGrad: weightGrad, biasGrad: nil,
+                            inputGrad: inputGrad, op: "matmulBackward")
+    }
+
+    /// Both layouts of the weight: [out, in] (`outByIn`, nn.Linear) or [in, out].
+    static func productBackward(_ dy: Tensor, input x: Tensor, weight w: Tensor, outByIn: Bool,
+                                weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?,
+                                inputGrad: Bool, op: String) throws -> Tensor? {
+        try require(w.rank == 2, "\(op): weight \(w.shape) must be 2-D")
+        let (outF, inF) = outByIn ? (w.shape[0], w.shape[1]) : (w.shape[1], w.shape[0])
+        try require(x.shape.last == inF && dy.shape.last == outF && x.count / max(inF, 1) == dy.count / max(outF, 1),
+                    "\(op): dy \(dy.shape), input \(x.shape), weight \(w.shape)")
+        let m = x.count / max(inF, 1)
+        if let weightGrad, m > 0 {
+            if outByIn {
+                sgemm(transA: true, m: outF, n: inF, k: m, a: dy.storage.pointer, lda: outF,
+                      b: x.storage.pointer, ldb: inF, beta: 1, c: weightGrad, ldc: inF)
+            } else {
+                sgemm(transA: true, m: inF, n: outF, k: m, a: x.storage.pointer, lda: inF,
+                      b: dy.storage.pointer, ldb: outF, beta: 1, c: weightGrad, ldc: outF)
+            }
+        }
+        if let biasGrad { addColumnSums(dy.storage.pointer, rows: m, width: outF, into: biasGrad) }
+        guard inputGrad else { return nil }
+        let dx = Tensor(uninitializedShape: x.shape)
+        if m > 0 {
+            sgemm(transB: !outByIn, m: m, n: inF, k: outF, a: dy.storage.pointer, lda: outF, b: w.storage.pointer,
+                  ldb: outByIn ? inF : outF, c: dx.storage.pointer, ldc: inF)
+        }
+        return dx
+    }
+
+    /// Backward of `patchConv2d` (kernel == stride == k, channels-last). x: [N, H, W, Cin];
+    /// weight in PyTorch's OIHW layout [Cout, Cin, k, k]; dy: [N, H/k, W/k, Cout]. Adds the
+    /// weight gradient (OIHW) and bias gradient; returns dx (zero where the floor dropped pixels).
+    public static func patchConv2dBackward(_ dy: Tensor, input x: Tensor, weightOIHW w: Tensor, kernel k: Int,
+                                           weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?,
+                                           inputGrad: Bool = true) throws -> Tensor? {
+        try require(x.rank == 4 && w.rank == 4 && w.shape[1] == x.shape[3] && w.shape[2] == k && w.shape[3] == k,
+                    "patchConv2dBackward: input \(x.shape), weight \(w.shape), kernel \(k)")
+        let (n, h, wd, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let cout = w.shape[0]
+        let (oh, ow) = (h / k, wd / k)
+        try require(dy.shape == [n, oh, ow, cout], "patchConv2dBackward: dy \(dy.shape) for input \(x.shape) (need [\(n), \(oh), \(ow), \(cout)])")
+        let (patches, _, _) = try gatherPatches(x, kernel: k, weightRows: k * k * cin)
+        let rows = k * k * cin, count = n * oh * ow
+        if let weightGrad, count > 0 {
+            // dWg[(ky·k+kx)·Cin+ci, co] = Σ_p patches[p, ·] dy[p, co], then into OIHW.
+            let dwg = UnsafeMutablePointer<Float>.allocate(capacity: rows * cout)
+            defer { dwg.deallocate() }
+            sgemm(transA: true, m: rows, n: cout, k: count, a: patches.storage.pointer, lda: rows,
+                  b: dy.storage.pointer, ldb: cout, c: dwg, ldc: cout)
+            for co in 0..<cout {
+                for ci in 0..<cin {
+                    for ky in 0..<k {
+                        for kx in 0..<k {
+                            weightGrad[((co * cin + ci) * k + ky) * k + kx] += dwg[((ky * k + kx) * cin + ci) * cout + co]
+                        }
+                    }
+                }
+            }
+        }
+        if let biasGrad { addColumnSums(dy.storage.pointer, rows: count, width: cout, into: biasGrad) }
+        guard inputGrad else { return nil }
+        let wg = try patchConvWeight(fromOIHW: w)              // [k·k·Cin, Cout]
+        let dpatches = Tensor(uninitializedShape: [count, rows])
+        if count > 0 {
+            sgemm(transB: true, m: count, n: rows, k: cout, a: dy.storage.pointer, lda: cout,
+                  b: wg.storage.pointer, ldb: cout, c: dpatches.storage.pointer, ldc: rows)
+        }
+        let dx = Tensor(zeros: x.shape)
+        let src = dpatches.storage.pointer, dst = dx.storage.pointer
+        let run = k * cin
+        chunks(count, workPerItem: rows) { range in
+            for p in range {
+                let b = p / (oh * ow), oy = (p / ow) % oh, ox = p % ow
+                for ky in 0..<k {
+                    (dst + ((b * h + oy * k + ky) * wd + ox * k) * cin).update(from: src + p * rows + ky * run, count: run)
+                }
+            }
+        }
+        return dx
+    }
+
+    /// into[c] += Σ_r x[r, c] (Double accumulation per column block).
+    static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, width: Int, into: UnsafeMutablePointer<Float>) {
+        guard rows > 0, width > 0 else { return }
+        let sums = columnSums(x, images: 1, rowsPerImage: rows, width: width, squared: false)
+        for c in 0..<width { into[c] += Float(sums[c]) }
+    }
+}

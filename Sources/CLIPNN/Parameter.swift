@@ -1,0 +1,142 @@
+import CLIPEngine
+import Foundation
+
+/// One trainable tensor of a model, under its open_clip `state_dict()` key and in open_clip's
+/// layout: the value, its accumulated gradient, and a version that changes whenever the value
+/// does (so that layers can rebuild derived forms — packed GEMM weights, transposed depthwise
+/// weights, folded layer scales — lazily, see `DerivedCache`).
+public final class Parameter: @unchecked Sendable {
+    public let key: String
+    public private(set) var value: Tensor
+    /// ∂loss/∂value accumulated by backward passes (same shape as `value`); nil until the first one.
+    public private(set) var grad: Tensor?
+    /// A frozen parameter receives no gradient and is skipped by optimisers.
+    public var isFrozen = false
+    /// Incremented by every write to `value`.
+    public private(set) var version = 0
+
+    public var shape: [Int] { value.shape }
+    public var count: Int { value.count }
+
+    public init(key: String, value: Tensor) {
+        self.key = key
+        self.value = value
+    }
+
+    /// Replaces the value (same shape).
+    public func assign(_ newValue: Tensor) throws {
+        guard newValue.shape == value.shape else {
+            throw WeightError.shapeMismatch(key: key, expected: value.shape, found: newValue.shape, source: "assign")
+        }
+        value = newValue
+        version &+= 1
+    }
+
+    /// Writes the value in place (optimiser steps).
+    public func updateValue<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        version &+= 1
+        return try value.withUnsafeMutableBufferPointer(body)
+    }
+
+    /// The gradient buffer, created as zeros on first use; `body` adds into it.
+    public func accumulateGrad<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        if grad == nil { grad = Tensor(zeros: value.shape) }
+        return try grad!.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
+    }
+
+    /// Where a backward kernel adds this parameter's gradient (zeros on first use), or nil when
+    /// the parameter is frozen. Valid until the gradient is next replaced.
+    public func gradPointer() -> UnsafeMutablePointer<Float>? {
+        if isFrozen { return nil }
+        if grad == nil { grad = Tensor(zeros: value.shape) }
+        return grad!.withUnsafeMutableBufferPointer { $0.baseAddress! }
+    }
+
+    /// Sets the gradient to zero (keeps the buffer).
+    public func zeroGrad() {
+        guard grad != nil else { return }
+        grad!.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+
+    /// Replaces the gradient (clipping, accumulation across micro-batches).
+    public func setGrad(_ g: Tensor?) throws {
+        if let g, g.shape != value.shape {
+            throw WeightError.shapeMismatch(key: key + " (grad)", expected: value.shape, found: g.shape, source: "setGrad")
+        }
+        grad = g
+    }
+}
+
+/// A model's parameters keyed by open_clip's names, in declaration order (= open_clip's
+/// `state_dict()` order). Loading, saving, counting, ONNX export and the optimiser all read it.
+public final class ParameterTree: @unchecked Sendable {
+    public private(set) var parameters: [Parameter] = []
+    private var index: [String: Int] = [:]
+
+    public init() {}
+
+    func add(_ p: Parameter) {
+        precondition(index[p.key] == nil, "model declared '\(p.key)' twice")
+        index[p.key] = parameters.count
+        parameters.append(p)
+    }
+
+    public subscript(key: String) -> Parameter? { index[key].map { parameters[$0] } }
+
+    public var keys: [String] { parameters.map(\.key) }
+
+    /// Parameters whose key starts with `prefix` (`"visual."`); all of them for "".
+    public func parameters(under prefix: String) -> [Parameter] {
+        prefix.isEmpty ? parameters : parameters.filter { $0.key.hasPrefix(prefix) }
+    }
+
+    /// Scalars in the parameters whose key satisfies `filter`.
+    public func count(where filter: (String) -> Bool = { _ in true }) -> Int {
+        parameters.reduce(0) { $0 + (filter($1.key) ? $1.count : 0) }
+    }
+
+    /// Sets values by key (mlx-swift's `update(parameters:verify:)`): with `strict`, every
+    /// parameter must be given and no unknown key may appear. Shapes must match. Nothing is
+    /// written unless every check passes.
+    public func update(_ values: [String: Tensor], strict: Bool = false, source: String = "update") throws {
+        let unknown = values.keys.filter { index[$0] == nil }.sorted()
+        if !unknown.isEmpty { throw WeightError.unexpectedKeys(unknown, source: source) }
+        for p in parameters {
+            if let v = values[p.key] {
+                guard v.shape == p.shape else {
+                    throw WeightError.shapeMismatch(key: p.key, expected: p.shape, found: v.shape, source: source)
+                }
+            } else if strict {
+                throw WeightError.missingKey(p.key, source: source)
+            }
+        }
+        for p in parameters { if let v = values[p.key] { try p.assign(v) } }
+    }
+
+    /// Freezes (or unfreezes) every parameter under `prefix` (`--lock-image`: "visual.").
+    public func freeze(under prefix: String, _ frozen: Bool = true) {
+        for p in parameters(under: prefix) { p.isFrozen = frozen }
+    }
+
+    public func zeroGrad() { for p in parameters { p.zeroGrad() } }
+}
+
+/// A value derived from parameters (a packed GEMM weight, a transposed depthwise weight, a folded
+/// layer scale), rebuilt when any of them has changed since it was built. Thread-safe.
+public final class DerivedCache<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var versions: [Int] = []
+    private var cached: Value?
+
+    public init() {}
+
+    public func value(of parameters: [Parameter], build: () throws -> Value) rethrows -> Value {
+        let current = parameters.map(\.version)
+        lock.lock(); defer { lock.unlock() }
+        if let cached, current == versions { return cached }
+        let v = try build()
+        cached = v
+        versions = current
+        return v
+    }
+}

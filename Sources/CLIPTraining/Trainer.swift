@@ -1,0 +1,115 @@
+import CLIPEngine
+import CLIPModels
+import CLIPNN
+import Foundation
+
+/// One training step as open_clip_train's `train_one_epoch` does it (accum_freq 1): learning rate
+/// from the schedule, zero_grad, model forward (normalised features, exp(logit_scale)), ClipLoss,
+/// backward, optional clip_grad_norm_, AdamW step, logit_scale clamped to [0, ln 100].
+public final class CLIPTrainer {
+    public let model: CLIPModel
+    public let optimizer: AdamW
+    public var schedule: LearningRateSchedule
+    public var gradClipNorm: Double?
+    /// Steps taken so far (the schedule's step).
+    public private(set) var step = 0
+    /// Draws stochastic-depth masks.
+    public var rng: SeededGenerator
+
+    public struct StepResult {
+        public let loss: Double, learningRate: Double, gradNorm: Double?
+    }
+
+    public init(model: CLIPModel, settings: AdamW.Settings, schedule: LearningRateSchedule, gradClipNorm: Double? = nil, seed: UInt64 = 0) {
+        self.rng = SeededGenerator(seed: seed)
+        self.model = model
+        self.optimizer = AdamW(parameters: model.parameters.parameters, settings: settings)
+        self.schedule = schedule
+        self.gradClipNorm = gradClipNorm
+    }
+
+    /// `--lock-image` as open_clip's `lock_image_tower()` (unlocked_groups 0): a timm tower freezes
+    /// its trunk (`visual.trunk.*`; the projection head still trains), a ViT freezes everything.
+    public func lockImageTower(_ locked: Bool = true) {
+        if case .timm = model.config.vision {
+            model.parameters.freeze(under: "visual.trunk.", locked)
+        } else {
+            model.parameters.freeze(under: "visual.", locked)
+        }
+    }
+
+    /// `--lock-text` as open_clip's `lock_text_tower()` (unlocked_layers 0): every text parameter
+    /// (embeddings, transformer, ln_final, text_projection); logit_scale still trains.
+    public func lockTextTower(_ locked: Bool = true) {
+        for p in model.parameters.parameters where !p.key.hasPrefix("visual.") && p.key != "logit_scale" { p.isFrozen = locked }
+    }
+
+    /// The loss and every parameter's gradient at the current values (gradients are zeroed first).
+    public func lossAndGradients(images: Tensor, tokens: [[Int]]) throws -> Double {
+        OpProfiler.measure("zero_grad") { model.parameters.zeroGrad() }
+        let (image, text, saved) = try model.forwardForTraining(images: images, tokens: tokens, rng: &rng)
+        let (imageN, textN) = (Ops.l2Normalize(image), Ops.l2Normalize(text))
+        let loss = try OpProfiler.measure("ClipLoss") { try ClipLoss.compute(image: imageN, text: textN, logitScale: model.logitScale) }
+        if let g = model.logitScaleParameter.gradPointer() { g[0] += Float(loss.dLogitScale) }
+        try model.backward(image: try Ops.l2NormalizeBackward(loss.dImage, input: image),
+                           text: try Ops.l2NormalizeBackward(loss.dText, input: text), saved: saved)
+        return loss.loss
+    }
+
+    /// Gradients with open_clip_train's `--accum-freq` semantics over `microBatches`: the features
+    /// of every micro-batch are first computed without keeping activations; then, for each
+    /// micro-batch j in turn, its towers run again keeping activations, the loss is taken over the
+    /// whole accumulated batch (fresh features in j's rows, cached ones elsewhere) and only j's
+    /// rows are backpropagated. logit_scale receives the gradient of each of these losses, as in
+    /// open_clip (accum_freq times the full-batch one). Returns the last micro-batch's loss (what
+    /// open_clip logs).
+    public func accumulatedLossAndGradients(_ microBatches: [(images: Tensor, tokens: [[Int]])]) throws -> Double {
+        guard !microBatches.isEmpty else { throw TensorError.invalidArgument("no micro-batches to accumulate") }
+        if microBatches.count == 1 { return try lossAndGradients(images: microBatches[0].images, tokens: microBatches[0].tokens) }
+        model.parameters.zeroGrad()
+        var cachedImage: [Tensor] = [], cachedText: [Tensor] = []
+        let stochastic = ((model.visual as? TimmImageTower)?.dropPath ?? 0) > 0
+        for batch in microBatches {
+            // The inference path keeps nothing; a tower with stochastic depth takes the training path
+            // instead, drawing masks as open_clip's no_grad pass (in train mode) does.
+            let image = stochastic ? try model.visual.forwardForTraining(batch.images, rng: &rng).output
+                                   : try model.encodeImage(batch.images)
+            cachedImage.append(Ops.l2Normalize(image))
+            cachedText.append(Ops.l2Normalize(try model.encodeText(batch.tokens)))
+        }
+        var last = 0.0
+        for (j, batch) in microBatches.enumerated() {
+            let (image, text, saved) = try model.forwardForTraining(images: batch.images, tokens: batch.tokens, rng: &rng)
+            var images = cachedImage, texts = cachedText
+            images[j] = Ops.l2Normalize(image)
+            texts[j] = Ops.l2Normalize(text)
+            let loss = try ClipLoss.compute(image: Tensor.concatenate(rows: images), text: Tensor.concatenate(rows: texts),
+                                            logitScale: model.logitScale)
+            if let g = model.logitScaleParameter.gradPointer() { g[0] += Float(loss.dLogitScale) }
+            let offset = images[..<j].reduce(0) { $0 + $1.shape[0] }, rows = images[j].shape[0]
+            try model.backward(image: Ops.l2NormalizeBackward(loss.dImage.slice(rows: offset..<offset + rows), input: image),
+                               text: Ops.l2NormalizeBackward(loss.dText.slice(rows: offset..<offset + rows), input: text), saved: saved)
+            last = loss.loss
+        }
+        return last
+    }
+
+    /// One optimiser step on one batch.
+    @discardableResult
+    public func step(images: Tensor, tokens: [[Int]]) throws -> StepResult {
+        try step(microBatches: [(images, tokens)])
+    }
+
+    /// One optimiser step over `microBatches` (`--accum-freq` = their count).
+    @discardableResult
+    public func step(microBatches: [(images: Tensor, tokens: [[Int]])]) throws -> StepResult {
+        let lr = schedule.learningRate(at: step)
+        optimizer.settings.lr = lr
+        let loss = try accumulatedLossAndGradients(microBatches)
+        let norm = gradClipNorm.map { clipGradNorm(model.parameters.parameters, maxNorm: $0) }
+        optimizer.step()
+        model.logitScaleParameter.updateValue { $0[0] = min(max($0[0], 0), Float(Foundation.log(100.0))) }
+        step += 1
+        return StepResult(loss: loss, learningRate: lr, gradNorm: norm)
+    }
+}

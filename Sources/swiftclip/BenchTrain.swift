@@ -1,0 +1,96 @@
+import ArgumentParser
+import CLIPEngine
+import CLIPModels
+import CLIPTraining
+import Foundation
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-train",
+        abstract: "Training steps (forward, ClipLoss, backward, AdamW) per second, time per step and peak memory (a benchmark: figures, not assertions).",
+        discussion: """
+        Random weights (or --weights), random images, realistic captions tokenized with the CLIP BPE. Each step \
+        is one open_clip_train step at accum_freq 1 (schedule const, no clipping). Peak memory is the process's \
+        peak resident set (ru_maxrss) after the steps: run one batch size per process to compare with other systems.
+        """)
+
+    @OptionGroup var options: ModelOptions
+    @OptionGroup var vocabulary: VocabularyOptions
+    @Option(name: .long, help: "Samples per step.") var batch = 8
+    @Option(name: .long, help: "Untimed steps first.") var warmup = 1
+    @Option(name: .long, help: "Timed steps.") var steps = 3
+    @Flag(name: .long, help: "Print time per operation kind over one more step (profiler on).") var breakdown = false
+    @Flag(name: .long, help: "Machine-readable JSON.") var json = false
+
+    static let subjects = ["a dog", "two cats", "an old man", "a red car", "a wooden table", "a child", "a bowl of soup", "a city street"]
+    static let scenes = ["sitting on a sofa", "in the rain at night", "next to a window", "on a sunny beach",
+                         "covered in snow", "photographed from above", "in a busy market", "with a blurry background"]
+
+    func validate() throws {
+        try requireOption(batch, in: OptionLimits.batchSize, "--batch")
+        try requireOption(warmup, in: OptionLimits.warmup, "--warmup")
+        try requireOption(steps, in: OptionLimits.repeats, "--steps")
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let config = try ModelRegistry.config(named: options.model)
+            // Weights, their gradients and AdamW's two moments; the batch's activations, kept for backward.
+            let activations = config.imageActivationBytes(batch: batch).flatMap { i in
+                config.textActivationBytes(batch: batch, length: config.text.contextLength).map { i.addingReportingOverflow($0) }
+            }.flatMap { $0.overflow ? nil : $0.partialValue }
+            try config.requireMemory(parameters: config.parameterCount.flatMap { $0 <= Int.max / 2 ? 2 * $0 : nil },
+                                     activations: activations, what: "training \(options.model) at batch \(batch)")
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            let tokenizer = try vocabulary.tokenizer()
+            var rng = SeededGenerator(seed: 3)
+            let captions = (0..<batch).map { i in "a photo of \(Self.subjects[i % 8]) \(Self.scenes[(i / 8 + i * 3) % 8])." }
+            let tokens = tokenizer.tokenize(captions, contextLength: model.config.text.contextLength).map { $0.map(Int.init) }
+            let s = model.config.vision.imageSize
+            let images = Tensor.random(shape: [batch, 3, s, s], in: -2...2, using: &rng)
+            let trainer = CLIPTrainer(model: model, settings: .openCLIPDefaults(modelName: options.model),
+                                      schedule: .const(baseLR: 5e-4, warmup: 0))
+            for _ in 0..<warmup { try trainer.step(images: images, tokens: tokens) }
+            var times: [Double] = []
+            for _ in 0..<steps {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try trainer.step(images: images, tokens: tokens)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            times.sort()
+            let median = times[times.count / 2]
+            var row: [String: Any] = [
+                "system": "swiftclip-fp32", "model": options.model, "batch": batch, "steps": steps,
+                "median_step_s": median, "min_step_s": times.first!, "max_step_s": times.last!,
+                "images_per_s": Double(batch) / median, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
+                "threads": Parallel.threadCount, "params": model.parameterCounts.total,
+            ]
+            if breakdown {
+                OpProfiler.reset()
+                OpProfiler.isEnabled = true
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try trainer.step(images: images, tokens: tokens)
+                row["profiled_step_s"] = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                OpProfiler.isEnabled = false
+                row["breakdown_s"] = Dictionary(uniqueKeysWithValues: OpProfiler.report.map { ($0.name, $0.seconds) })
+            }
+            if json {
+                let data = try JSONSerialization.data(withJSONObject: row, options: [.prettyPrinted, .sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            print("model \(options.model), batch \(batch), \(Parallel.threadCount) threads, \(steps) timed steps")
+            print(String(format: "step %.2f s (min %.2f, max %.2f), %.2f images/s, peak RSS %.0f MB",
+                         median, times.first!, times.last!, Double(batch) / median, Double(usage.ru_maxrss) / 1024))
+            if let b = row["breakdown_s"] as? [String: Double], let total = row["profiled_step_s"] as? Double {
+                let line = { (name: String, sec: Double) in
+                    print("    " + name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: " %8.3f s  %5.1f%%", sec, 100 * sec / total))
+                }
+                for (name, sec) in b.sorted(by: { $0.value > $1.value }) { line(name, sec) }
+                line("other (loss, copies, residual adds)", total - b.values.reduce(0, +))
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import XCTest
+import CLIPKernels
+import CLIPEngine
+
+/// Every kernel of every instruction-set level this CPU has (AVX-512, AVX2, portable), called
+/// directly through its table and checked against Float64 — whatever level `SWIFTCLIP_ISA`
+/// selects for the rest of the suite. Shapes are awkward on purpose: rows and columns that leave
+/// partial GEMM tiles at each level's tile size, channel counts past the last whole vector.
+final class KernelLevelTests: XCTestCase {
+    var rng = SeededGenerator(seed: 20261202)
+
+    /// (name, table) of each level available here; the portable one always is.
+    var levels: [(String, clip_kernel_table)] {
+        (0...2).compactMap { clip_kernels_for_level(Int32($0)) }.map { (String(cString: $0.pointee.name), $0.pointee) }
+    }
+
+    func random(_ count: Int, _ range: ClosedRange<Float> = -1...1) -> [Float] {
+        (0..<count).map { _ in Float.random(in: range, using: &rng) }
+    }
+
+    func check(_ got: [Float], _ want: [Double], tolerance: Double, relative: Bool = false, _ what: String,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(got.count, want.count, what, file: file, line: line)
+        var worst = 0.0, at = 0
+        for i in 0..<min(got.count, want.count) {
+            let scale = relative ? max(abs(want[i]), 1e-30) : 1
+            let e = abs(Double(got[i]) - want[i]) / scale
+            if !(e <= worst) { worst = e; at = i }
+        }
+        XCTAssertLessThanOrEqual(worst, tolerance, "\(what): worst error at \(at): got \(got[at]) want \(want[at])",
+                                 file: file, line: line)
+    }
+
+    func testLevelsAreListedAndTheActiveOneIsAmongThem() {
+        XCTAssertEqual(levels.first?.0, "baseline")
+        XCTAssertTrue(levels.map(\.0).contains(KernelLevel.active))
+    }
+
+    func testActivations() {
+        for (name, k) in levels {
+            for count in [1, 15, 16, 17, 1000 + 7] {
+                let x = random(count, -20...20), bias = random(count)
+                var y = [Float](repeating: .nan, count: count), yb = y, yq = y
+                k.gelu(x, nil, &y, count)
+                k.gelu(x, bias, &yb, count)
+                k.quick_gelu(x, nil, &yq, count)
+                check(y, x.map { Ref.gelu(Double($0)) }, tolerance: 2e-6, relative: true, "\(name) gelu \(count)")
+                // The kernel adds the bias in Float; deep in the tail GELU's relative sensitivity is ~x².
+                check(yb, zip(x, bias).map { Ref.gelu(Double($0 + $1)) }, tolerance: 2e-6, relative: true,
+                      "\(name) gelu+bias \(count)")
+                // QuickGELU rounds 1.702·x before exp: ~1.702·|x|·6e-8 of relative error at |x| = 20.
+                check(yq, x.map { Double($0) / (1 + exp(-1.702 * Double($0))) }, tolerance: 4e-6, relative: true,
+                      "\(name) quickGelu \(count)")
+            }
+        }
+    }
+
+    func testRowNormalisations() {
+        for (name, k) in levels {
+            for width in [1, 5, 37, 768] {
+                let rows = 3
+                let x = random(rows * width, -3...3), g = random(width), b = random(width)
+                var y = [Float](repeating: .nan, count: x.count), s = y, l = y
+                k.layer_norm_rows(x, &y, g, b, width, rows, 1e-5)
+                k.softmax_rows(x, &s, width, rows)
+                k.l2_normalize_rows(x, &l, width, rows)
+                var wantLN = [Double](), wantS = [Double](), wantL = [Double]()
+                for r in 0..<rows {
+                    let row = x[(r * width)..<((r + 1) * width)].map(Double.init)
+                    let mean = row.reduce(0, +) / Double(width)
+                    let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(width)
+                    wantLN += row.indices.map { (row[$0] - mean) / (variance + 1e-5).squareRoot() * Double(g[$0]) + Double(b[$0]) }
+                    let peak = row.max()!, e = row.map { exp($0 - peak) }, z = e.reduce(0, +)
+                    wantS += e.map { $0 / z }
+                    let norm = max(row.map { $0 * $0 }.reduce(0, +).squareRoot(), 1e-12)
+                    wantL += row.map { $0 / norm }
+                }
+                check(y, wantLN, tolerance: 2e-5, "\(name) layerNorm width \(width)")
+                check(s, wantS, tolerance: 1e-6, "\(name) softmax width \(width)")
+                check(l, wantL, tolerance: 1e-6, "\(name) l2 width \(width)")
+            }
+        }
+    }
+
+    func testColumnSumsAndChannelAffine() {
+        for (name, k) in levels {
+            let (rows, width, perImage) = (6, 37, 3)
+            let x = random(rows * width), scale = random(2 * width), shift = random(width)
+            for squared in [0, 1] {
+                var sums = random(width)
+                let start = sums
+                k.accumulate_rows(x, &sums, width, rows, Int32(squared))
+                let want = (0..<width).map { c in
+                    Double(start[c]) + (0..<rows).map { r in let v = Double(x[r * width + c]); return squared == 1 ? v * v : v }.reduce(0, +)
+                }
+                check(sums, want, tolerance: 1e-5, "\(name) accumulate squared=\(squared)")
+            }
+            var y = [Float](repeating: .nan, count: x.count)
+            k.channel_affine_rows(x, &y, scale, shift, width, perImage, 0, 4)
+            k.channel_affine_rows(x, &y, scale, shift, width, perImage, 4, rows)
+            let want = (0..<(rows * width)).map { i in
+                Double(x[i]) * Double(scale[(i / width / perImage) * width + i % width]) + Double(shift[i % width])
+            }
+            check(y, want, tolerance: 1e-6, "\(name) channel affine")
+        }
+    }
+
+    func testDepthwiseConvolution() {
+        for (name, k) in levels {
+            // 19 channels: a vector tail at every width; 64: the four-block column path; 21 columns: interior tiles of 8.
+            for (n, h, w, c, kernel) in [(2, 9, 21, 19, 7), (1, 5, 4, 64, 7), (1, 3, 2, 3, 3)] {
+                let padding = kernel / 2
+                let x = random(n * h * w * c), weight = random(kernel * kernel * c), bias = random(c)
+                var y = [Float](repeating: .nan, count: n * h * w * c)
+                k.depthwise_conv_rows(x, weight, bias, &y, h, w, c, kernel, kernel, padding, h, w, 0, 1)
+                k.depthwise_conv_rows(x, weight, bias, &y, h, w, c, kernel, kernel, padding, h, w, 1, n * h)
+                // Reference: NCHW input, OIHW weight [c, 1, k, k].
+                let xNCHW = Ref.nhwcToNchw(x.map(Double.init), n: n, h: h, w: w, c: c)
+                var wOIHW = [Double](repeating: 0, count: weight.count)
+                for ky in 0..<kernel { for kx in 0..<kernel { for ch in 0..<c {
+                    wOIHW[(ch * kernel + ky) * kernel + kx] = Double(weight[(ky * kernel + kx) * c + ch])
+                } } }
+                let ref = Ref.conv2d(xNCHW, n: n, cin: c, h: h, w: w, wOIHW, cout: c, kh: kernel, kw: kernel,
+                                     bias: bias.map(Double.init), stride: 1, padding: padding, groups: c)
+                check(y, Ref.nchwToNhwc(ref.values, n: n, c: c, h: h, w: w), tolerance: 1e-5,
+                            "\(name) depthwise \(n)x\(h)x\(w)x\(c) k\(kernel)")
+            }
+        }
+    }
+
+    func testPackedGEMMWithEveryEpilogue() {
+        let panel = Int(CLIP_PANEL_WIDTH)
+        for (name, k) in levels {
+            for (m, kk, n) in [(37, 29, 75), (1, 3, 1), (8, 64, 32), (130, 17, 40)] {
+                let a = random(m * kk), b = random(kk * n), bias = random(n), residual = random(m * n)
+                let panels = (n + panel - 1) / panel
+                var packed = [Float](repeating: 0, count: panels * kk * panel)
+                for p in 0..<panels { for r in 0..<kk { for j in 0..<panel where p * panel + j < n {
+                    packed[(p * kk + r) * panel + j] = b[r * n + p * panel + j]
+                } } }
+                let product = (0..<(m * n)).map { i in (0..<kk).map { Double(a[(i / n) * kk + $0]) * Double(b[$0 * n + i % n]) }.reduce(0, +) }
+                for (activation, accumulate) in [(CLIP_ACTIVATION_NONE, 1), (CLIP_ACTIVATION_GELU, 0), (CLIP_ACTIVATION_QUICK_GELU, 0)] {
+                    var c = accumulate == 1 ? residual : [Float](repeating: .nan, count: m * n)
+                    // Rows split at an odd place and panels in two, as threads take them.
+                    let split = min(m, 13), half = panels / 2
+                    for (rows, ps) in [(0..<split, 0..<half), (0..<split, half..<panels), (split..<m, 0..<panels)] {
+                        k.gemm_packed(a, kk, packed, kk, n, &c, n, bias, Int32(activation.rawValue), Int32(accumulate),
+                                      rows.lowerBound, rows.upperBound, ps.lowerBound, ps.upperBound)
+                    }
+                    let want = (0..<(m * n)).map { i -> Double in
+                        let v = product[i] + Double(bias[i % n])
+                        switch activation {
+                        case CLIP_ACTIVATION_GELU: return Ref.gelu(v)
+                        case CLIP_ACTIVATION_QUICK_GELU: return v / (1 + exp(-1.702 * v))
+                        default: return v + Double(residual[i])
+                        }
+                    }
+                    check(c, want, tolerance: 2e-5, "\(name) gemm \(m)x\(kk)x\(n) activation \(activation.rawValue)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import XCTest
+import Foundation
+import SwiftCLIP
+
+/// The `import SwiftCLIP` API as a Swift developer uses it, on a small random model with the real
+/// CLIP vocabulary (49,408 tokens) and real image files.
+final class HighLevelAPITests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let images = root.appendingPathComponent("Tests/CLIPDataTests/Fixtures")
+
+    static let clip: CLIP = {
+        let config = """
+        {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+        """
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-api-\(UUID().uuidString).json")
+        try! Data(config.utf8).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        return try! CLIP(model: url.path, vocabulary: root.appendingPathComponent("assets/bpe_simple_vocab_16e6.txt.gz"), seed: 7)
+    }()
+
+    func testImageEmbeddingsFromFilesAndFromRGBBytesAgreeWithTheModel() throws {
+        let clip = Self.clip
+        let jpeg = Self.images.appendingPathComponent("china.jpg"), png = Self.images.appendingPathComponent("exact_64x100.png")
+        let both = try clip.embedImages(at: [jpeg, png])
+        XCTAssertEqual(both.count, 2)
+        XCTAssertEqual(both[0].count, 32)
+        XCTAssertEqual(try clip.embedImage(at: jpeg), both[0])
+        XCTAssertEqual(both[0].map { $0 * $0 }.reduce(0, +), 1, accuracy: 1e-5, "normalised by default")
+
+        let decoded = try ImageDecoder.decode(contentsOf: jpeg)
+        XCTAssertEqual(try clip.embedImage(rgb: decoded.pixels, width: decoded.width, height: decoded.height), both[0])
+        // The layers underneath give the same numbers.
+        let raw = try clip.model.encodeImage(clip.preprocessor.batch(count: 1) { _ in decoded }, normalize: true)
+        XCTAssertEqual(raw.scalars, both[0])
+        XCTAssertNotEqual(try clip.embedImage(at: jpeg, normalize: false), both[0])
+    }
+
+    func testTextEmbeddingsSimilarityAndClassification() throws {
+        let clip = Self.clip
+        let texts = try clip.embedTexts(["a photo of a cat", "a photo of a dog", "a photo of a cat"])
+        XCTAssertEqual(texts[0], texts[2])
+        XCTAssertNotEqual(texts[0], texts[1])
+        XCTAssertEqual(try clip.embedText("a photo of a dog"), texts[1])
+        XCTAssertEqual(CLIP.cosineSimilarity(texts[0], texts[2]), 1, accuracy: 1e-6)
+        XCTAssertLessThan(CLIP.cosineSimilarity(texts[0], texts[1]), 0.9999)
+
+        let ranked = try clip.classify(imageAt: Self.images.appendingPathComponent("china.jpg"), labels: ["cat", "dog", "car"])
+        XCTAssertEqual(Set(ranked.map(\.label)), ["cat", "dog", "car"])
+        XCTAssertEqual(ranked.map(\.probability).reduce(0, +), 1, accuracy: 1e-5)
+        XCTAssertEqual(ranked.map(\.probability), ranked.map(\.probability).sorted(by: >))
+    }
+
+    func testBadInputsAreErrorsNamingTheProblem() {
+        let clip = Self.clip
+        XCTAssertThrowsError(try clip.embedImage(rgb: [1, 2, 3], width: 2, height: 2)) { error in
+            XCTAssertTrue("\(error)".contains("needs 12 bytes"), "\(error)")
+        }
+        XCTAssertThrowsError(try clip.embedImage(at: Self.images.appendingPathComponent("empty.jpg"))) { error in
+            XCTAssertTrue("\(error)".contains("empty.jpg"), "\(error)")
+        }
+        XCTAssertThrowsError(try CLIP(model: "no_such_model"))
+        XCTAssertEqual(try clip.embedTexts([]).count, 0)
+    }
+}
