@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` (the main job) and `make test`.
-.PHONY: demo test setup build parity-full bench
+.PHONY: demo test setup build parity-full bench fuzz fuzz-smoke
 
 setup:
 	scripts/setup.sh
@@ -24,6 +24,15 @@ test: setup
 	SWIFTCLIP_ISA=baseline swift test -c release --skip-build --filter 'CLIPEngineTests|CLIPModelsTests|CLIPTrainingTests'
 	scripts/check_arm64_kernels.sh
 	scripts/check_downstream.sh
+
+# libFuzzer on every parser of untrusted input, a few minutes each (scripts/fuzz.sh; docs/reliability.md).
+# FUZZ_SECONDS=N sets the time per target. A crash fails the target and leaves the input in .build-fuzz/crashes/.
+fuzz:
+	scripts/fuzz.sh $${FUZZ_SECONDS:-180}
+
+# The short pass CI runs after the tests: 3 s per target (the sanitizer build is cached in .build-fuzz).
+fuzz-smoke:
+	scripts/fuzz.sh 3
 
 # Full-size parity with open_clip (convnext_v2_tiny, ViT-B-32). Needs the reference venv:
 # tools/reference/setup_venv.sh. Not part of CI.

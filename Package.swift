@@ -35,7 +35,7 @@ let package = Package(
         // models: ConvNeXt(-V2), ViT, text Transformer, CLIP, open_clip JSON configs.
         .target(name: "CLIPModels", dependencies: ["CLIPNN"]),
         // tokenizer and data: CLIP BPE; image decoding and preprocessing.
-        .target(name: "CLIPTokenizer"),
+        .target(name: "CLIPTokenizer", dependencies: ["CLIPEngine"]),
         .target(name: "CLIPData", dependencies: ["CLIPEngine", "CTurboJPEG", "CPNG"]),
         // evaluation: zero-shot classification (and, later, retrieval metrics).
         .target(name: "CLIPEvaluation", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
@@ -48,6 +48,10 @@ let package = Package(
         // Umbrella module for other Swift packages: re-exports the layers; a small high-level API.
         .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining"]),
         // CLI: thin.
+        // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point
+        // (built with sanitizers by scripts/fuzz.sh; a plain build is a replay tool).
+        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
+        .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
             "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -62,6 +66,7 @@ let package = Package(
         .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"]),
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,3 +1,4 @@
+import CLIPEngine
 import Foundation
 
 /// Decodes JPEG and PNG files to 8-bit RGB exactly as Pillow's `Image.open(p).convert("RGB")`
@@ -44,14 +45,16 @@ public enum ImageDecoder {
         }
     }
 
+    /// Largest image file read (1 GiB); the decoded size is bounded separately (`ImageError.maxPixels`).
+    public static let maximumFileBytes = 1 << 30
+
     /// Reads and decodes a file; errors name its path.
     public static func decode(contentsOf url: URL) throws -> RGBImage {
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            let reason = (error as NSError).localizedFailureReason ?? error.localizedDescription
-            throw ImageError.unreadable(path: url.path, reason: reason)
+            data = try InputFile.read(url.path, maximumBytes: maximumFileBytes)
+        } catch let e as InputFileError {
+            throw ImageError.unreadable(path: url.path, reason: e.reason)
         }
         return try decode(data, name: url.path)
     }

@@ -86,7 +86,7 @@ public struct Preprocessor: Sendable {
     /// [count, 3, S, S] from the images `load(i)` returns for i in 0..<count, loaded and resized on
     /// `Parallel.budget` threads; an error stops the batch (the lowest failing index's is thrown).
     public func batch(count: Int, _ load: (Int) throws -> RGBImage) throws -> Tensor {
-        let t = Tensor(uninitializedShape: [count, 3, imageSize, imageSize])
+        let t = try Tensor(checkedShape: [count, 3, imageSize, imageSize])
         final class Errors: @unchecked Sendable { var byIndex: [Error?]; init(_ n: Int) { byIndex = Array(repeating: nil, count: n) } }
         let errors = Errors(count)
         let out = t.storage.pointer, sampleCount = 3 * imageSize * imageSize

@@ -4,11 +4,16 @@ import Foundation
 public enum TensorError: Error, CustomStringConvertible, Equatable {
     case shapeMismatch(String)
     case invalidArgument(String)
+    /// The allocator refused a buffer (or its size overflows); nothing was allocated.
+    case allocationFailed(shape: [Int], bytes: Int?)
 
     public var description: String {
         switch self {
         case .shapeMismatch(let m): return "shape mismatch: \(m)"
         case .invalidArgument(let m): return "invalid argument: \(m)"
+        case let .allocationFailed(shape, bytes):
+            return "out of memory: cannot allocate a tensor of shape \(shape) ("
+                + (bytes.map { MemoryBudget.format($0) } ?? "its size overflows 64 bits") + ")"
         }
     }
 }
@@ -18,19 +23,37 @@ public final class TensorStorage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
 
+    /// For sizes the engine computed itself (kernel outputs of already-allocated inputs). Sizes
+    /// that come from user input go through `init(checkedCount:)`, which throws instead.
     public init(count: Int) {
+        guard let p = Self.allocate(count: count) else {
+            fatalError("out of memory allocating \(count) floats")
+        }
         self.count = count
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        pointer = p
+    }
+
+    /// Throws `TensorError.allocationFailed` when the size overflows or the allocator refuses.
+    public init(checkedCount count: Int, shape: [Int]) throws {
+        guard let p = Self.allocate(count: count) else {
+            let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+            throw TensorError.allocationFailed(shape: shape, bytes: overflow || count < 0 ? nil : bytes)
+        }
+        self.count = count
+        pointer = p
+    }
+
+    private static func allocate(count: Int) -> UnsafeMutablePointer<Float>? {
+        guard count >= 0 else { return nil }
+        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        guard !overflow else { return nil }
         if let reused = LargeBufferCache.take(bytes: bytes) {
-            pointer = reused.bindMemory(to: Float.self, capacity: max(count, 1))
-            return
+            return reused.bindMemory(to: Float.self, capacity: max(count, 1))
         }
         var raw: UnsafeMutableRawPointer? = nil
         // posix_memalign fails only when memory is exhausted.
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            fatalError("out of memory allocating \(bytes) bytes")
-        }
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { return nil }
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
     deinit {
@@ -86,6 +109,19 @@ public struct Tensor: @unchecked Sendable {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         self.storage = TensorStorage(count: shape.reduce(1, *))
+    }
+
+    /// Uninitialised memory for a shape that comes from user input: a negative dimension, an
+    /// overflowing element count or a refused allocation is a thrown `TensorError`, never a trap.
+    public init(checkedShape shape: [Int]) throws {
+        var n = 1
+        for d in shape {
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            guard d >= 0, !overflow else { throw TensorError.allocationFailed(shape: shape, bytes: nil) }
+            n = p
+        }
+        self.shape = shape
+        self.storage = try TensorStorage(checkedCount: n, shape: shape)
     }
 
     public init(zeros shape: [Int]) {

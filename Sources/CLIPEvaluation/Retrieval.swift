@@ -88,7 +88,7 @@ public enum Retrieval {
         var images: [Tensor] = [], texts: [Tensor] = []
         for start in stride(from: 0, to: pairs.count, by: batchSize) {
             let end = min(pairs.count, start + batchSize)
-            let batch = try preprocessor.batch(count: end - start) { try ImageDecoder.decode(contentsOf: pairs.images[start + $0]) }
+            let batch = try preprocessor.batch(count: end - start) { try pairs.imageNamingRow(start + $0) }
             images.append(try model.encodeImage(batch, normalize: true))
             let ids = tokenizer.tokenize(Array(pairs.captions[start..<end]), contextLength: model.config.text.contextLength)
             texts.append(try model.encodeText(ids.map { $0.map(Int.init) }, normalize: true))

@@ -127,20 +127,36 @@ public enum ZeroShotEvaluation {
         let scale = Foundation.exp(model.logitScale)
         if let cache {
             let sidecar = URL(fileURLWithPath: cache.path + ".json")
-            if let data = FileManager.default.contents(atPath: sidecar.path),
-               let stored = try? JSONDecoder().decode(Key.self, from: data), stored == key,
-               FileManager.default.fileExists(atPath: cache.path) {
-                let w = try NPY.read(cache).floatTensor()
-                guard w.rank == 2, w.shape == [model.config.embedDim, classNames.count] else {
-                    throw TensorError.shapeMismatch("\(cache.path): classifier of shape \(w.shape), expected [\(model.config.embedDim), \(classNames.count)]")
+            // An existing cache is rebuilt only when it is a valid cache of another model, names or
+            // templates; anything else there (a corrupt cache, someone's other file) is an error.
+            var stored: Key? = nil
+            if FileManager.default.fileExists(atPath: sidecar.path) {
+                let data = try InputFile.read(sidecar.path, maximumBytes: 64 << 20)
+                do { stored = try JSONDecoder().decode(Key.self, from: data) } catch {
+                    throw ClassifierCacheError(path: sidecar.path, reason: "not a classifier cache sidecar (\(error)); delete it and \(cache.path) to rebuild")
                 }
-                return (try ZeroShotClassifier(classNames: classNames, classEmbeddings: transpose(w), logitScale: scale), true)
+            }
+            if FileManager.default.fileExists(atPath: cache.path) {
+                let w: Tensor
+                do { w = try NPY.read(cache).floatTensor() } catch {
+                    throw ClassifierCacheError(path: cache.path, reason: "unreadable classifier cache (\(error)); delete it to rebuild")
+                }
+                guard stored != nil else {
+                    throw ClassifierCacheError(path: cache.path, reason: "exists without its sidecar \(sidecar.lastPathComponent); refusing to overwrite it")
+                }
+                if stored == key {
+                    guard w.rank == 2, w.shape == [model.config.embedDim, classNames.count] else {
+                        throw TensorError.shapeMismatch("\(cache.path): classifier of shape \(w.shape), expected [\(model.config.embedDim), \(classNames.count)]")
+                    }
+                    return (try ZeroShotClassifier(classNames: classNames, classEmbeddings: transpose(w), logitScale: scale), true)
+                }
             }
             let c = try ZeroShotClassifier(model: model, tokenizer: tokenizer, classNames: classNames, templates: templates)
             try NPY.write(transpose(c.classEmbeddings), to: cache)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(key).write(to: sidecar)
+            let json = try encoder.encode(key)
+            try AtomicFileWriter.write(to: sidecar) { w in try json.withUnsafeBytes { try w.write($0) } }
             return (c, false)
         }
         return (try ZeroShotClassifier(model: model, tokenizer: tokenizer, classNames: classNames, templates: templates), false)
@@ -152,4 +168,11 @@ public enum ZeroShotEvaluation {
         for i in 0..<r { for j in 0..<c { out.storage.pointer[j * r + i] = t[flat: i * c + j] } }
         return out
     }
+}
+
+/// A `--classifier-cache` file that is there but cannot be used (never silently overwritten).
+public struct ClassifierCacheError: Error, CustomStringConvertible, Equatable {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
 }

@@ -21,6 +21,7 @@ public final class CLIPModel {
     /// `depths=`/`dims=` do).
     public init(config: CLIPConfig, weights source: WeightSource? = nil, seed: UInt64 = 0, convNeXt spec: ConvNeXtSpec? = nil) throws {
         self.config = config
+        try config.requireMemory(parameters: config.parameterCount, what: "model \(config.source) (weights)")
         let builder = WeightBuilder(source: source, seed: seed)
         let root = builder.root
         visual = try Self.imageTower(root.scope("visual"), config: config, convNeXt: spec)
@@ -70,6 +71,7 @@ extension CLIPModel {
     /// One tower alone with random weights (no text tower in memory when benchmarking the image
     /// tower, and vice versa), and its parameter count as open_clip counts it for that tower.
     public static func randomImageTower(config: CLIPConfig, seed: UInt64) throws -> (encoder: ImageEncoder, parameters: Int) {
+        try config.requireMemory(parameters: config.imageTowerParameters, what: "image tower of \(config.source) (weights)")
         let builder = WeightBuilder(source: nil, seed: seed)
         let visual = try imageTower(builder.root.scope("visual"), config: config)
         return (visual, builder.parameterCount())
@@ -87,6 +89,7 @@ extension CLIPModel {
 
     /// The text tower alone with random weights; the count includes `logit_scale` as `info` does.
     public static func randomTextTower(config: CLIPConfig, seed: UInt64) throws -> (encoder: TextTransformer, parameters: Int) {
+        try config.requireMemory(parameters: config.textTowerParameters, what: "text tower of \(config.source) (weights)")
         let builder = WeightBuilder(source: nil, seed: seed)
         let text = try TextTransformer(builder.root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
         return (text, builder.parameterCount() + 1)

@@ -1,3 +1,5 @@
+import CLIPEngine
+import CLIPNN
 import Foundation
 
 /// A config that cannot be read or asks for something SwiftCLIP does not build.
@@ -73,15 +75,33 @@ public struct CLIPConfig: Equatable, Sendable {
 }
 
 extension CLIPConfig {
+    /// Upper bounds per field, far above any released CLIP model (ViT-bigG: width 1664, 48 layers;
+    /// ConvNeXt-XXL: 256 px). They keep every product of fields inside 64 bits; whether the model
+    /// fits in memory is checked separately, before its weights are allocated (`estimatedBytes`).
+    public enum Limits {
+        public static let imageSize = 16_384
+        public static let width = 32_768
+        public static let layers = 1_024
+        public static let contextLength = 16_384
+        public static let vocabSize = 16_777_216
+        public static let embedDim = 65_536
+        /// Largest MLP hidden size, `Int(width · mlp_ratio)`.
+        public static let mlpHidden = 1 << 20
+    }
+
     /// Parses open_clip's JSON config. Options that change the architecture in ways SwiftCLIP does
     /// not build are rejected by name rather than silently ignored.
     public static func parse(json data: Data, source: String) throws -> CLIPConfig {
+        if let problem = JSONSyntax.firstError(in: data) {
+            throw ConfigError.unreadable(path: source, reason: "not valid JSON: \(problem)")
+        }
         let object: Any
-        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+        do { object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
             throw ConfigError.unreadable(path: source, reason: "not valid JSON (\(error.localizedDescription))")
         }
         guard let root = object as? [String: Any] else {
-            throw ConfigError.unreadable(path: source, reason: "the top level is not a JSON object")
+            let kind = object is NSNull ? "null" : object is [Any] ? "an array" : object is String ? "a string" : "a number or boolean"
+            throw ConfigError.unreadable(path: source, reason: "the top level is \(kind), not a JSON object")
         }
         let r = FieldReader(dict: root, path: "", source: source)
         let visionDict = try r.object("vision_cfg")
@@ -129,9 +149,11 @@ extension CLIPConfig {
             if let ls = visionDict["ls_init_value"], !(ls is NSNull) {
                 throw ConfigError.unsupported("vision_cfg.ls_init_value (layer scale in ViT)", source: source)
             }
-            let c = ViTConfig(imageSize: try v.imageSize(), patchSize: try v.int("patch_size", default: 16),
-                              width: try v.int("width", default: 768), layers: try v.int("layers", default: 12),
-                              headWidth: try v.int("head_width", default: 64), mlpRatio: try v.double("mlp_ratio", default: 4))
+            let imageSize = try v.imageSize()
+            let width = try v.int("width", default: 768, max: Limits.width)
+            let c = ViTConfig(imageSize: imageSize, patchSize: try v.int("patch_size", default: 16, max: imageSize),
+                              width: width, layers: try v.int("layers", default: 12, max: Limits.layers),
+                              headWidth: try v.int("head_width", default: 64, max: width), mlpRatio: try v.mlpRatio(width: width))
             guard c.imageSize % c.patchSize == 0 else {
                 throw ConfigError.invalidField("vision_cfg.image_size", expected: "a multiple of patch_size \(c.patchSize)", source: source)
             }
@@ -155,20 +177,22 @@ extension CLIPConfig {
         if let ls = textDict["ls_init_value"], !(ls is NSNull) {
             throw ConfigError.unsupported("text_cfg.ls_init_value (layer scale in the text tower)", source: source)
         }
-        let text = TextConfig(contextLength: try t.int("context_length", default: 77), vocabSize: try t.int("vocab_size", default: 49408),
-                              width: try t.int("width", default: 512), heads: try t.int("heads", default: 8),
-                              layers: try t.int("layers", default: 12), mlpRatio: try t.double("mlp_ratio", default: 4))
+        let textWidth = try t.int("width", default: 512, max: Limits.width)
+        let text = TextConfig(contextLength: try t.int("context_length", default: 77, max: Limits.contextLength),
+                              vocabSize: try t.int("vocab_size", default: 49408, max: Limits.vocabSize),
+                              width: textWidth, heads: try t.int("heads", default: 8, max: textWidth),
+                              layers: try t.int("layers", default: 12, max: Limits.layers), mlpRatio: try t.mlpRatio(width: textWidth))
         guard text.width % text.heads == 0 else {
             throw ConfigError.invalidField("text_cfg.width", expected: "a multiple of heads \(text.heads)", source: source)
         }
-        return CLIPConfig(embedDim: try r.int("embed_dim"), quickGelu: try r.bool("quick_gelu", default: false),
+        return CLIPConfig(embedDim: try r.int("embed_dim", max: Limits.embedDim), quickGelu: try r.bool("quick_gelu", default: false),
                           vision: vision, text: text, source: source)
     }
 
     public static func load(contentsOf url: URL) throws -> CLIPConfig {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw ConfigError.unreadable(path: url.path, reason: error.localizedDescription)
+        do { data = try InputFile.read(url.path, maximumBytes: 16 << 20) } catch let e as InputFileError {
+            throw ConfigError.unreadable(path: url.path, reason: e.reason)
         }
         return try parse(json: data, source: url.path)
     }
@@ -189,21 +213,33 @@ private struct FieldReader {
         return o
     }
 
-    func int(_ key: String, default def: Int? = nil) throws -> Int {
+    /// An integer in 1...max (checked as a Double first, so 1e300 or 2^63 never reach `Int`).
+    func int(_ key: String, default def: Int? = nil, max: Int) throws -> Int {
         guard let raw = dict[key] else {
             if let def { return def }
-            throw fail(key, "present (an integer)")
+            throw fail(key, "present (an integer in 1...\(max))")
         }
-        // (Foundation on Linux bridges JSON 1 to a value that also casts to Bool, so no Bool check.)
-        guard let n = raw as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.doubleValue >= 1,
-              n.doubleValue < 1e9 else { throw fail(key, "a positive integer") }
-        return n.intValue
+        return try Self.boundedInt(raw, max: max) ?? { throw fail(key, "an integer in 1...\(max)") }()
     }
 
-    func double(_ key: String, default def: Double) throws -> Double {
-        guard let raw = dict[key] else { return def }
-        guard let n = raw as? NSNumber, n.doubleValue > 0 else { throw fail(key, "a positive number") }
-        return n.doubleValue
+    static func boundedInt(_ raw: Any, max: Int) -> Int? {
+        // (Foundation on Linux bridges JSON 1 to a value that also casts to Bool, so no Bool check.)
+        guard let n = raw as? NSNumber else { return nil }
+        let d = n.doubleValue
+        guard d.isFinite, d == d.rounded(), d >= 1, d <= Double(max) else { return nil }
+        return Int(d)
+    }
+
+    /// `mlp_ratio`: a finite positive number whose hidden size `Int(width · ratio)` is in 1...Limits.mlpHidden.
+    func mlpRatio(width: Int) throws -> Double {
+        guard let raw = dict["mlp_ratio"] else { return 4 }
+        let expected = "a number giving an MLP hidden size Int(width \(width) · mlp_ratio) in 1...\(CLIPConfig.Limits.mlpHidden)"
+        guard let n = raw as? NSNumber else { throw fail("mlp_ratio", expected) }
+        let ratio = n.doubleValue, hidden = Double(width) * ratio
+        guard ratio.isFinite, ratio > 0, hidden.isFinite, hidden >= 1, hidden <= Double(CLIPConfig.Limits.mlpHidden) else {
+            throw fail("mlp_ratio", expected)
+        }
+        return ratio
     }
 
     /// A rate in [0, 1); null or absent is 0.
@@ -231,12 +267,13 @@ private struct FieldReader {
 
     /// `image_size` may be an integer or a square [h, w] pair.
     func imageSize() throws -> Int {
+        let max = CLIPConfig.Limits.imageSize
         if let pair = dict["image_size"] as? [Any] {
-            guard pair.count == 2, let h = pair[0] as? Int, let w = pair[1] as? Int, h == w, h > 0 else {
-                throw fail("image_size", "an integer or a square [size, size] pair")
+            guard pair.count == 2, let h = Self.boundedInt(pair[0], max: max), let w = Self.boundedInt(pair[1], max: max), h == w else {
+                throw fail("image_size", "an integer in 1...\(max) or a square [size, size] pair of them")
             }
             return h
         }
-        return try int("image_size", default: 224)
+        return try int("image_size", default: 224, max: max)
     }
 }

@@ -27,7 +27,10 @@ public enum ModelRegistry {
         if let json = builtIn[nameOrPath] {
             return try CLIPConfig.parse(json: Data(json.utf8), source: nameOrPath)
         }
-        if nameOrPath.hasSuffix(".json") || FileManager.default.fileExists(atPath: nameOrPath) {
+        // Anything that looks like a path, or exists at all (a directory, a symlink loop), is read as
+        // a file so that the error says what is wrong with it.
+        var info = stat()
+        if nameOrPath.hasSuffix(".json") || nameOrPath.contains("/") || lstat(nameOrPath, &info) == 0 {
             return try CLIPConfig.load(contentsOf: URL(fileURLWithPath: nameOrPath))
         }
         throw ConfigError.unknownModel(nameOrPath, available: names)

@@ -7,6 +7,8 @@ public enum WeightError: Error, CustomStringConvertible, Equatable {
     case unexpectedKeys([String], source: String)
     case shapeMismatch(key: String, expected: [Int], found: [Int], source: String)
     case unreadable(key: String, source: String, reason: String)
+    /// A random initialisation whose scale is not a finite number (a degenerate config).
+    case invalidInitializer(key: String, reason: String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,8 @@ public enum WeightError: Error, CustomStringConvertible, Equatable {
             return "\(s): weight '\(k)' has shape \(f), the model expects \(e)"
         case let .unreadable(k, s, r):
             return "\(s): cannot read weight '\(k)': \(r)"
+        case let .invalidInitializer(k, r):
+            return "cannot initialise weight '\(k)': \(r)"
         }
     }
 }
@@ -76,7 +80,7 @@ public final class WeightBuilder {
             }
             value = t
         } else {
-            value = Self.initialise(shape: shape, initializer, rng: &rng)
+            value = try Self.initialise(shape: shape, initializer, rng: &rng, key: key)
         }
         let p = Parameter(key: key, value: value)
         tree.add(p)
@@ -90,8 +94,13 @@ public final class WeightBuilder {
         if !unused.isEmpty { throw WeightError.unexpectedKeys(unused, source: source.sourceName) }
     }
 
-    static func initialise(shape: [Int], _ initializer: Initializer, rng: inout SeededGenerator) -> Tensor {
-        var t = Tensor(uninitializedShape: shape)
+    static func initialise(shape: [Int], _ initializer: Initializer, rng: inout SeededGenerator, key: String = "") throws -> Tensor {
+        switch initializer {
+        case .normal(let scale), .truncatedNormal(let scale), .uniform(let scale), .constant(let scale):
+            guard scale.isFinite else { throw WeightError.invalidInitializer(key: key, reason: "scale \(scale) is not finite") }
+        case .zeros, .ones: break
+        }
+        var t = try Tensor(checkedShape: shape)
         t.withUnsafeMutableBufferPointer { buf in
             switch initializer {
             case .zeros: buf.initialize(repeating: 0)

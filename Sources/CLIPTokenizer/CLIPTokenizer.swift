@@ -1,5 +1,6 @@
 // CLIP byte-level BPE tokenizer, equal to open_clip's `SimpleTokenizer` / `open_clip.tokenize`
 // (open-clip-torch 3.3.0, clean='lower'). See docs/tokenizer.md.
+import CLIPEngine
 import Foundation
 
 public enum TokenizerError: Error, CustomStringConvertible {
@@ -30,6 +31,9 @@ public final class CLIPTokenizer {
     /// 256 byte symbols + 256 end-of-word byte symbols + 48,894 merges + 2 special tokens.
     public static let vocabularySize = 49408
     static let mergeCount = 49152 - 256 - 2
+    /// Largest vocabulary file, compressed or decompressed (open_clip's is 1.4 MB gzipped, 1.6 MB
+    /// of text), so a gzip bomb stops at this size.
+    public static let maximumVocabularyBytes = 32 << 20
 
     /// Token strings, indexed by id (open_clip's `decoder`).
     private let tokens: [String]
@@ -48,12 +52,12 @@ public final class CLIPTokenizer {
         guard FileManager.default.fileExists(atPath: path) else { throw TokenizerError.vocabularyNotFound(path) }
         var bytes: [UInt8]
         do {
-            bytes = [UInt8](try Data(contentsOf: vocabularyURL))
-        } catch {
-            throw TokenizerError.unreadableVocabulary("\(path): \(error)")
+            bytes = [UInt8](try InputFile.read(path, maximumBytes: CLIPTokenizer.maximumVocabularyBytes))
+        } catch let e as InputFileError {
+            throw TokenizerError.unreadableVocabulary(e.description)
         }
         if bytes.count >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B {
-            do { bytes = try gunzip(bytes) } catch {
+            do { bytes = try gunzip(bytes, maximumBytes: CLIPTokenizer.maximumVocabularyBytes) } catch {
                 throw TokenizerError.corruptVocabulary("\(path): \(error)")
             }
         }

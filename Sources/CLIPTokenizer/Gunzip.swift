@@ -13,6 +13,8 @@ public enum GzipError: Error, CustomStringConvertible, Equatable {
     case invalidDistance
     case checksumMismatch(expected: UInt32, actual: UInt32)
     case sizeMismatch(expected: UInt32, actual: UInt32)
+    /// The data inflates past the caller's limit (a gzip bomb, or not the expected file).
+    case outputTooLarge(limit: Int)
 
     public var description: String {
         switch self {
@@ -26,6 +28,7 @@ public enum GzipError: Error, CustomStringConvertible, Equatable {
         case .checksumMismatch(let e, let a):
             return "gzip CRC-32 mismatch (header says \(hex(e)), data gives \(hex(a)))"
         case .sizeMismatch(let e, let a): return "gzip size mismatch (trailer says \(e), data gives \(a))"
+        case .outputTooLarge(let limit): return "decompresses to more than \(limit) bytes, the limit"
         }
     }
 
@@ -48,15 +51,16 @@ private let crcTable: [UInt32] = (0..<256).map { n -> UInt32 in
 }
 
 /// Decompresses a gzip file (all members, as `gzip.open(...).read()` does) and checks each
-/// member's CRC-32 and size.
-public func gunzip(_ data: [UInt8]) throws -> [UInt8] {
+/// member's CRC-32 and size. Output beyond `maximumBytes` stops the inflation with
+/// `GzipError.outputTooLarge`, so a small bomb costs no more than the limit.
+public func gunzip(_ data: [UInt8], maximumBytes: Int = Int.max) throws -> [UInt8] {
     var out: [UInt8] = []
-    out.reserveCapacity(data.count * 4)
+    out.reserveCapacity(min(data.count * 4, maximumBytes))
     var pos = 0
     repeat {
         let start = out.count
         pos = try gzipHeaderEnd(data, from: pos)
-        var inflater = Inflater(data, start: pos)
+        var inflater = Inflater(data, start: pos, limit: maximumBytes)
         try inflater.inflate(into: &out)
         pos = inflater.bytePosition
         guard pos + 8 <= data.count else { throw GzipError.truncated }
@@ -124,10 +128,13 @@ private struct Inflater {
     var pos: Int
     var bitBuffer: UInt32 = 0
     var bitCount = 0
+    /// Most bytes the whole output may hold.
+    let limit: Int
 
-    init(_ input: [UInt8], start: Int) {
+    init(_ input: [UInt8], start: Int, limit: Int) {
         self.input = input
         pos = start
+        self.limit = limit
     }
 
     /// Offset of the first byte after the DEFLATE stream (bits left over are discarded).
@@ -187,6 +194,7 @@ private struct Inflater {
         guard len == (~nlen & 0xFFFF) else { throw GzipError.invalidStoredLength }
         pos += 4
         guard pos + len <= input.count else { throw GzipError.truncated }
+        guard len <= limit - out.count else { throw GzipError.outputTooLarge(limit: limit) }
         out.append(contentsOf: input[pos..<(pos + len)])
         pos += len
     }
@@ -215,6 +223,7 @@ private struct Inflater {
         while true {
             let symbol = try decode(lit)
             if symbol < 256 {
+                guard out.count < limit else { throw GzipError.outputTooLarge(limit: limit) }
                 out.append(UInt8(symbol))
             } else if symbol == 256 {
                 return
@@ -226,6 +235,7 @@ private struct Inflater {
                 guard di < 30 else { throw GzipError.invalidHuffmanCode("distance symbol \(di)") }
                 let distance = Inflater.distBase[di] + (try bits(Inflater.distExtra[di]))
                 guard distance <= out.count else { throw GzipError.invalidDistance }
+                guard length <= limit - out.count else { throw GzipError.outputTooLarge(limit: limit) }
                 var from = out.count - distance
                 for _ in 0..<length {  // byte by byte: the copy may overlap its own output
                     out.append(out[from])

@@ -24,14 +24,25 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print time per operation kind (mean of 5 more runs with the profiler on).") var breakdown = false
     @Flag(name: .long, help: "Machine-readable JSON (a list of result objects).") var json = false
 
+    func validate() throws {
+        _ = try parseBatchSizes(batchSizes)
+        try requireOption(warmup, in: OptionLimits.warmup, "--warmup")
+        if let repeats { try requireOption(repeats, in: OptionLimits.repeats, "--repeats") }
+        if let textLength { try requireOption(textLength, in: OptionLimits.contextLength, "--text-length") }
+    }
+
     func run() throws {
         try runReportingErrors {
-            let sizes = batchSizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else {
-                throw ValidationError("--batch-sizes must be positive integers, e.g. 1,32")
-            }
+            let sizes = try parseBatchSizes(batchSizes)
             // Without --weights only the measured tower is built, so peak memory is that tower's.
             let config = try ModelRegistry.config(named: options.model)
+            if let textLength, textLength > config.text.contextLength {
+                throw ValidationError("--text-length must be in 2...\(config.text.contextLength) (the model's context_length), got \(textLength)")
+            }
+            if tower == .text && (config.text.vocabSize < 4 || config.text.contextLength < 2) {
+                throw InputError(description: "\(config.source): text_cfg.vocab_size \(config.text.vocabSize) / context_length "
+                                 + "\(config.text.contextLength) are too small to make benchmark tokens (need ≥ 4 / ≥ 2)")
+            }
             var encodeImage: ((Tensor) throws -> Tensor)?
             var encodeText: (([[Int]]) throws -> Tensor)?
             let parameters: Int
@@ -52,6 +63,9 @@ struct Bench: ParsableCommand {
             var results: [[String: Any]] = []
             var rng = SeededGenerator(seed: 7)
             for batch in sizes {
+                let activations = tower == .image ? config.imageActivationBytes(batch: batch)
+                    : config.textActivationBytes(batch: batch, length: config.text.contextLength)
+                try config.requireMemory(parameters: 0, activations: activations, what: "a batch of \(batch) through the \(tower.rawValue) tower")
                 let forward: () throws -> Void
                 switch tower {
                 case .image:

@@ -26,9 +26,21 @@ struct BenchTrain: ParsableCommand {
     static let scenes = ["sitting on a sofa", "in the rain at night", "next to a window", "on a sunny beach",
                          "covered in snow", "photographed from above", "in a busy market", "with a blurry background"]
 
+    func validate() throws {
+        try requireOption(batch, in: OptionLimits.batchSize, "--batch")
+        try requireOption(warmup, in: OptionLimits.warmup, "--warmup")
+        try requireOption(steps, in: OptionLimits.repeats, "--steps")
+    }
+
     func run() throws {
         try runReportingErrors {
-            guard batch > 0, steps > 0, warmup >= 0 else { throw ValidationError("--batch and --steps must be positive") }
+            let config = try ModelRegistry.config(named: options.model)
+            // Weights, their gradients and AdamW's two moments; the batch's activations, kept for backward.
+            let activations = config.imageActivationBytes(batch: batch).flatMap { i in
+                config.textActivationBytes(batch: batch, length: config.text.contextLength).map { i.addingReportingOverflow($0) }
+            }.flatMap { $0.overflow ? nil : $0.partialValue }
+            try config.requireMemory(parameters: config.parameterCount.flatMap { $0 <= Int.max / 2 ? 2 * $0 : nil },
+                                     activations: activations, what: "training \(options.model) at batch \(batch)")
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
             let tokenizer = try vocabulary.tokenizer()
             var rng = SeededGenerator(seed: 3)

@@ -17,14 +17,16 @@ struct Classify: ParsableCommand {
 
     func validate() throws {
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        try requireNonEmptyPaths(images.map { ($0, "image argument") })
     }
 
     func run() throws {
         try runReportingErrors {
             let names = labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            try requireTokenizerFits(model.config)
             let classifier = try ZeroShotClassifier(model: model, tokenizer: vocabulary.tokenizer(), classNames: names, templates: template)
-            let inputs = ImageInputs(images, imageSize: model.config.vision.imageSize)
+            let inputs = try ImageInputs(images, imageSize: model.config.vision.imageSize)
             try inputs.reportFailures()
             let features = try embedImages(model, inputs.tensor!, batchSize: 32, normalize: false)
             let probabilities = try classifier.probabilities(imageFeatures: features)

@@ -22,13 +22,14 @@ struct EmbedImage: ParsableCommand {
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        try requireOption(batchSize, in: OptionLimits.batchSize, "--batch-size")
+        try requireNonEmptyPaths([(output, "--output")] + inputs.map { ($0, "input argument") })
     }
 
     func run() throws {
         try runReportingErrors {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
-            let images = ImageInputs(inputs, imageSize: model.config.vision.imageSize)
+            let images = try ImageInputs(inputs, imageSize: model.config.vision.imageSize)
             try images.reportFailures()
             try NPY.write(embedImages(model, images.tensor!, batchSize: batchSize, normalize: normalize), to: URL(fileURLWithPath: output))
             if !images.failures.isEmpty { throw ExitCode.failure }
@@ -39,6 +40,8 @@ struct EmbedImage: ParsableCommand {
 /// encode_image over batches of `batchSize`, with progress on a terminal.
 func embedImages(_ model: CLIPModel, _ all: Tensor, batchSize: Int, normalize: Bool) throws -> Tensor {
     let n = all.shape[0]
+    try model.config.requireMemory(parameters: 0, activations: model.config.imageActivationBytes(batch: min(n, batchSize)),
+                                   what: "a forward pass over \(min(n, batchSize)) images")
     let progress = Progress(label: "embedding images", total: n)
     var parts: [Tensor] = []
     for start in stride(from: 0, to: n, by: batchSize) {
@@ -64,7 +67,8 @@ struct EmbedText: ParsableCommand {
 
     func validate() throws {
         guard (tokens == nil) != texts.isEmpty else { throw ValidationError("give either texts or --tokens") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        try requireOption(batchSize, in: OptionLimits.batchSize, "--batch-size")
+        try requireNonEmptyPaths([(output, "--output"), (tokens, "--tokens")])
     }
 
     func run() throws {
@@ -72,8 +76,9 @@ struct EmbedText: ParsableCommand {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
             let rows: [[Int]]
             if let tokens {
-                rows = try readTokenRows(path: tokens, vocabSize: model.config.text.vocabSize)
+                rows = try readTokenRows(path: tokens, vocabSize: model.config.text.vocabSize, contextLength: model.config.text.contextLength)
             } else {
+                try requireTokenizerFits(model.config)
                 rows = try vocabulary.tokenizer().tokenize(texts, contextLength: model.config.text.contextLength)
                     .map { $0.map(Int.init) }
             }
@@ -87,10 +92,13 @@ struct EmbedText: ParsableCommand {
 }
 
 /// Reads an (N, L) integer .npy of token ids and checks every id against the vocabulary.
-func readTokenRows(path: String, vocabSize: Int) throws -> [[Int]] {
+func readTokenRows(path: String, vocabSize: Int, contextLength: Int) throws -> [[Int]] {
     let array = try NPY.read(URL(fileURLWithPath: path))
     guard array.shape.count == 2, array.shape[0] > 0, array.shape[1] > 0 else {
         throw InputError(description: "\(path): expected token ids of shape (N, context_length), got \(array.shape)")
+    }
+    guard array.shape[1] <= contextLength else {
+        throw InputError(description: "\(path): rows of \(array.shape[1]) tokens, wider than the model's context_length \(contextLength)")
     }
     let ids = try array.intValues()
     let length = array.shape[1]

@@ -2,6 +2,7 @@ import ArgumentParser
 import CLIPData
 import CLIPEvaluation
 import CLIPModels
+import CLIPNN
 import Foundation
 
 struct Eval: ParsableCommand {
@@ -39,7 +40,9 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: "CSV: field separator (default tab).") var csvSeparator = "\t"
 
     func validate() throws {
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        try requireOption(batchSize, in: OptionLimits.batchSize, "--batch-size")
+        try requireNonEmptyPaths([(data, "--data"), (json, "--json"), (templates, "--templates"), (classnames, "--classnames"),
+                                  (classifierCache, "--classifier-cache")])
     }
 
     func run() throws {
@@ -49,6 +52,7 @@ struct Eval: ParsableCommand {
                 let pairs = try CSVPairs(file: dataURL, imageKey: csvImgKey, captionKey: csvCaptionKey,
                                          separator: csvSeparator == "\\t" ? "\t" : csvSeparator)
                 let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+                try requireTokenizerFits(model.config)
                 let progress = Progress(label: "embedding pairs", total: pairs.count)
                 let start = Date()
                 let m = try Retrieval.evaluate(model: model, tokenizer: vocabulary.tokenizer(), pairs: pairs, batchSize: batchSize,
@@ -67,10 +71,12 @@ struct Eval: ParsableCommand {
             var set: LabeledImageDataset = dataset == .folder ? try ImageFolderDataset(root: dataURL)
                 : try CIFARDataset.load(dataset == .cifar10 ? .cifar10 : .cifar100, at: dataURL)
             var templateList = CIFARClassNames.templates
-            if let classnames { try set.overrideClassNames(readLines(URL(fileURLWithPath: classnames)), source: classnames) }
-            if let templates { templateList = try readLines(URL(fileURLWithPath: templates)) }
+            guard set.count > 0 else { throw InputError(description: "--data \(data): the \(dataset.rawValue) dataset holds no images") }
+            if let classnames { try set.overrideClassNames(readListFile(classnames, option: "--classnames"), source: classnames) }
+            if let templates { templateList = try readListFile(templates, option: "--templates") }
 
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            try requireTokenizerFits(model.config)
             let identity = "\(options.model)|" + (options.weights.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "seed \(options.seed)")
             let (classifier, cached) = try ZeroShotEvaluation.classifier(
                 model: model, tokenizer: vocabulary.tokenizer(), classNames: set.classNames, templates: templateList,
@@ -104,6 +110,10 @@ struct Eval: ParsableCommand {
     func writeJSON(_ object: [String: Any]) throws {
         guard let json else { return }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: URL(fileURLWithPath: json))
+        do {
+            try AtomicFileWriter.write(to: URL(fileURLWithPath: json)) { w in try data.withUnsafeBytes { try w.write($0) } }
+        } catch let e as FileIOFailure {
+            throw InputError(description: "--json \(e)")
+        }
     }
 }

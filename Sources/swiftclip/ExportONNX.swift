@@ -25,7 +25,9 @@ struct ExportONNX: ParsableCommand {
         guard ONNXExportOptions.supportedOpsets.contains(opset) else {
             throw ValidationError(ONNXExportError.unsupportedOpset(opset).description)
         }
-        do { _ = try ONNXExportOptions.Batch(parsing: batch) } catch { throw ValidationError("\(error)") }
+        do { _ = try ONNXExportOptions.Batch(parsing: batch) } catch { throw ValidationError("--batch: \(error)") }
+        if case .fixed(let n)? = try? ONNXExportOptions.Batch(parsing: batch) { try requireOption(n, in: OptionLimits.batchSize, "--batch") }
+        try requireNonEmptyPaths([(output, "--output")])
     }
 
     func run() throws {

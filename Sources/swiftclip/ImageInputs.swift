@@ -12,23 +12,27 @@ struct ImageInputs {
     var rowNames: [String] = []
     var failures: [(path: String, error: Error)] = []
 
-    init(_ paths: [String], imageSize: Int) {
+    init(_ paths: [String], imageSize: Int) throws {
+        let imageCount = paths.filter { !$0.lowercased().hasSuffix(".npy") }.count
+        try requireImageBatchMemory(count: imageCount, imageSize: imageSize)
         let preprocessor = Preprocessor(imageSize: imageSize)
         var parts: [Tensor] = []
-        var pendingImages: [URL] = []
+        var pendingImages: [URL] = [], pendingNames: [String] = []
         func flushImages() {
             guard !pendingImages.isEmpty else { return }
             let result = preprocessor.batch(pendingImages)
             if let t = result.tensor { parts.append(t) }
             // Name files as the user wrote them.
-            let given = Dictionary(pendingImages.map { ($0.path, $0.relativeString) }, uniquingKeysWith: { a, _ in a })
+            let given = Dictionary(zip(pendingImages.map(\.path), pendingNames), uniquingKeysWith: { a, _ in a })
             rowNames += result.succeeded.map { given[$0.path] ?? $0.path }
             failures += result.failures.map { (given[$0.url.path] ?? $0.url.path, $0.error) }
             pendingImages = []
+            pendingNames = []
         }
         for path in paths {
             guard path.lowercased().hasSuffix(".npy") else {
                 pendingImages.append(URL(fileURLWithPath: path, relativeTo: nil))
+                pendingNames.append(path)
                 continue
             }
             flushImages()
@@ -36,6 +40,11 @@ struct ImageInputs {
                 let t = try NPY.read(URL(fileURLWithPath: path)).floatTensor()
                 guard t.rank == 4, t.shape[1] == 3 else {
                     throw InputError(description: "\(path): expected a float array (N, 3, H, W), got shape \(t.shape)")
+                }
+                guard t.shape[0] > 0 else { throw InputError(description: "\(path): the array holds 0 images (shape \(t.shape))") }
+                guard t.shape[2] == imageSize, t.shape[3] == imageSize else {
+                    throw InputError(description: "\(path): images of \(t.shape[2])×\(t.shape[3]), the model takes "
+                                     + "\(imageSize)×\(imageSize) (preprocess them for this model)")
                 }
                 parts.append(t)
                 rowNames += (0..<t.shape[0]).map { "\(path)[\($0)]" }

@@ -14,12 +14,14 @@ struct Preprocess: ParsableCommand {
 
     func validate() throws {
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        try requireNonEmptyPaths([(output, "--output")] + images.map { ($0, "image argument") })
+        guard !model.isEmpty else { throw ValidationError("--model: empty name or path") }
     }
 
     func run() throws {
         try runReportingErrors {
             let config = try ModelRegistry.config(named: model)
-            let inputs = ImageInputs(images, imageSize: config.vision.imageSize)
+            let inputs = try ImageInputs(images, imageSize: config.vision.imageSize)
             try inputs.reportFailures()
             try NPY.write(inputs.tensor!, to: URL(fileURLWithPath: output))
             FileHandle.standardError.write(Data("wrote \(inputs.rowNames.count) of \(images.count) images to \(output)\n".utf8))

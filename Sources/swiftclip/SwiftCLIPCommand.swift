@@ -27,6 +27,8 @@ struct ModelOptions: ParsableArguments {
 
     /// Checks the options and applies --threads to the engine's pool (before any command runs).
     mutating func validate() throws {
+        guard !model.isEmpty else { throw ValidationError("--model: empty name or path") }
+        try requireNonEmptyPaths([(weights, "--weights")])
         if let threads {
             guard (1...4096).contains(threads) else { throw ValidationError("--threads must be in 1...4096, got \(threads)") }
             Parallel.threadCount = threads

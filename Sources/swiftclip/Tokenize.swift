@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIPEngine
 import CLIPNN
 import CLIPTokenizer
 import Foundation
@@ -11,6 +12,8 @@ struct VocabularyOptions: ParsableArguments {
     func tokenizer() throws -> CLIPTokenizer {
         try CLIPTokenizer(vocabularyURL: vocab.map { URL(fileURLWithPath: $0) } ?? CLIPTokenizer.defaultVocabularyURL())
     }
+
+    func validate() throws { try requireNonEmptyPaths([(vocab, "--vocab")]) }
 }
 
 struct Tokenize: ParsableCommand {
@@ -25,7 +28,8 @@ struct Tokenize: ParsableCommand {
     @Argument(help: "Texts to tokenize.") var texts: [String] = []
 
     func validate() throws {
-        guard contextLength > 1 else { throw ValidationError("--context-length must be at least 2") }
+        try requireOption(contextLength, in: OptionLimits.contextLength, "--context-length")
+        try requireNonEmptyPaths([(file, "--file"), (output, "--output")])
         guard !texts.isEmpty || file != nil else { throw ValidationError("give texts as arguments or with --file") }
     }
 
@@ -50,8 +54,9 @@ struct Tokenize: ParsableCommand {
 /// Every line of a UTF-8 text file is one text, empty lines included (unlike CLIPData's
 /// `readLines`, which drops them for class-name and template lists); a final newline ends the last.
 func textsOnLines(_ path: String) throws -> [String] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw InputError(description: "\(path): cannot read the file")
+    let data: Data
+    do { data = try InputFile.read(path, maximumBytes: 1 << 30) } catch let e as InputFileError {
+        throw InputError(description: "--file \(e)")
     }
     guard let text = String(data: data, encoding: .utf8) else {
         throw InputError(description: "\(path): not valid UTF-8 text")

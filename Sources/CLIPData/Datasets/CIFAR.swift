@@ -1,3 +1,4 @@
+import CLIPEngine
 import Foundation
 
 /// CIFAR-10 / CIFAR-100 test sets (https://www.cs.toronto.edu/~kriz/cifar.html), from either
@@ -89,13 +90,14 @@ public struct CIFARDataset: LabeledImageDataset {
         guard array.dtype == "u1" || array.dtype == "|u1" else {
             throw DatasetError.malformed(file: file, message: "'data' has dtype \(array.dtype), expected uint8")
         }
+        if array.shape.first == 0 { throw DatasetError.malformed(file: file, message: "'data' holds 0 images") }
         guard array.shape.count == 2, array.shape[1] == recordPixels else {
             throw DatasetError.malformed(file: file, message: "'data' has shape \(array.shape), expected (N, \(recordPixels))")
         }
         let n = array.shape[0]
-        guard array.data.count == n * recordPixels else {
+        guard n <= array.data.count / recordPixels, array.data.count == n * recordPixels else {
             throw DatasetError.truncated(file: file, record: array.data.count / recordPixels,
-                                         message: "'data' holds \(array.data.count) bytes, its shape needs \(n * recordPixels)")
+                                         message: "'data' holds \(array.data.count) bytes, its shape needs \(n) × \(recordPixels)")
         }
         guard labelList.items.count == n else {
             throw DatasetError.malformed(file: file, message: "\(labelList.items.count) labels for \(n) images")
@@ -131,8 +133,9 @@ public struct CIFARDataset: LabeledImageDataset {
     /// The binary distribution: fixed-size records; an optional label-names text file.
     public static func loadBinary(_ variant: Variant, test: URL, names: URL?) throws -> CIFARDataset {
         let file = test.path
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw DatasetError.missing(path: file, expected: "a readable CIFAR binary file")
+        let data: Data
+        do { data = try InputFile.read(file) } catch let e as InputFileError {
+            throw DatasetError.missing(path: file, expected: "a readable CIFAR binary file (\(e.reason))")
         }
         let labelBytes = variant == .cifar10 ? 1 : 2
         let recordSize = labelBytes + recordPixels

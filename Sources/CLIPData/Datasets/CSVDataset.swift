@@ -1,3 +1,4 @@
+import CLIPEngine
 import Foundation
 
 /// Image–caption pairs in open_clip's CSV format (`--csv-img-key`, `--csv-caption-key`,
@@ -8,14 +9,16 @@ public struct CSVPairs: Sendable {
     public let file: URL
     public let images: [URL]
     public let captions: [String]
-    /// The 1-based line each row starts on (for messages naming a row).
+    /// The 1-based line each pair's row starts on, and the image column's name (for errors).
     public let lines: [Int]
+    public let imageKey: String
     public var count: Int { images.count }
 
     public init(file: URL, imageKey: String = "filepath", captionKey: String = "title", separator: String = "\t") throws {
         let path = file.path
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DatasetError.missing(path: path, expected: "a CSV file with a header row naming the '\(imageKey)' and '\(captionKey)' columns")
+        let data: Data
+        do { data = try InputFile.read(path, maximumBytes: 1 << 30) } catch let e as InputFileError {
+            throw DatasetError.missing(path: path, expected: "a CSV file with a header row naming the '\(imageKey)' and '\(captionKey)' columns (\(e.reason))")
         }
         guard let text = String(data: data, encoding: .utf8) else { throw DatasetError.malformed(file: path, message: "not UTF-8 text") }
         guard let sep = separator.unicodeScalars.first, separator.unicodeScalars.count == 1 else {
@@ -49,6 +52,15 @@ public struct CSVPairs: Sendable {
         self.images = images
         self.captions = captions
         self.lines = lines
+        self.imageKey = imageKey
+    }
+
+    /// The image of pair `index`; an error names the CSV file, line and column as well as the image
+    /// file (retrieval; the training loader names samples with `describe`).
+    public func imageNamingRow(_ index: Int) throws -> RGBImage {
+        do { return try ImageDecoder.decode(contentsOf: images[index]) } catch {
+            throw DatasetError.csv(file: file.path, line: lines[index], column: imageKey, message: "\(error)")
+        }
     }
 
     /// Rows of fields with the 1-based line each row starts on.

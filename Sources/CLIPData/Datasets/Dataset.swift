@@ -1,3 +1,4 @@
+import CLIPEngine
 import Foundation
 
 /// Why a dataset could not be read. Every case names the file (or folder) and, where it applies,
@@ -46,11 +47,10 @@ extension LabeledImageDataset {
     }
 }
 
-/// Non-empty lines of a UTF-8 text file, trimmed (class names, templates).
+/// Non-empty lines of a UTF-8 text file, trimmed (class names, templates). A file that cannot be
+/// read throws `InputFileError` (naming it and the reason).
 public func readLines(_ url: URL) throws -> [String] {
-    guard let data = FileManager.default.contents(atPath: url.path) else {
-        throw DatasetError.missing(path: url.path, expected: "a UTF-8 text file, one entry per line")
-    }
+    let data = try InputFile.read(url.path, maximumBytes: 256 << 20)
     guard let text = String(data: data, encoding: .utf8) else {
         throw DatasetError.malformed(file: url.path, message: "not UTF-8 text")
     }

@@ -1,3 +1,4 @@
+import CLIPEngine
 import Foundation
 
 /// A value built by the pickle reader. Nothing is ever called: a `GLOBAL` is just its name, and
@@ -45,9 +46,16 @@ public indirect enum PickleValue {
     }
 }
 
-public final class PickleList { public var items: [PickleValue] = [] }
+/// A container's nesting depth, and whether it already sits inside another value. The reader
+/// refuses to change a container once it is nested, so the recorded depths stay exact.
+public class PickleContainer {
+    var depth = 1
+    var isNested = false
+}
 
-public final class PickleDict {
+public final class PickleList: PickleContainer { public var items: [PickleValue] = [] }
+
+public final class PickleDict: PickleContainer {
     public var pairs: [(key: PickleValue, value: PickleValue)] = []
     /// The value under a `str` or `bytes` key equal to `key` (the CIFAR files use both spellings).
     public subscript(key: String) -> PickleValue? {
@@ -57,28 +65,39 @@ public final class PickleDict {
 }
 
 /// `callable(*args)` as recorded by REDUCE or NEWOBJ, with the state a later BUILD gave it.
-public final class PickleObject {
+public final class PickleObject: PickleContainer {
     public let callable: PickleValue
     public let args: [PickleValue]
     public var state: PickleValue?
-    init(callable: PickleValue, args: [PickleValue]) { self.callable = callable; self.args = args }
+    init(callable: PickleValue, args: [PickleValue], depth: Int) {
+        self.callable = callable; self.args = args
+        super.init()
+        self.depth = depth
+    }
 }
 
 public struct PickleError: Error, CustomStringConvertible, Equatable {
     public let file: String
-    public let offset: Int
+    /// The opcode's byte offset; nil for errors in the decoded data (not at one place in the stream).
+    public let offset: Int?
     public let message: String
-    public var description: String { "\(file): bad pickle at byte \(offset): \(message)" }
+    public var description: String {
+        offset.map { "\(file): bad pickle at byte \($0): \(message)" } ?? "\(file): unexpected pickle contents: \(message)"
+    }
 }
 
 /// A minimal pickle reader for data files (protocols 2–5, as written by Python 2's cPickle and
 /// Python 3's pickle): a stack machine over the opcodes that plain data uses. Opcodes that would
 /// need Python to run (PERSID, INST, OBJ, EXT*, text protocol 0) are refused with the byte offset.
 public enum Pickle {
+    /// Deepest nesting of lists, tuples, dicts and objects accepted (the NPY and safetensors header
+    /// parsers use the same bound). Deeper values would overflow the stack when they are freed.
+    public static let maximumDepth = 64
+
     public static func load(_ url: URL) throws -> PickleValue {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw PickleError(file: url.path, offset: 0, message: "cannot read file: \(error.localizedDescription)")
+        do { data = try InputFile.read(url.path) } catch let e as InputFileError {
+            throw PickleError(file: url.path, offset: nil, message: "cannot read file: \(e.reason)")
         }
         return try load([UInt8](data), file: url.path)
     }
@@ -88,7 +107,8 @@ public enum Pickle {
         return try machine.run()
     }
 
-    private enum Slot { case value(PickleValue), mark }
+    /// A stack entry: a value with its nesting depth (containers keep theirs up to date), or MARK.
+    private enum Slot { case value(PickleValue, depth: Int), mark }
 
     private struct Machine {
         let bytes: [UInt8]
@@ -96,7 +116,7 @@ public enum Pickle {
         var pos = 0
         var opStart = 0
         var stack: [Slot] = []
-        var memo: [Int: PickleValue] = [:]
+        var memo: [Int: (value: PickleValue, depth: Int)] = [:]
 
         init(bytes: [UInt8], file: String) { self.bytes = bytes; self.file = file }
 
@@ -132,42 +152,83 @@ public enum Pickle {
             return s
         }
 
-        mutating func push(_ v: PickleValue) { stack.append(.value(v)) }
-        mutating func pop() throws -> PickleValue {
-            guard case .value(let v)? = stack.popLast() else { throw fail("stack underflow (or MARK where a value was expected)") }
-            return v
+        typealias Entry = (value: PickleValue, depth: Int)
+
+        static func container(_ v: PickleValue) -> PickleContainer? {
+            switch v {
+            case .list(let l): return l
+            case .dict(let d): return d
+            case .object(let o): return o
+            default: return nil
+            }
         }
-        mutating func top() throws -> PickleValue {
-            guard case .value(let v)? = stack.last else { throw fail("stack underflow") }
-            return v
+        /// The depth of a value now (a container's own record is current; the slot's may be older).
+        static func depth(_ e: Entry) -> Int { container(e.value)?.depth ?? e.depth }
+
+        /// Marks `items` as nested inside a new or growing container and returns the depth that
+        /// container needs; throws when it would exceed `Pickle.maximumDepth`.
+        func nest(_ items: [Entry], minimum: Int = 1) throws -> Int {
+            var depth = minimum
+            for item in items {
+                depth = max(depth, Self.depth(item) + 1)
+                Self.container(item.value)?.isNested = true
+            }
+            guard depth <= Pickle.maximumDepth else { throw fail("values nested deeper than \(Pickle.maximumDepth) levels") }
+            return depth
         }
+        /// A container may grow only while it is not inside another value (what pickle writes for
+        /// acyclic data); recursive structures are refused.
+        func growable(_ c: PickleContainer) throws {
+            if c.isNested { throw fail("changes a container already nested in another value (recursive data is not supported)") }
+        }
+
+        mutating func push(_ v: PickleValue, depth: Int = 0) { stack.append(.value(v, depth: depth)) }
+        mutating func push(_ e: Entry) { stack.append(.value(e.value, depth: e.depth)) }
+        mutating func popEntry() throws -> Entry {
+            guard case .value(let v, let d)? = stack.popLast() else { throw fail("stack underflow (or MARK where a value was expected)") }
+            return (v, d)
+        }
+        mutating func pop() throws -> PickleValue { try popEntry().value }
+        mutating func topEntry() throws -> Entry {
+            guard case .value(let v, let d)? = stack.last else { throw fail("stack underflow") }
+            return (v, d)
+        }
+        mutating func top() throws -> PickleValue { try topEntry().value }
         /// The values above the topmost MARK, which is removed.
-        mutating func popMark() throws -> [PickleValue] {
+        mutating func popMark() throws -> [Entry] {
             guard let m = stack.lastIndex(where: { if case .mark = $0 { return true } else { return false } }) else {
                 throw fail("no MARK on the stack")
             }
-            let values = stack[(m + 1)...].compactMap { slot -> PickleValue? in
-                if case .value(let v) = slot { return v } else { return nil }
+            let values = stack[(m + 1)...].compactMap { slot -> Entry? in
+                if case .value(let v, let d) = slot { return (v, d) } else { return nil }
             }
             stack.removeSubrange(m...)
             return values
         }
-        mutating func memoGet(_ i: Int) throws -> PickleValue {
+        mutating func memoGet(_ i: Int) throws -> Entry {
             guard let v = memo[i] else { throw fail("memo key \(i) was never stored") }
             return v
         }
+        mutating func tuple(_ items: [Entry]) throws {
+            push(.tuple(items.map(\.value)), depth: try nest(items))
+        }
 
-        mutating func setItems(_ items: [PickleValue]) throws {
+        mutating func setItems(_ items: [Entry]) throws {
             guard items.count % 2 == 0 else { throw fail("SETITEMS with an odd number of values") }
             guard case .dict(let d) = try top() else { throw fail("SETITEM(S) on a \(try top().kind), not a dict") }
-            for i in stride(from: 0, to: items.count, by: 2) { d.pairs.append((items[i], items[i + 1])) }
+            try growable(d)
+            d.depth = try nest(items, minimum: d.depth)
+            for i in stride(from: 0, to: items.count, by: 2) { d.pairs.append((items[i].value, items[i + 1].value)) }
         }
-        mutating func append(_ items: [PickleValue]) throws {
+        mutating func append(_ items: [Entry]) throws {
             guard case .list(let l) = try top() else { throw fail("APPEND(S) on a \(try top().kind), not a list") }
-            l.items += items
+            try growable(l)
+            l.depth = try nest(items, minimum: l.depth)
+            l.items += items.map(\.value)
         }
 
-        mutating func reduce(_ callable: PickleValue, _ args: PickleValue) throws -> PickleValue {
+        mutating func reduce(_ callableEntry: Entry, _ argsEntry: Entry) throws -> PickleValue {
+            let callable = callableEntry.value, args = argsEntry.value
             guard case .tuple(let a) = args else { throw fail("REDUCE arguments are a \(args.kind), not a tuple") }
             if case .global("_codecs", "encode") = callable {
                 guard a.count == 2, case .string(let s) = a[0], let enc = a[1].text, enc.lowercased() == "latin1" || enc.lowercased() == "latin-1"
@@ -183,7 +244,7 @@ public enum Pickle {
             if case .global("__builtin__" , "bytes") = callable, a.isEmpty { return .bytes([]) }
             if case .global("builtins", "bytes") = callable, a.isEmpty { return .bytes([]) }
             if case .global("builtins", "bytearray") = callable, let first = a.first, case .bytes(let b) = first { return .bytes(b) }
-            return .object(PickleObject(callable: callable, args: a))
+            return .object(PickleObject(callable: callable, args: a, depth: try nest([callableEntry, argsEntry])))
         }
 
         mutating func run() throws -> PickleValue {
@@ -202,7 +263,7 @@ public enum Pickle {
                 case 0x28: stack.append(.mark) // MARK
                 case 0x30: _ = try pop() // POP
                 case 0x31: _ = try popMark() // POP_MARK
-                case 0x32: push(try top()) // DUP
+                case 0x32: push(try topEntry()) // DUP
                 case 0x7D: push(.dict(PickleDict())) // EMPTY_DICT
                 case 0x5D: push(.list(PickleList())) // EMPTY_LIST
                 case 0x29: push(.tuple([])) // EMPTY_TUPLE
@@ -212,14 +273,15 @@ public enum Pickle {
                     push(.dict(d))
                     try setItems(items)
                 case 0x6C: // LIST
-                    let l = PickleList(); l.items = try popMark(); push(.list(l))
-                case 0x74: push(.tuple(try popMark())) // TUPLE
-                case 0x85: push(.tuple([try pop()])) // TUPLE1
-                case 0x86: let b = try pop(), a = try pop(); push(.tuple([a, b])) // TUPLE2
-                case 0x87: let c = try pop(), b = try pop(), a = try pop(); push(.tuple([a, b, c])) // TUPLE3
-                case 0x61: try append([try pop()]) // APPEND
+                    let items = try popMark()
+                    let l = PickleList(); l.depth = try nest(items); l.items = items.map(\.value); push(.list(l))
+                case 0x74: try tuple(try popMark()) // TUPLE
+                case 0x85: try tuple([try popEntry()]) // TUPLE1
+                case 0x86: let b = try popEntry(), a = try popEntry(); try tuple([a, b]) // TUPLE2
+                case 0x87: let c = try popEntry(), b = try popEntry(), a = try popEntry(); try tuple([a, b, c]) // TUPLE3
+                case 0x61: try append([try popEntry()]) // APPEND
                 case 0x65: try append(try popMark()) // APPENDS
-                case 0x73: let v = try pop(), k = try pop(); try setItems([k, v]) // SETITEM
+                case 0x73: let v = try popEntry(), k = try popEntry(); try setItems([k, v]) // SETITEM
                 case 0x75: try setItems(try popMark()) // SETITEMS
                 case 0x4E: push(.none) // NONE
                 case 0x88: push(.bool(true)) // NEWTRUE
@@ -248,9 +310,9 @@ public enum Pickle {
                 case 0x58: push(.string(try utf8(try length(4)))) // BINUNICODE
                 case 0x8C: push(.string(try utf8(try length(1)))) // SHORT_BINUNICODE
                 case 0x8D: push(.string(try utf8(try length(8)))) // BINUNICODE8
-                case 0x71: memo[try uint(1)] = try top() // BINPUT
-                case 0x72: memo[try uint(4)] = try top() // LONG_BINPUT
-                case 0x94: memo[memo.count] = try top() // MEMOIZE
+                case 0x71: memo[try uint(1)] = try topEntry() // BINPUT
+                case 0x72: memo[try uint(4)] = try topEntry() // LONG_BINPUT
+                case 0x94: memo[memo.count] = try topEntry() // MEMOIZE
                 case 0x68: push(try memoGet(try uint(1))) // BINGET
                 case 0x6A: push(try memoGet(try uint(4))) // LONG_BINGET
                 case 0x63: // GLOBAL
@@ -263,16 +325,18 @@ public enum Pickle {
                     }
                     push(.global(module: m, name: n))
                 case 0x52: // REDUCE
-                    let args = try pop(), callable = try pop()
+                    let args = try popEntry(), callable = try popEntry()
                     push(try reduce(callable, args))
                 case 0x81: // NEWOBJ
-                    let args = try pop(), cls = try pop()
-                    guard case .tuple(let a) = args else { throw fail("NEWOBJ arguments are a \(args.kind), not a tuple") }
-                    push(.object(PickleObject(callable: cls, args: a)))
+                    let args = try popEntry(), cls = try popEntry()
+                    guard case .tuple(let a) = args.value else { throw fail("NEWOBJ arguments are a \(args.value.kind), not a tuple") }
+                    push(.object(PickleObject(callable: cls.value, args: a, depth: try nest([cls, args]))))
                 case 0x62: // BUILD
-                    let state = try pop()
+                    let state = try popEntry()
                     guard case .object(let o) = try top() else { throw fail("BUILD on a \(try top().kind)") }
-                    o.state = state
+                    try growable(o)
+                    o.depth = try nest([state], minimum: o.depth)
+                    o.state = state.value
                 default:
                     throw fail(String(format: "unsupported opcode 0x%02X", op))
                 }
@@ -292,7 +356,7 @@ public struct PickledArray {
 
     /// Interprets `value` as an ndarray; `what` names it in errors.
     public init(_ value: PickleValue, file: String, what: String) throws {
-        func bad(_ m: String) -> PickleError { PickleError(file: file, offset: 0, message: "\(what): \(m)") }
+        func bad(_ m: String) -> PickleError { PickleError(file: file, offset: nil, message: "\(what): \(m)") }
         guard case .object(let o) = value, case .global(let module, let name) = o.callable else {
             throw bad("expected a NumPy array, found \(value.kind)")
         }

@@ -2,14 +2,18 @@ import Foundation
 
 /// A failed system call on a file, with the reason in words. Each file format wraps it into its
 /// own typed error (`SafetensorsError.io`, `NPYError.io`) that names the file.
-struct FileIOFailure: Error {
-    let message: String
+public struct FileIOFailure: Error, CustomStringConvertible {
+    public let message: String
+    /// The file it is about, when the thrower knows it (the output writer does).
+    public let path: String?
 
-    init(_ message: String) { self.message = message }
+    init(_ message: String, path: String? = nil) { self.message = message; self.path = path }
+
+    public var description: String { path.map { "\($0): \(message)" } ?? message }
 
     /// The failure of the system call that just set `errno`.
-    static func errno(_ what: String) -> FileIOFailure {
-        FileIOFailure("\(what): \(String(cString: strerror(Foundation.errno)))")
+    static func errno(_ what: String, path: String? = nil) -> FileIOFailure {
+        FileIOFailure("\(what): \(String(cString: strerror(Foundation.errno)))", path: path)
     }
 }
 
@@ -54,16 +58,54 @@ final class FileBytes: @unchecked Sendable {
 /// Writes a file so that the destination is either untouched or complete: the bytes go to a
 /// fresh temporary file in the destination's folder, which is fsynced and then renamed over the
 /// destination. If anything fails (or `commit` is never reached) the temporary file is removed.
+///
+/// Only a new file or an existing regular file is replaced that way. A symbolic link is followed
+/// (the file it points to is replaced, the link stays); a character device or FIFO (`/dev/null`,
+/// `/dev/stdout`, a pipe) is written in place, never replaced; a directory, block device, socket
+/// or dangling link is refused. Every error names the destination.
 public final class AtomicFileWriter {
     private let destination: URL
-    private let temporaryPath: String
+    /// Where the bytes go first; nil when writing in place (a device or FIFO).
+    private let temporaryPath: String?
     private var fd: Int32
     private var committed = false
 
     public init(destination: URL) throws {
-        self.destination = destination
-        let folder = destination.deletingLastPathComponent().path
-        let name = destination.lastPathComponent
+        let given = destination.path
+        guard !destination.relativePath.isEmpty else { throw FileIOFailure("empty output path", path: "(empty path)") }
+        var target = destination
+        var info = stat()
+        if lstat(given, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK {
+            // Replace what the link points to, not the link.
+            guard stat(given, &info) == 0, let resolved = realpath(given, nil) else {
+                throw FileIOFailure.errno("output is a symbolic link that cannot be followed", path: given)
+            }
+            target = URL(fileURLWithPath: String(cString: resolved))
+            free(resolved)
+        } else if lstat(given, &info) != 0 {
+            guard Foundation.errno == ENOENT else { throw FileIOFailure.errno("cannot write output", path: given) }
+            info.st_mode = S_IFREG  // a new file
+        }
+        self.destination = target
+        switch info.st_mode & S_IFMT {
+        case S_IFREG:
+            break
+        case S_IFCHR, S_IFIFO:
+            let fd = open(target.path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw FileIOFailure.errno("cannot open output", path: given) }
+            self.fd = fd
+            self.temporaryPath = nil
+            return
+        default:
+            let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a regular file, device or FIFO"
+            throw FileIOFailure("output is \(kind); refusing to replace it", path: given)
+        }
+        let folder = target.deletingLastPathComponent().path
+        var isFolder = stat()
+        guard stat(folder, &isFolder) == 0, isFolder.st_mode & S_IFMT == S_IFDIR else {
+            throw FileIOFailure("the output folder \(folder) does not exist", path: given)
+        }
+        let name = target.lastPathComponent
         var attempt = 0
         while true {
             let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
@@ -73,14 +115,14 @@ public final class AtomicFileWriter {
             if fd >= 0 { self.fd = fd; self.temporaryPath = path; return }
             attempt += 1
             if Foundation.errno != EEXIST || attempt > 16 {
-                throw FileIOFailure.errno("cannot create a temporary file in \(folder)")
+                throw FileIOFailure.errno("cannot create a temporary file in \(folder)", path: given)
             }
         }
     }
 
     deinit {
         if fd >= 0 { close(fd) }
-        if !committed { unlink(temporaryPath) }
+        if !committed, let temporaryPath { unlink(temporaryPath) }
     }
 
     public func write(_ buffer: UnsafeRawBufferPointer) throws {
@@ -90,7 +132,7 @@ public final class AtomicFileWriter {
             let n = Foundation.write(fd, p, left)
             if n < 0 {
                 if Foundation.errno == EINTR { continue }
-                throw FileIOFailure.errno("cannot write")
+                throw FileIOFailure.errno("cannot write", path: destination.path)
             }
             p += n
             left -= n
@@ -103,11 +145,21 @@ public final class AtomicFileWriter {
 
     /// Flushes to disk and renames over the destination.
     public func commit() throws {
-        guard fsync(fd) == 0 else { throw FileIOFailure.errno("cannot fsync") }
+        guard let temporaryPath else {
+            // In place (device or FIFO): nothing to rename; close reports a late write error.
+            let closed = close(fd)
+            fd = -1
+            guard closed == 0 else { throw FileIOFailure.errno("cannot close", path: destination.path) }
+            committed = true
+            return
+        }
+        guard fsync(fd) == 0 else { throw FileIOFailure.errno("cannot fsync", path: destination.path) }
         let closed = close(fd)
         fd = -1
-        guard closed == 0 else { throw FileIOFailure.errno("cannot close") }
-        guard rename(temporaryPath, destination.path) == 0 else { throw FileIOFailure.errno("cannot rename into place") }
+        guard closed == 0 else { throw FileIOFailure.errno("cannot close", path: destination.path) }
+        guard rename(temporaryPath, destination.path) == 0 else {
+            throw FileIOFailure.errno("cannot rename into place", path: destination.path)
+        }
         committed = true
         // Make the rename itself durable; a failure here leaves a complete file, so it is ignored.
         let dir = open(destination.deletingLastPathComponent().path, O_RDONLY | O_CLOEXEC)

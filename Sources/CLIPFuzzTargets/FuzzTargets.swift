@@ -1,0 +1,73 @@
+import CLIPData
+import CLIPEngine
+import CLIPModels
+import CLIPNN
+import CLIPTokenizer
+import Foundation
+
+/// The parsers that read untrusted bytes, each as one function of the bytes, so that libFuzzer
+/// (`swiftclip-fuzz`, built by scripts/fuzz.sh) and the regression tests (CLIPFuzzTests, which
+/// replay the committed seeds and crashers) drive exactly the same code. A target may throw any
+/// typed error; it must never trap, crash or hang.
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    case safetensors, npy, pickle, image, tokenizer, config, csv, gzip
+
+    /// Runs the target on one input. Errors are the expected outcome for most inputs.
+    public func run(_ bytes: [UInt8]) throws {
+        switch self {
+        case .safetensors:
+            let file = try SafetensorsFile.read(FuzzScratch.write(bytes, ext: "safetensors"))
+            // Decode every tensor whose data is small (the header's sizes are the fuzzer's to choose).
+            for key in file.keys.prefix(16) {
+                if let info = file.info(key), (checkedFloatBytes(info.shape) ?? .max) <= 1 << 24 { _ = try? file.tensor(key) }
+            }
+        case .npy:
+            let array = try NPY.read(FuzzScratch.write(bytes, ext: "npy"))
+            if (checkedFloatBytes(array.shape) ?? .max) <= 1 << 24 {
+                _ = try? array.floatTensor()
+                _ = try? array.intValues()
+            }
+        case .pickle:
+            let value = try Pickle.load(bytes, file: "fuzz.pkl")
+            if case .dict(let d) = value, let data = d["data"] { _ = try? PickledArray(data, file: "fuzz.pkl", what: "'data'") }
+            _ = try? CIFARDataset.loadPython(.cifar10, test: FuzzScratch.write(bytes, ext: "pkl"), meta: nil)
+        case .image:
+            let image = try ImageDecoder.decode(Data(bytes), name: "fuzz-image")
+            _ = Preprocessor(imageSize: 16).resizeAndCrop(image)
+        case .tokenizer:
+            let text = String(decoding: bytes, as: UTF8.self)
+            let rows = try FuzzScratch.tokenizer().tokenize([text], contextLength: 77)
+            _ = try FuzzScratch.tokenizer().decode(rows[0].map(Int.init))
+        case .config:
+            let config = try CLIPConfig.parse(json: Data(bytes), source: "fuzz.json")
+            _ = (config.parameterCount, config.imageActivationBytes(batch: 64), config.textActivationBytes(batch: 64, length: 77))
+        case .csv:
+            let pairs = try CSVPairs(file: FuzzScratch.write(bytes, ext: "csv"), imageKey: "filepath", captionKey: "title", separator: "\t")
+            _ = pairs.count
+        case .gzip:
+            _ = try gunzip(bytes, maximumBytes: 1 << 24)
+        }
+    }
+
+    /// The target named by `SWIFTCLIP_FUZZ_TARGET`, for the libFuzzer entry point.
+    public static var fromEnvironment: FuzzTarget? {
+        ProcessInfo.processInfo.environment["SWIFTCLIP_FUZZ_TARGET"].flatMap(FuzzTarget.init(rawValue:))
+    }
+}
+
+/// A per-process scratch file for the targets whose parsers read files, and the tokenizer loaded once.
+enum FuzzScratch {
+    static let folder: String = {
+        var info = stat()
+        return stat("/dev/shm", &info) == 0 ? "/dev/shm" : NSTemporaryDirectory()
+    }()
+
+    static func write(_ bytes: [UInt8], ext: String) throws -> URL {
+        let url = URL(fileURLWithPath: folder).appendingPathComponent("swiftclip-fuzz-\(getpid()).\(ext)")
+        try Data(bytes).write(to: url)
+        return url
+    }
+
+    private static let loaded = Result(catching: { try CLIPTokenizer(vocabularyURL: CLIPTokenizer.defaultVocabularyURL()) })
+    static func tokenizer() throws -> CLIPTokenizer { try loaded.get() }
+}
