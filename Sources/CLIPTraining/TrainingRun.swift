@@ -64,10 +64,31 @@ public struct TrainingOptions: Sendable {
     public var logEveryNSteps = 100
     /// Samples of the synthetic set (default 100); a cap on samples per epoch for CSV data.
     public var trainNumSamples: Int?
-    /// Every flag as given (name → value), written to params.txt and the checkpoints.
+    /// Flags beyond these options (zero-shot set, precision, …) for params.txt and the checkpoints.
     public var arguments: [String: String] = [:]
 
     public init(model: String) { self.model = model }
+
+    /// Every argument by open_clip_train's attribute name (params.txt, checkpoints' state).
+    public var record: [String: String] {
+        let opt = { (v: Any?) in v.map { "\($0)" } ?? "None" }
+        var r: [String: String] = [
+            "model": model, "pretrained": opt(pretrained?.path), "train_data": opt(trainData?.path), "val_data": opt(valData?.path),
+            "dataset_type": datasetType.rawValue, "csv_separator": csvSeparator, "csv_img_key": csvImgKey,
+            "csv_caption_key": csvCaptionKey, "batch_size": "\(batchSize)", "epochs": "\(epochs)",
+            "epochs_cooldown": opt(epochsCooldown), "lr": opt(lr), "beta1": opt(beta1), "beta2": opt(beta2), "eps": opt(eps),
+            "wd": "\(wd)", "warmup": "\(warmup)", "lr_scheduler": lrScheduler.rawValue, "lr_cooldown_end": "\(lrCooldownEnd)",
+            "lr_cooldown_power": "\(lrCooldownPower)", "grad_clip_norm": opt(gradClipNorm), "accum_freq": "\(accumFreq)",
+            "lock_image": "\(lockImage)", "lock_text": "\(lockText)",
+            "aug_cfg": "{'scale': (\(augScale.0), \(augScale.1)), 'ratio': (\(augRatio.0), \(augRatio.1))}",
+            "seed": "\(seed)", "workers": "\(workers)", "logs": logs.path, "save_frequency": "\(saveFrequency)",
+            "save_most_recent": "\(saveMostRecent)", "delete_previous_checkpoint": "\(deletePreviousCheckpoint)",
+            "resume": opt(resume), "val_frequency": "\(valFrequency)", "zeroshot_frequency": "\(zeroshotFrequency)",
+            "log_every_n_steps": "\(logEveryNSteps)", "train_num_samples": opt(trainNumSamples),
+        ]
+        for (k, v) in arguments { r[k] = v }
+        return r
+    }
 }
 
 /// Results of evaluating after an epoch (what results.jsonl gets).
@@ -167,7 +188,7 @@ public final class TrainingRun {
         if o.lockImage { trainer.lockImageTower() }
         if o.lockText { trainer.lockTextTower() }
         state = TrainingState(epoch: 0, batchesDone: 0, step: 0, rng: trainer.rng.snapshot, optimizerSteps: [:],
-                              arguments: o.arguments, checkpointID: "")
+                              arguments: o.record, checkpointID: "")
 
         if let resume = o.resume { try restore(resume) }
         try writeParams()
@@ -201,7 +222,7 @@ public final class TrainingRun {
 
     /// params.txt as open_clip writes it: `name: value` per argument, sorted.
     func writeParams() throws {
-        var args = options.arguments
+        var args = options.record
         args["name"] = directory.lastPathComponent
         let text = args.keys.sorted().map { "\($0): \(args[$0]!)" }.joined(separator: "\n") + "\n"
         try Data(text.utf8).write(to: directory.appendingPathComponent("params.txt"))
@@ -241,7 +262,7 @@ public final class TrainingRun {
         trainer.step = s.step
         trainer.rng = try SeededGenerator(snapshot: s.rng)
         state = s
-        state.arguments = options.arguments
+        state.arguments = options.record
         lastCheckpoint = url.path
         logLine("Resuming from \(url.path): epoch \(s.epoch), \(s.batchesDone) batches done, step \(s.step).")
     }

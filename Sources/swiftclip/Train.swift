@@ -205,22 +205,11 @@ struct Train: ParsableCommand {
         }
     }
 
-    /// Every flag's value by open_clip's attribute name (params.txt).
+    /// The flags TrainingOptions does not hold, by attribute name (params.txt).
     func argumentRecord() -> [String: String] {
-        let opt = { (v: Any?) in v.map { "\($0)" } ?? "None" }
-        return [
-            "model": model, "pretrained": opt(pretrained), "train_data": opt(trainData), "val_data": opt(valData),
-            "dataset_type": datasetType, "csv_separator": csvSeparator, "csv_img_key": csvImgKey, "csv_caption_key": csvCaptionKey,
-            "batch_size": "\(batchSize)", "epochs": "\(epochs)", "epochs_cooldown": opt(epochsCooldown), "lr": opt(lr),
-            "beta1": opt(beta1), "beta2": opt(beta2), "eps": opt(eps), "wd": "\(wd)", "warmup": "\(warmup)",
-            "lr_scheduler": lrScheduler, "lr_cooldown_end": "\(lrCooldownEnd)", "lr_cooldown_power": "\(lrCooldownPower)",
-            "grad_clip_norm": opt(gradClipNorm), "accum_freq": "\(accumFreq)", "lock_image": "\(lockImage)", "lock_text": "\(lockText)",
-            "aug_cfg": "\(augCfg)", "seed": "\(seed)", "workers": "\(workers)", "logs": logs, "save_frequency": "\(saveFrequency)",
-            "save_most_recent": "\(saveMostRecent)", "delete_previous_checkpoint": "\(deletePreviousCheckpoint)",
-            "resume": opt(resume), "val_frequency": "\(valFrequency)", "zeroshot_frequency": "\(zeroshotFrequency)",
-            "log_every_n_steps": "\(logEveryNSteps)", "train_num_samples": opt(trainNumSamples), "precision": precision,
-            "zeroshot_data": opt(zeroshotData), "zeroshot_dataset": zeroshotDataset,
-        ]
+        ["precision": precision, "zeroshot_data": zeroshotData ?? "None", "zeroshot_dataset": zeroshotDataset,
+         "zeroshot_classnames": zeroshotClassnames ?? "None", "zeroshot_templates": zeroshotTemplates ?? "None",
+         "threads": threads.map(String.init) ?? "None"]
     }
 }
 
