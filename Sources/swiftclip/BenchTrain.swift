@@ -20,6 +20,7 @@ struct BenchTrain: ParsableCommand {
     @Option(name: .long, help: "Untimed steps first.") var warmup = 1
     @Option(name: .long, help: "Timed steps.") var steps = 3
     @Flag(name: .long, help: "Print time per operation kind over one more step (profiler on).") var breakdown = false
+    @Flag(name: .customLong("grad-checkpointing"), help: "Recompute each block in backward (open_clip's --grad-checkpointing).") var gradCheckpointing = false
     @Flag(name: .long, help: "Machine-readable JSON.") var json = false
 
     static let subjects = ["a dog", "two cats", "an old man", "a red car", "a wooden table", "a child", "a bowl of soup", "a city street"]
@@ -50,6 +51,7 @@ struct BenchTrain: ParsableCommand {
             let images = Tensor.random(shape: [batch, 3, s, s], in: -2...2, using: &rng)
             let trainer = CLIPTrainer(model: model, settings: .openCLIPDefaults(modelName: options.model),
                                       schedule: .const(baseLR: 5e-4, warmup: 0))
+            trainer.gradCheckpointing = gradCheckpointing
             for _ in 0..<warmup { try trainer.step(images: images, tokens: tokens) }
             var times: [Double] = []
             for _ in 0..<steps {
@@ -65,7 +67,7 @@ struct BenchTrain: ParsableCommand {
                 "system": "swiftclip-fp32", "model": options.model, "batch": batch, "steps": steps,
                 "median_step_s": median, "min_step_s": times.first!, "max_step_s": times.last!,
                 "images_per_s": Double(batch) / median, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
-                "threads": Parallel.threadCount, "params": model.parameterCounts.total,
+                "threads": Parallel.threadCount, "params": model.parameterCounts.total, "grad_checkpointing": gradCheckpointing,
             ]
             if breakdown {
                 OpProfiler.reset()
@@ -81,7 +83,8 @@ struct BenchTrain: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
                 return
             }
-            print("model \(options.model), batch \(batch), \(Parallel.threadCount) threads, \(steps) timed steps")
+            print("model \(options.model), batch \(batch), \(Parallel.threadCount) threads, \(steps) timed steps"
+                  + (gradCheckpointing ? ", gradient checkpointing" : ""))
             print(String(format: "step %.2f s (min %.2f, max %.2f), %.2f images/s, peak RSS %.0f MB",
                          median, times.first!, times.last!, Double(batch) / median, Double(usage.ru_maxrss) / 1024))
             if let b = row["breakdown_s"] as? [String: Double], let total = row["profiled_step_s"] as? Double {
