@@ -143,6 +143,26 @@ public final class Communicator: @unchecked Sendable {
         return (out, counts)
     }
 
+    /// The sum over ranks of `send` — every rank's rows, `counts[r]` rows of `columns` floats for
+    /// rank r — of which this rank receives its own block (all-gather's backward).
+    public func reduceScatterRows(_ send: UnsafePointer<Float>, counts: [Int], columns: Int) throws -> [Float] {
+        precondition(counts.count == size, "reduceScatterRows: one count per rank")
+        let mine = counts[rank] * columns
+        var out = [Float](repeating: 0, count: mine)
+        guard usesMPI else {
+            out.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: send, count: mine) }
+            return out
+        }
+        guard counts.reduce(0, +) * columns < Int(Int32.max) else {
+            throw MPIError(operation: "reduce-scatter", code: -1, message: "\(counts.reduce(0, +)) rows × \(columns) floats exceed one MPI call")
+        }
+        let elementCounts = counts.map { Int32($0 * columns) }
+        try out.withUnsafeMutableBufferPointer { o in
+            try Self.check(scmpi_reduce_scatter_sum_floats(send, o.baseAddress, elementCounts), "MPI_Reduce_scatter")
+        }
+        return out
+    }
+
     /// Element-wise sum over ranks, in place.
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         guard usesMPI else { return }

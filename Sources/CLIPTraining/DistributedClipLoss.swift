@@ -51,14 +51,18 @@ public enum DistributedClipLoss {
                           dLogitScale: r.dLogitScale, globalBatch: b)
         }
         let r = try ClipLoss.computeLocal(image: image, text: text, allImage: allImage, allText: allText, rowOffset: offset, logitScale: logitScale)
-        let dAllImage = r.dAllImage, dAllText = r.dAllText
+        let dImage: Tensor, dText: Tensor
         if gatherWithGrad {
-            // all_gather's backward: the sum over ranks of each rank's gradient for these rows.
-            try c.allreduceSum(dAllImage.storage.pointer, count: dAllImage.count)
-            try c.allreduceSum(dAllText.storage.pointer, count: dAllText.count)
+            // all_gather's backward: the sum over ranks of every rank's gradient for these rows.
+            let i = try c.reduceScatterRows(r.dAllImage.storage.pointer, counts: gi.counts, columns: e)
+            let t = try c.reduceScatterRows(r.dAllText.storage.pointer, counts: gi.counts, columns: e)
+            dImage = try Ops.add(r.dImage, Tensor(shape: [n, e], data: i))
+            dText = try Ops.add(r.dText, Tensor(shape: [n, e], data: t))
+        } else {
+            // Only this rank's slot of the gathered features is live.
+            dImage = try Ops.add(r.dImage, try r.dAllImage.slice(rows: rows))
+            dText = try Ops.add(r.dText, try r.dAllText.slice(rows: rows))
         }
-        let dImage = try Ops.add(r.dImage, try dAllImage.slice(rows: rows))
-        let dText = try Ops.add(r.dText, try dAllText.slice(rows: rows))
         let weighted = try c.allreduceSum([r.loss * Double(n)])[0] / Double(b)
         return Result(loss: weighted, dImage: dImage, dText: dText, dLogitScale: r.dLogitScale, globalBatch: b)
     }

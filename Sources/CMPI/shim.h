@@ -73,9 +73,9 @@ static inline int scmpi_allreduce_sum_doubles(double *buffer, int count) {
 static inline int scmpi_allreduce_max_int64(int64_t *buffer, int count) {
     return MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
 }
-// Sum over ranks of `send` (ranks × count floats); rank r receives block r.
-static inline int scmpi_reduce_scatter_block_sum_floats(const float *send, float *receive, int count) {
-    return MPI_Reduce_scatter_block(send, receive, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+// Sum over ranks of `send` (counts[0] + counts[1] + … floats); rank r receives the counts[r] floats of block r.
+static inline int scmpi_reduce_scatter_sum_floats(const float *send, float *receive, const int *counts) {
+    return MPI_Reduce_scatter(send, receive, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
 }
 // Non-blocking in-place sum (gradient buckets); progressed by scmpi_test / completed by scmpi_wait.
 static inline int scmpi_iallreduce_sum_floats(float *buffer, int count, scmpi_request *request) {
@@ -131,7 +131,7 @@ static inline int scmpi_allgatherv_floats(const float *s, int c, float *r, const
 static inline int scmpi_allreduce_sum_floats(float *b, int c) { (void)b; (void)c; return SCMPI_UNAVAILABLE; }
 static inline int scmpi_allreduce_sum_doubles(double *b, int c) { (void)b; (void)c; return SCMPI_UNAVAILABLE; }
 static inline int scmpi_allreduce_max_int64(int64_t *b, int c) { (void)b; (void)c; return SCMPI_UNAVAILABLE; }
-static inline int scmpi_reduce_scatter_block_sum_floats(const float *s, float *r, int c) { (void)s; (void)r; (void)c; return SCMPI_UNAVAILABLE; }
+static inline int scmpi_reduce_scatter_sum_floats(const float *s, float *r, const int *c) { (void)s; (void)r; (void)c; return SCMPI_UNAVAILABLE; }
 static inline int scmpi_iallreduce_sum_floats(float *b, int c, scmpi_request *q) { (void)b; (void)c; (void)q; return SCMPI_UNAVAILABLE; }
 static inline int scmpi_test(scmpi_request *q, int *d) { (void)q; *d = 1; return SCMPI_UNAVAILABLE; }
 static inline int scmpi_wait(scmpi_request *q) { (void)q; return SCMPI_UNAVAILABLE; }
