@@ -33,21 +33,7 @@ struct BenchTrain: ParsableCommand {
         try requireOption(steps, in: OptionLimits.repeats, "--steps")
     }
 
-    func run() throws {
-        let communicator: Communicator
-        do { communicator = try Communicator.world() } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
-        do {
-            try bench(communicator)
-            communicator.finalize()
-        } catch {
-            guard communicator.size > 1 else { throw error }
-            FileHandle.standardError.write(Data("error: rank \(communicator.rank) of \(communicator.size): \(error)\n".utf8))
-            communicator.abort(code: 1)
-        }
-    }
+    func run() throws { try runAsRank(bench) }
 
     func bench(_ communicator: Communicator) throws {
         try runReportingErrors {

@@ -162,27 +162,7 @@ struct Train: ParsableCommand {
         }
     }
 
-    func run() throws {
-        let communicator: Communicator
-        do { communicator = try Communicator.world() } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
-        do {
-            try train(communicator)
-            communicator.finalize()
-        } catch {
-            guard communicator.size > 1 else { throw error }
-            // One rank failing ends the job: the others are waiting in a collective. The last
-            // checkpoint is intact (rank 0 writes each to a temporary file and renames it).
-            let message = (error as? ValidationError)?.message ?? "\(error)"
-            if !(error is ExitCode) {
-                FileHandle.standardError.write(Data("error: rank \(communicator.rank) of \(communicator.size): \(message)\n".utf8))
-            }
-            FileHandle.standardError.write(Data("error: rank \(communicator.rank) of \(communicator.size) failed; ending the MPI job\n".utf8))
-            communicator.abort(code: 1)
-        }
-    }
+    func run() throws { try runAsRank(train) }
 
     func train(_ communicator: Communicator) throws {
         try runReportingErrors {
