@@ -50,9 +50,9 @@ public final class BatchLoader: @unchecked Sendable, TrainingBatchSource {
     public var batchCount: Int { order.count / (batchSize * worldSize) }
     private let workers: Int
     private let seed: UInt64, epoch: Int
-
-    private var queue: PrefetchQueue!
     private let rank: Int, worldSize: Int
+
+    private var prefetcher: Prefetcher<TrainingBatch>!
 
     /// - Parameters:
     ///   - startBatch: the first batch to produce (resuming mid-epoch).
@@ -81,8 +81,9 @@ public final class BatchLoader: @unchecked Sendable, TrainingBatchSource {
         var order = Array(0..<source.count)
         order.shuffle(using: &rng)
         self.order = Array(order.prefix(n))
-        queue = PrefetchQueue(start: max(0, startBatch), end: batchCount, producers: 1, prefetch: prefetch) { [unowned self] _, b in
-            try self.makeBatch(b)
+        prefetcher = Prefetcher(count: self.order.count / (batchSize * worldSize), start: startBatch, ahead: prefetch) { [weak self] in
+            guard let self else { throw CancellationError() }
+            return try self.makeBatch($0)
         }
     }
 
@@ -94,12 +95,11 @@ public final class BatchLoader: @unchecked Sendable, TrainingBatchSource {
         return g.next()
     }
 
-    /// The next batch, or nil after the last one. Errors other than unreadable samples (none
-    /// today) are rethrown here.
-    public func next() throws -> TrainingBatch? { try queue.next() }
+    /// The next batch, or nil after the last one.
+    public func next() throws -> TrainingBatch? { try prefetcher.next() }
 
     /// Stops the background thread (the batches not yet taken are dropped).
-    public func cancel() { queue?.cancel() }
+    public func cancel() { prefetcher.cancel() }
 
     /// Batch `b` of this epoch, built by `workers` threads.
     public func makeBatch(_ b: Int) throws -> TrainingBatch {

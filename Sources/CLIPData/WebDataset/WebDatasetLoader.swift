@@ -127,7 +127,7 @@ public final class WebDatasetLoader: @unchecked Sendable, TrainingBatchSource {
     public let workers: Int
     private let seed: UInt64, epoch: Int
     private var streams: [Stream] = []
-    private var queue: PrefetchQueue!
+    private var prefetcher: Prefetcher<TrainingBatch>!
 
     public static let defaultBuffer = (size: 5000, initial: 1000)
 
@@ -175,15 +175,17 @@ public final class WebDatasetLoader: @unchecked Sendable, TrainingBatchSource {
             for _ in 0..<max(0, (first - w + workers - 1) / workers) { _ = try s.take(batchSize) }
             s.reader.messages.removeAll()
         }
-        queue = PrefetchQueue(start: first, end: batchCount, producers: workers, prefetch: prefetch) { [unowned self] w, b in
-            try self.makeBatch(stream: self.streams[w], index: b)
+        // Batch b is worker (b mod workers)'s; Prefetcher's producer p makes exactly those.
+        prefetcher = Prefetcher(count: batchCount, start: first, ahead: prefetch, producers: workers) { [weak self] b in
+            guard let self else { throw CancellationError() }
+            return try self.makeBatch(stream: self.streams[b % self.workers], index: b)
         }
     }
 
     deinit { cancel() }
 
-    public func next() throws -> TrainingBatch? { try queue.next() }
-    public func cancel() { queue?.cancel() }
+    public func next() throws -> TrainingBatch? { try prefetcher.next() }
+    public func cancel() { prefetcher?.cancel() }
 
     func makeBatch(stream: Stream, index: Int) throws -> TrainingBatch {
         let samples = try stream.take(batchSize)
