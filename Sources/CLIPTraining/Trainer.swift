@@ -12,6 +12,8 @@ public final class CLIPTrainer {
     public let optimizer: AdamW
     public var schedule: LearningRateSchedule
     public var gradClipNorm: Double?
+    /// open_clip's `--grad-checkpointing`: blocks keep only their input and are recomputed in backward.
+    public var gradCheckpointing = false
     /// Steps taken so far (the schedule's step; set when resuming).
     public var step = 0
     /// Draws stochastic-depth masks.
@@ -73,7 +75,7 @@ public final class CLIPTrainer {
     /// Data parallel: the loss over the global batch, and this rank's gradients before averaging.
     public func lossAndGradients(images: Tensor, tokens: [[Int]]) throws -> Double {
         OpProfiler.measure("zero_grad") { model.parameters.zeroGrad() }
-        let (image, text, saved) = try model.forwardForTraining(images: images, tokens: tokens, rng: &rng)
+        let (image, text, saved) = try model.forwardForTraining(images: images, tokens: tokens, checkpointing: gradCheckpointing, rng: &rng)
         let (imageN, textN) = (Ops.l2Normalize(image), Ops.l2Normalize(text))
         let loss: Double, dImage: Tensor, dText: Tensor, dScale: Double
         if communicator.size > 1 {
@@ -119,7 +121,7 @@ public final class CLIPTrainer {
         }
         var last = 0.0
         for (j, batch) in microBatches.enumerated() {
-            let (image, text, saved) = try model.forwardForTraining(images: batch.images, tokens: batch.tokens, rng: &rng)
+            let (image, text, saved) = try model.forwardForTraining(images: batch.images, tokens: batch.tokens, checkpointing: gradCheckpointing, rng: &rng)
             var images = cachedImage, texts = cachedText
             images[j] = Ops.l2Normalize(image)
             texts[j] = Ops.l2Normalize(text)

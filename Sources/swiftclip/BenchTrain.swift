@@ -21,6 +21,7 @@ struct BenchTrain: ParsableCommand {
     @Option(name: .long, help: "Untimed steps first.") var warmup = 1
     @Option(name: .long, help: "Timed steps.") var steps = 3
     @Flag(name: .long, help: "Print time per operation kind over one more step (profiler on).") var breakdown = false
+    @Flag(name: .customLong("grad-checkpointing"), help: "Recompute each block in backward (open_clip's --grad-checkpointing).") var gradCheckpointing = false
     @Flag(name: .long, help: "Machine-readable JSON.") var json = false
 
     static let subjects = ["a dog", "two cats", "an old man", "a red car", "a wooden table", "a child", "a bowl of soup", "a city street"]
@@ -53,6 +54,7 @@ struct BenchTrain: ParsableCommand {
             let images = Tensor.random(shape: [batch, 3, s, s], in: -2...2, using: &rng)
             let trainer = CLIPTrainer(model: model, settings: .openCLIPDefaults(modelName: options.model),
                                       schedule: .const(baseLR: 5e-4, warmup: 0))
+            trainer.gradCheckpointing = gradCheckpointing
             trainer.enableDataParallel(communicator: communicator, gatherWithGrad: true, localLoss: false)
             try broadcastParameters(model.parameters.parameters, communicator: communicator)
             for _ in 0..<warmup { try trainer.step(images: images, tokens: tokens) }
@@ -77,6 +79,7 @@ struct BenchTrain: ParsableCommand {
                 "median_step_s": median, "min_step_s": times.first!, "max_step_s": times.last!,
                 "images_per_s": Double(batch * ranks) / median, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
                 "threads": Parallel.threadCount, "params": model.parameterCounts.total, "ranks": ranks,
+                "grad_checkpointing": gradCheckpointing,
             ]
             if let r = trainer.allreduce {
                 // The same gradients in one blocking allreduce, as if nothing overlapped.
@@ -117,7 +120,8 @@ struct BenchTrain: ParsableCommand {
                 return
             }
             print("model \(options.model), batch \(batch)" + (ranks > 1 ? " per rank × \(ranks) ranks" : "")
-                  + ", \(Parallel.threadCount) threads" + (ranks > 1 ? " per rank" : "") + ", \(steps) timed steps")
+                  + ", \(Parallel.threadCount) threads" + (ranks > 1 ? " per rank" : "") + ", \(steps) timed steps"
+                  + (gradCheckpointing ? ", gradient checkpointing" : ""))
             print(String(format: "step %.2f s (min %.2f, max %.2f), %.2f images/s, peak RSS %.0f MB",
                          median, times.first!, times.last!, Double(batch * ranks) / median, Double(usage.ru_maxrss) / 1024))
             if let e = row["allreduce_exposed_median_s"] as? Double, let b = row["allreduce_blocking_median_s"] as? Double {
