@@ -15,6 +15,7 @@ struct EmbedImage: ParsableCommand {
         discussion: "Rows follow the inputs in order; unreadable files are reported on stderr and skipped (exit status 1).")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var precisionOption: PrecisionOption
     @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
     @Option(name: .long, help: "Output .npy file.") var output: String
     @Option(name: .long, help: "Images per forward pass.") var batchSize = 32
@@ -28,7 +29,8 @@ struct EmbedImage: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
+                                      precision: precisionOption.precision)
             let images = try ImageInputs(inputs, imageSize: model.config.vision.imageSize)
             try images.reportFailures()
             try NPY.write(embedImages(model, images.tensor!, batchSize: batchSize, normalize: normalize), to: URL(fileURLWithPath: output))
@@ -58,6 +60,7 @@ struct EmbedText: ParsableCommand {
         abstract: "Text embeddings (open_clip's encode_text) of texts or token ids, written as float32 .npy (N, embed_dim).")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var precisionOption: PrecisionOption
     @OptionGroup var vocabulary: VocabularyOptions
     @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
     @Option(name: .long, help: "Token ids (N, context_length) as int32 or int64 .npy, instead of texts.") var tokens: String?
@@ -73,7 +76,8 @@ struct EmbedText: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
+                                      precision: precisionOption.precision)
             let rows: [[Int]]
             if let tokens {
                 rows = try readTokenRows(path: tokens, vocabSize: model.config.text.vocabSize, contextLength: model.config.text.contextLength)
