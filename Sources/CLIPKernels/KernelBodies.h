@@ -191,6 +191,8 @@ typedef struct gemm_operands {
     const int32_t *a_zero;
     const float *col_scale;
     const int32_t *col_sum;
+    /// bf16 (widening levels): B's current panel widened to fp32, and which panel it is.
+    struct widened_panel *widened;
 } gemm_operands;
 
 /// rows × GEMM_NR of C at (row, panel·32 + sub) over the full k, bias (offset to the tile's
@@ -273,14 +275,14 @@ INLINE void gemm_blocks(gemm_tile_fn tile, const gemm_operands *g, clip_index n,
 static void KFN(gemm_packed)(const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
                              float *c, clip_index ldc, const float *bias, int activation, int accumulate,
                              clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
-    gemm_operands g = {a, lda, packed, k, 0, 0, 0, 0};
+    gemm_operands g = {a, lda, packed, k, 0, 0, 0, 0, 0};
     gemm_blocks(KFN(tile_fp32), &g, n, c, ldc, bias, activation, accumulate, row_lo, row_hi, panel_lo, panel_hi);
 }
 
 static void KFN(gemm_packed_at)(const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
                                 float *c, clip_index ldc, int accumulate,
                                 clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
-    gemm_operands g = {a, lda, packed, k, 0, 0, 0, 0};
+    gemm_operands g = {a, lda, packed, k, 0, 0, 0, 0, 0};
     gemm_blocks(KFN(tile_fp32_at), &g, n, c, ldc, 0, CLIP_ACTIVATION_NONE, accumulate, row_lo, row_hi, panel_lo, panel_hi);
 }
 
@@ -650,9 +652,9 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
 
 // MARK: The table
 
-/// A level's table; `bf16`/`i8` name its reduced-precision GEMMs (the AVX512_BF16 level defines a
-/// second table with its native ones).
-#define KERNEL_TABLE(var, name_, level_, bf16, i8)                                                 \
+/// A level's table; `bf16_dot`/`i8` name its native reduced-precision GEMMs where it has them (the
+/// AVX512_BF16 level defines a second table with `vdpbf16ps` / `vpdpbusd`).
+#define KERNEL_TABLE(var, name_, level_, bf16_dot, i8)                                                 \
     const clip_kernel_table var = {                                                                \
         .name = name_,                                                                             \
         .level = level_,                                                                           \
@@ -677,10 +679,11 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
         .depthwise_weight_grad_rows = KFN(depthwise_weight_grad_rows),                             \
         .round_rows_bf16 = KFN(round_rows_bf16),                                                   \
         .pack_panels_bf16 = KFN(pack_panels_bf16),                                                 \
-        .gemm_bf16 = bf16,                                                                         \
+        .gemm_bf16 = KFN(gemm_bf16),                                                               \
+        .gemm_bf16_dot = bf16_dot,                                                                 \
         .quantize_rows_u8 = KFN(quantize_rows_u8),                                                 \
         .pack_panels_i8 = KFN(pack_panels_i8),                                                     \
         .gemm_i8 = i8,                                                                             \
     };
 
-KERNEL_TABLE(KFN(table), ISA_NAME, ISA_LEVEL, KFN(gemm_bf16), KFN(gemm_i8))
+KERNEL_TABLE(KFN(table), ISA_NAME, ISA_LEVEL, 0, KFN(gemm_i8))

@@ -5,6 +5,8 @@
 // level replaces only the micro-tiles, with `vdpbf16ps` / `vpdpbusd` (KernelsAVX512.c); the packing, the activation conversions and the epilogues are these. The loop
 // over blocks and panels (gemm_blocks) and the fp32 epilogue (store_tile) are the fp32 GEMM's.
 
+#include <stdlib.h>
+
 typedef unsigned int vu __attribute__((vector_size(VW * 4)));
 typedef unsigned short vu16 __attribute__((vector_size(VW * 2)));
 typedef unsigned char vu8 __attribute__((vector_size(VW)));
@@ -176,28 +178,63 @@ INLINE const int8_t *i8_groups(const gemm_operands *g, clip_index panel, clip_in
     return (const int8_t *)g->packed + (panel * g->groups * CLIP_PANEL_WIDTH + sub) * CLIP_I8_GROUP;
 }
 
-/// bf16 × bf16 widened to fp32: a group's 32-bit word holds k (low half) and k + 1 (high half).
-INLINE void micro_tile_bf16(const int rows, const gemm_operands *g, clip_index row, clip_index panel, clip_index sub,
-                            float *c, clip_index ldc, const float *bias, int accumulate) {
-    const uint16_t *a = bf16_rows(g, row), *b = bf16_groups(g, panel, sub);
-    vf acc[GEMM_MR][GEMM_NV];
-    for (int r = 0; r < GEMM_MR; r++)
-        for (int v = 0; v < GEMM_NV; v++) acc[r][v] = vsplat(0);
-    for (clip_index q = 0; q < g->groups; q++) {
-        vf even[GEMM_NV], odd[GEMM_NV];
-        for (int v = 0; v < GEMM_NV; v++) {
-            vi w = vloadi(b + v * VW * CLIP_BF16_GROUP);
-            even[v] = (vf)(w << 16);
-            odd[v] = (vf)(w & (int)0xFFFF0000);
-        }
-        b += CLIP_PANEL_WIDTH * CLIP_BF16_GROUP;
-        for (int r = 0; r < rows; r++) {
-            unsigned w = load_u32(a + r * g->lda + q * CLIP_BF16_GROUP);
-            vf ae = vsplat(float_bits(w << 16)), ao = vsplat(float_bits(w & 0xFFFF0000u));
-            for (int v = 0; v < GEMM_NV; v++) acc[r][v] = acc[r][v] + ae * even[v] + ao * odd[v];
-        }
+/// The widening levels' bf16 operands in fp32, each converted once and reused: B's current panel
+/// in the fp32 layout ([2·groups][32]) for every tile of a row block, and the row block of A for
+/// every panel. The tile is then the fp32 micro-tile (exact: a bf16 value is a float).
+typedef struct widened_panel {
+    float *panel_data;
+    clip_index panel;
+    float *rows_data;
+    clip_index rows_lo, rows_hi, row_limit;
+} widened_panel;
+
+INLINE const float *widen_panel(const gemm_operands *g, clip_index panel) {
+    widened_panel *w = g->widened;
+    if (w->panel != panel) {
+        const uint16_t *src = bf16_groups(g, panel, 0);
+        for (clip_index q = 0; q < g->groups; q++)
+            for (int v = 0; v < CLIP_PANEL_WIDTH / VW; v++) {
+                // Word j of a group holds column j's k (low half) and k + 1 (high half).
+                vi words = vloadi(src + (q * CLIP_PANEL_WIDTH + v * VW) * CLIP_BF16_GROUP);
+                vstore(w->panel_data + (2 * q) * CLIP_PANEL_WIDTH + v * VW, (vf)(words << 16));
+                vstore(w->panel_data + (2 * q + 1) * CLIP_PANEL_WIDTH + v * VW, (vf)(words & (int)0xFFFF0000));
+            }
+        w->panel = panel;
     }
-    store_tile(rows, acc, c, ldc, bias, accumulate);
+    return w->panel_data;
+}
+
+/// Row `row` of A in fp32; a miss converts the row block that starts there (gemm_blocks visits a
+/// block's first row first).
+INLINE const float *widen_rows(const gemm_operands *g, clip_index row) {
+    widened_panel *w = g->widened;
+    const clip_index ld = g->groups * CLIP_BF16_GROUP;
+    if (row < w->rows_lo || row >= w->rows_hi) {
+        clip_index hi = row + GEMM_MR * 16 < w->row_limit ? row + GEMM_MR * 16 : w->row_limit;
+        for (clip_index r = row; r < hi; r++) {
+            const uint16_t *src = bf16_rows(g, r);
+            float *dst = w->rows_data + (r - row) * ld;
+            clip_index i = 0;
+            for (; i + VW <= ld; i += VW) {
+                vu16 h;
+                __builtin_memcpy(&h, src + i, sizeof h);
+                vstore(dst + i, (vf)(__builtin_convertvector(h, vu) << 16));
+            }
+            for (; i < ld; i++) dst[i] = float_bits((unsigned)src[i] << 16);
+        }
+        w->rows_lo = row;
+        w->rows_hi = hi;
+    }
+    return w->rows_data + (row - w->rows_lo) * ld;
+}
+
+static void KFN(tile_bf16)(int rows, const gemm_operands *g, clip_index row, clip_index panel, clip_index sub,
+                           float *c, clip_index ldc, const float *bias, int accumulate) {
+    const float *a = widen_rows(g, row), *b = widen_panel(g, panel) + sub;
+    const clip_index k = g->groups * CLIP_BF16_GROUP;
+#define CALL(R) micro_tile(R, 0, a, k, b, k, c, ldc, bias, accumulate)
+    TILE_SWITCH(rows, CALL)
+#undef CALL
 }
 
 /// uint8 × int8 widened to int32: a group's word holds four consecutive k.
@@ -228,13 +265,6 @@ INLINE void micro_tile_i8(const int rows, const gemm_operands *g, clip_index row
     store_tile_i8(rows, acc, g, row, panel * CLIP_PANEL_WIDTH + sub, c, ldc, bias, accumulate);
 }
 
-static void KFN(tile_bf16)(int rows, const gemm_operands *g, clip_index row, clip_index panel, clip_index sub,
-                           float *c, clip_index ldc, const float *bias, int accumulate) {
-#define CALL(R) micro_tile_bf16(R, g, row, panel, sub, c, ldc, bias, accumulate)
-    TILE_SWITCH(rows, CALL)
-#undef CALL
-}
-
 static void KFN(tile_i8)(int rows, const gemm_operands *g, clip_index row, clip_index panel, clip_index sub,
                          float *c, clip_index ldc, const float *bias, int accumulate) {
 #define CALL(R) micro_tile_i8(R, g, row, panel, sub, c, ldc, bias, accumulate)
@@ -242,19 +272,30 @@ static void KFN(tile_i8)(int rows, const gemm_operands *g, clip_index row, clip_
 #undef CALL
 }
 
-/// The table entries, over a level's tiles (the AVX512_BF16 level passes its native ones).
-#define REDUCED_GEMM_ENTRIES(bf16_name, i8_name, bf16_tile, i8_tile)                              \
+/// The table entries, over a level's tiles (the AVX512_BF16 level passes its native ones, which read
+/// the bf16 panel directly: `bf16_widens` 0).
+#define REDUCED_GEMM_ENTRIES(bf16_name, i8_name, bf16_tile, i8_tile, bf16_widens)                 \
     static void bf16_name(const uint16_t *a, clip_index lda, const uint16_t *packed, clip_index k, clip_index n, \
                                  float *c, clip_index ldc, const float *bias, int activation, int accumulate, \
                                  clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) { \
-        gemm_operands g = {a, lda, packed, (k + CLIP_BF16_GROUP - 1) / CLIP_BF16_GROUP, 0, 0, 0, 0};          \
+        const clip_index groups = (k + CLIP_BF16_GROUP - 1) / CLIP_BF16_GROUP;                      \
+        widened_panel widened = {0, -1, 0, 0, 0, row_hi};                                          \
+        if (bf16_widens) {                                                                         \
+            size_t floats = (size_t)(groups * CLIP_BF16_GROUP);                                    \
+            widened.panel_data = (float *)malloc(floats * CLIP_PANEL_WIDTH * sizeof(float));       \
+            widened.rows_data = (float *)malloc(floats * GEMM_MR * 16 * sizeof(float));            \
+            if (!widened.panel_data || !widened.rows_data) abort();                                \
+        }                                                                                          \
+        gemm_operands g = {a, lda, packed, groups, 0, 0, 0, 0, &widened};                          \
         gemm_blocks(bf16_tile, &g, n, c, ldc, bias, activation, accumulate, row_lo, row_hi, panel_lo, panel_hi); \
+        free(widened.panel_data);                                                                  \
+        free(widened.rows_data);                                                                   \
     }                                                                                              \
     static void i8_name(const uint8_t *a, clip_index lda, const float *a_scale, const int32_t *a_zero, \
                                const int8_t *packed, const float *col_scale, const int32_t *col_sum, clip_index k, \
                                clip_index n, float *c, clip_index ldc, const float *bias, int activation, int accumulate, \
                                clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) { \
-        gemm_operands g = {a, lda, packed, (k + CLIP_I8_GROUP - 1) / CLIP_I8_GROUP, a_scale, a_zero, col_scale, col_sum}; \
+        gemm_operands g = {a, lda, packed, (k + CLIP_I8_GROUP - 1) / CLIP_I8_GROUP, a_scale, a_zero, col_scale, col_sum, 0}; \
         gemm_blocks(i8_tile, &g, n, c, ldc, bias, activation, accumulate, row_lo, row_hi, panel_lo, panel_hi); \
     }
-REDUCED_GEMM_ENTRIES(KFN(gemm_bf16), KFN(gemm_i8), KFN(tile_bf16), KFN(tile_i8))
+REDUCED_GEMM_ENTRIES(KFN(gemm_bf16), KFN(gemm_i8), KFN(tile_bf16), KFN(tile_i8), 1)

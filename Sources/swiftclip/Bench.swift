@@ -121,6 +121,7 @@ struct Bench: ParsableCommand {
                         "median_ms": median, "p10_ms": pct(0.1), "p90_ms": pct(0.9), "repeats": sorted.count,
                         "items_per_s": Double(batch) / (median / 1000), "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
                         "params": parameters, "threads": Parallel.threadCount, "kernels": KernelLevel.active,
+                        "bf16_kernel": KernelLevel.bf16Kernel,
                     ]
                     if tower == .text { row["text_length"] = min(max(textLength ?? config.text.contextLength, 2), config.text.contextLength) }
                     if breakdown {

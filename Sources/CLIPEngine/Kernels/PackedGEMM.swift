@@ -132,7 +132,7 @@ extension Ops {
             }
             let weights = UnsafePointer(b.storage.raw.assumingMemoryBound(to: UInt16.self))
             scheduleGEMM(m: m, b) { r, panels in
-                kernels.gemm_bf16(converted, ld, weights, b.k, b.n, c, ldc, bias, code, acc,
+                bf16GEMM(converted, ld, weights, b.k, b.n, c, ldc, bias, code, acc,
                                   r.lowerBound, r.upperBound, panels.lowerBound, panels.upperBound)
             }
             withExtendedLifetime(rows) {}

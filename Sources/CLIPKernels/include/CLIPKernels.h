@@ -113,11 +113,19 @@ typedef struct clip_kernel_table {
     void (*_Nonnull pack_panels_bf16)(const float *_Nonnull src, clip_index ld, int transposed, clip_index k, clip_index n,
                                       uint16_t *_Nonnull dst, clip_index panel_lo, clip_index panel_hi);
     /// As gemm_packed with A in bf16 (round_rows_bf16's layout, lda even) and B from pack_panels_bf16;
-    /// products of bf16 values summed in fp32.
+    /// products of bf16 values (exact in fp32) summed in fp32. This one widens both operands to
+    /// fp32 once per row block / panel and runs the fp32 micro-tile (measured here faster than
+    /// `vdpbf16ps`, whose rate on this Zen 5 is ~0.6× that of fp32 FMAs: docs/precision.md).
     void (*_Nonnull gemm_bf16)(const uint16_t *_Nonnull a, clip_index lda, const uint16_t *_Nonnull packed,
                                clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
                                const float *_Nullable bias, int activation, int accumulate,
                                clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi);
+    /// gemm_bf16 on `vdpbf16ps` (AVX512_BF16 level only, else NULL): the same result up to the
+    /// order of the fp32 additions; chosen with SWIFTCLIP_BF16_KERNEL=dot.
+    void (*_Nullable gemm_bf16_dot)(const uint16_t *_Nonnull a, clip_index lda, const uint16_t *_Nonnull packed,
+                                    clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
+                                    const float *_Nullable bias, int activation, int accumulate,
+                                    clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi);
     /// Dynamic per-row asymmetric uint8 quantisation (ONNX's DynamicQuantizeLinear, per row):
     /// scale = (max(x, 0) − min(x, 0)) / 255, zero = round(−min(x, 0) / scale), q = sat(round(x / scale) + zero);
     /// dst leading dimension ldd ≥ k (a multiple of 4), padding zero. A row of zeros gets scale 1;
