@@ -1,7 +1,7 @@
 // AVX-512 variant (x86-64 with AVX512F/BW/DQ/VL and FMA): 16-float vectors, GEMM tile 8 × 32.
 // Two tables: AVX512 (bf16 widened to fp32, int8 widened to int32) and AVX512_BF16, the same
 // kernels plus reduced-precision micro-tiles on `vpdpbusd` (its int8 GEMM) and `vdpbf16ps` (its
-// gemm_bf16_dot; gemm_bf16 stays the widening one, faster on this Zen 5). Only those functions
+// gemm_bf16_dot; gemm_bf16 stays the widening one, faster on the project's machine). Only those functions
 // carry the avx512bf16/avx512vnni target; Dispatch.c selects the table only when the CPU has both.
 #if defined(__x86_64__)
 #include <immintrin.h>

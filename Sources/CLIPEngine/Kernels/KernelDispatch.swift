@@ -7,7 +7,7 @@ import CLIPKernels
 let kernels: clip_kernel_table = clip_kernels().pointee
 
 /// The bf16 GEMM: the level's widening one, or `vdpbf16ps` when SWIFTCLIP_BF16_KERNEL=dot and the
-/// level has it (docs/precision.md: slower on this Zen 5, kept for CPUs where it is not).
+/// level has it (docs/precision.md: slower on the project's machine, kept for CPUs where it is not).
 let bf16UsesDot = ProcessInfo.processInfo.environment["SWIFTCLIP_BF16_KERNEL"] == "dot" && kernels.gemm_bf16_dot != nil
 let bf16GEMM = bf16UsesDot ? kernels.gemm_bf16_dot! : kernels.gemm_bf16
 

@@ -115,7 +115,7 @@ typedef struct clip_kernel_table {
     /// As gemm_packed with A in bf16 (round_rows_bf16's layout, lda even) and B from pack_panels_bf16;
     /// products of bf16 values (exact in fp32) summed in fp32. This one widens both operands to
     /// fp32 once per row block / panel and runs the fp32 micro-tile (measured here faster than
-    /// `vdpbf16ps`, whose rate on this Zen 5 is ~0.6× that of fp32 FMAs: docs/precision.md).
+    /// `vdpbf16ps`, whose rate on the project's machine is ~0.6× that of fp32 FMAs: docs/precision.md).
     void (*_Nonnull gemm_bf16)(const uint16_t *_Nonnull a, clip_index lda, const uint16_t *_Nonnull packed,
                                clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
                                const float *_Nullable bias, int activation, int accumulate,
