@@ -30,13 +30,7 @@ public final class BatchLoader: @unchecked Sendable {
     private let workers: Int
     private let seed: UInt64, epoch: Int
 
-    private let lock = NSCondition()
-    private var ready: [Int: Result<TrainingBatch, Error>] = [:]
-    private var nextToProduce: Int
-    private var nextToConsume: Int
-    private let prefetch: Int
-    private var cancelled = false
-    private var producer: Thread?
+    private var prefetcher: Prefetcher<TrainingBatch>!
 
     /// - Parameters:
     ///   - startBatch: the first batch to produce (resuming mid-epoch).
@@ -54,13 +48,14 @@ public final class BatchLoader: @unchecked Sendable {
         self.seed = seed
         self.epoch = epoch
         self.workers = max(1, workers)
-        self.prefetch = max(1, prefetch)
         var rng = SeededGenerator(seed: Self.mix(seed, UInt64(epoch), 0x5348_5546))
         var order = Array(0..<source.count)
         order.shuffle(using: &rng)
         self.order = Array(order.prefix(n))
-        nextToProduce = max(0, startBatch)
-        nextToConsume = max(0, startBatch)
+        prefetcher = Prefetcher(count: self.order.count / batchSize, start: startBatch, ahead: prefetch) { [weak self] in
+            guard let self else { throw CancellationError() }
+            return try self.makeBatch($0)
+        }
     }
 
     deinit { cancel() }
@@ -70,53 +65,11 @@ public final class BatchLoader: @unchecked Sendable {
         return g.next()
     }
 
-    /// The next batch, or nil after the last one. Errors other than unreadable samples (none
-    /// today) are rethrown here.
-    public func next() throws -> TrainingBatch? {
-        startProducerIfNeeded()
-        lock.lock()
-        defer { lock.unlock() }
-        guard nextToConsume < batchCount else { return nil }
-        while ready[nextToConsume] == nil { lock.wait() }
-        let result = ready.removeValue(forKey: nextToConsume)!
-        nextToConsume += 1
-        lock.broadcast()
-        return try result.get()
-    }
+    /// The next batch, or nil after the last one.
+    public func next() throws -> TrainingBatch? { try prefetcher.next() }
 
     /// Stops the background thread (the batches not yet taken are dropped).
-    public func cancel() {
-        lock.lock()
-        cancelled = true
-        lock.broadcast()
-        lock.unlock()
-    }
-
-    private func startProducerIfNeeded() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard producer == nil else { return }
-        let thread = Thread { [weak self] in self?.produce() }
-        thread.name = "swiftclip-loader"
-        producer = thread
-        thread.start()
-    }
-
-    private func produce() {
-        while true {
-            lock.lock()
-            while !cancelled && nextToProduce < batchCount && nextToProduce - nextToConsume >= prefetch { lock.wait() }
-            if cancelled || nextToProduce >= batchCount { lock.unlock(); return }
-            let index = nextToProduce
-            nextToProduce += 1
-            lock.unlock()
-            let result = Result { try makeBatch(index) }
-            lock.lock()
-            ready[index] = result
-            lock.broadcast()
-            lock.unlock()
-        }
-    }
+    public func cancel() { prefetcher.cancel() }
 
     /// Batch `b` of this epoch, built by `workers` threads.
     public func makeBatch(_ b: Int) throws -> TrainingBatch {

@@ -86,9 +86,10 @@ public enum Retrieval {
         guard batchSize > 0 else { throw ZeroShotError.badArgument("batch size must be positive, got \(batchSize)") }
         let preprocessor = Preprocessor(imageSize: model.config.vision.imageSize)
         var images: [Tensor] = [], texts: [Tensor] = []
+        let loader = preprocessor.batches(count: pairs.count, batchSize: batchSize) { try pairs.imageNamingRow($0) }
         for start in stride(from: 0, to: pairs.count, by: batchSize) {
             let end = min(pairs.count, start + batchSize)
-            let batch = try preprocessor.batch(count: end - start) { try pairs.imageNamingRow(start + $0) }
+            let batch = try loader.next()!
             images.append(try model.encodeImage(batch, normalize: true))
             let ids = tokenizer.tokenize(Array(pairs.captions[start..<end]), contextLength: model.config.text.contextLength)
             texts.append(try model.encodeText(ids.map { $0.map(Int.init) }, normalize: true))

@@ -74,9 +74,10 @@ public enum ZeroShotEvaluation {
         var predictions: [Int] = [], labels: [Int] = []
         var correct = [Int](repeating: 0, count: classes), correct5 = correct, counts = correct
         predictions.reserveCapacity(n)
+        let loader = preprocessor.batches(count: n, batchSize: batchSize) { try dataset.image(at: $0) }
         for start in stride(from: 0, to: n, by: batchSize) {
             let end = min(n, start + batchSize)
-            let images = try preprocessor.batch(count: end - start) { try dataset.image(at: start + $0) }
+            let images = try loader.next()!
             let logits = try self.logits(imageFeatures: model.encodeImage(images, normalize: true), classifier: classifier)
             logits.withUnsafeBufferPointer { l in
                 for r in 0..<(end - start) {

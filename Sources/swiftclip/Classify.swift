@@ -14,12 +14,7 @@ struct Classify: ParsableCommand {
     @Option(name: .long, help: "Comma-separated class names.") var labels: String
     @Option(name: .long, help: "Prompt template; repeat for several ('{}' is the class name).") var template: [String] = ["a photo of a {}."]
     @Flag(name: .long, help: "JSON output for scripts.") var json = false
-    @Argument(help: "Image files (JPEG, PNG) or preprocessed .npy arrays.") var images: [String]
-
-    func validate() throws {
-        guard !images.isEmpty else { throw ValidationError("give at least one image") }
-        try requireNonEmptyPaths(images.map { ($0, "image argument") })
-    }
+    @OptionGroup var source: ImageSourceOptions
 
     func run() throws {
         try runReportingErrors {
@@ -28,12 +23,14 @@ struct Classify: ParsableCommand {
                                       precision: precisionOption.precision)
             try requireTokenizerFits(model.config)
             let classifier = try ZeroShotClassifier(model: model, tokenizer: vocabulary.tokenizer(), classNames: names, templates: template)
-            let inputs = try ImageInputs(images, imageSize: model.config.vision.imageSize)
-            try inputs.reportFailures()
-            let features = try embedImages(model, inputs.tensor!, batchSize: 32, normalize: false)
-            let probabilities = try classifier.probabilities(imageFeatures: features)
+            let inputs = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: 32)
+            var rowNames: [String] = [], probabilities: [[Float]] = []
+            let failed = try inputs.forEachBatch(label: "classifying images") { pixels, names in
+                probabilities += try classifier.probabilities(imageFeatures: embedImages(model, pixels, batchSize: 32, normalize: false))
+                rowNames += names
+            }
             if json {
-                let rows: [[String: Any]] = zip(inputs.rowNames, probabilities).map { name, p in
+                let rows: [[String: Any]] = zip(rowNames, probabilities).map { name, p in
                     let best = p.indices.max { p[$0] < p[$1] }!
                     return ["image": name, "label": names[best],
                             "probabilities": Dictionary(uniqueKeysWithValues: zip(names, p.map(Double.init)))]
@@ -41,17 +38,17 @@ struct Classify: ParsableCommand {
                 let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                let width = max(5, inputs.rowNames.map(\.count).max() ?? 0)
+                let width = max(5, rowNames.map(\.count).max() ?? 0)
                 let columns = names.map { max($0.count, 6) }
                 print("image".padding(toLength: width, withPad: " ", startingAt: 0) + "  "
                       + zip(names, columns).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") + "  best")
-                for (name, p) in zip(inputs.rowNames, probabilities) {
+                for (name, p) in zip(rowNames, probabilities) {
                     let best = p.indices.max { p[$0] < p[$1] }!
                     let cells = zip(p, columns).map { String(format: "%.4f", $0).padding(toLength: $1, withPad: " ", startingAt: 0) }
                     print(name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + cells.joined(separator: "  ") + "  " + names[best])
                 }
             }
-            if !inputs.failures.isEmpty { throw ExitCode.failure }
+            if failed > 0 { throw ExitCode.failure }
         }
     }
 }

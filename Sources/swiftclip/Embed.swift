@@ -12,46 +12,53 @@ struct EmbedImage: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "embed-image",
         abstract: "Image embeddings (open_clip's encode_image), written as float32 .npy (N, embed_dim).",
-        discussion: "Rows follow the inputs in order; unreadable files are reported on stderr and skipped (exit status 1).")
+        discussion: """
+        Images are decoded a batch ahead while the model runs, so memory stays at a few batches for \
+        any number of inputs. Unreadable files are reported on stderr and skipped (exit status 1); \
+        OUT.rows.txt beside OUT.npy names the input of each row, one per line.
+        """)
 
     @OptionGroup var options: ModelOptions
     @OptionGroup var precisionOption: PrecisionOption
     @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
     @Option(name: .long, help: "Output .npy file.") var output: String
+    @Option(name: .long, help: "Where to write the input of each row (default: OUT.rows.txt beside OUT.npy).") var rows: String?
     @Option(name: .long, help: "Images per forward pass.") var batchSize = 32
-    @Argument(help: "Image files (JPEG, PNG) or .npy float32 arrays (N, 3, H, W) already preprocessed.") var inputs: [String]
+    @OptionGroup var source: ImageSourceOptions
 
     func validate() throws {
-        guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
         try requireOption(batchSize, in: OptionLimits.batchSize, "--batch-size")
-        try requireNonEmptyPaths([(output, "--output")] + inputs.map { ($0, "input argument") })
+        try requireNonEmptyPaths([(output, "--output"), (rows, "--rows")])
     }
 
     func run() throws {
         try runReportingErrors {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
                                       precision: precisionOption.precision)
-            let images = try ImageInputs(inputs, imageSize: model.config.vision.imageSize)
-            try images.reportFailures()
-            try NPY.write(embedImages(model, images.tensor!, batchSize: batchSize, normalize: normalize), to: URL(fileURLWithPath: output))
-            if !images.failures.isEmpty { throw ExitCode.failure }
+            let images = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: batchSize)
+            let embeddings = try NPYRowWriter(url: URL(fileURLWithPath: output), rowShape: [model.config.embedDim])
+            let names = try RowNamesFile(output: output, explicit: rows)
+            let failed = try images.forEachBatch(label: "embedding images") { pixels, rowNames in
+                try embeddings.append(embedImages(model, pixels, batchSize: batchSize, normalize: normalize))
+                try names.append(rowNames)
+            }
+            try embeddings.finish()
+            try names.commit()
+            if failed > 0 { throw ExitCode.failure }
         }
     }
 }
 
-/// encode_image over batches of `batchSize`, with progress on a terminal.
-func embedImages(_ model: CLIPModel, _ all: Tensor, batchSize: Int, normalize: Bool) throws -> Tensor {
-    let n = all.shape[0]
+/// encode_image of `pixels` in forward passes of at most `batchSize` images.
+func embedImages(_ model: CLIPModel, _ pixels: Tensor, batchSize: Int, normalize: Bool) throws -> Tensor {
+    let n = pixels.shape[0]
     try model.config.requireMemory(parameters: 0, activations: model.config.imageActivationBytes(batch: min(n, batchSize)),
                                    what: "a forward pass over \(min(n, batchSize)) images")
-    let progress = Progress(label: "embedding images", total: n)
     var parts: [Tensor] = []
     for start in stride(from: 0, to: n, by: batchSize) {
-        let batch = try all.slice(rows: start..<min(n, start + batchSize))
-        parts.append(try model.encodeImage(batch, normalize: normalize))
-        progress.update(min(n, start + batchSize))
+        parts.append(try model.encodeImage(pixels.slice(rows: start..<min(n, start + batchSize)), normalize: normalize))
     }
-    return try Tensor.concatenate(rows: parts)
+    return parts.count == 1 ? parts[0] : try Tensor.concatenate(rows: parts)
 }
 
 struct EmbedText: ParsableCommand {

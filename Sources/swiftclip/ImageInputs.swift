@@ -1,76 +1,189 @@
+import ArgumentParser
 import CLIPData
 import CLIPEngine
 import CLIPNN
 import Foundation
 
-/// Images given on the command line: `.npy` arrays (N, 3, H, W) already preprocessed, or image files
-/// (JPEG, PNG) preprocessed as open_clip's eval transform does. A file that cannot be read is
-/// reported and skipped; the others go through, in order.
+/// Where `embed-image`, `classify` and `preprocess` take images from: arguments (files or folders)
+/// and `--input-list` files.
+struct ImageSourceOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("A file listing inputs, one path per line ('-' reads standard input); blank lines and lines starting with '#' are skipped.", valueName: "file"))
+    var inputList: [String] = []
+    @Argument(help: "Image files (JPEG, PNG), folders (searched recursively for .jpg/.jpeg/.png, in sorted order), or .npy float32 arrays (N, 3, H, W) already preprocessed.")
+    var inputs: [String] = []
+
+    func validate() throws {
+        guard !inputs.isEmpty || !inputList.isEmpty else { throw ValidationError("give at least one input (a file, a folder or --input-list)") }
+        try requireNonEmptyPaths(inputs.map { ($0, "input argument") } + inputList.map { ($0, "--input-list") })
+    }
+
+    /// The inputs in order: arguments first (folders expanded), then each list's lines.
+    func paths() throws -> [String] {
+        var paths: [String] = []
+        for input in inputs { paths += try ImageInputs.expand(input) }
+        for list in inputList {
+            let text: String
+            if list == "-" {
+                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            } else {
+                text = String(decoding: try InputFile.read(list), as: UTF8.self)
+            }
+            for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+                let path = line.trimmingCharacters(in: .whitespaces)
+                if path.isEmpty || path.hasPrefix("#") { continue }
+                paths += try ImageInputs.expand(path)
+            }
+        }
+        guard !paths.isEmpty else {
+            let given = (inputs + inputList.map { "--input-list \($0)" }).prefix(3).joined(separator: ", ")
+            throw InputError(description: "no input images: \(given)\(inputs.count + inputList.count > 3 ? ", ..." : "") hold none")
+        }
+        return paths
+    }
+}
+
+/// Images streamed in batches: `.npy` arrays (N, 3, H, W) already preprocessed, or image files
+/// (JPEG, PNG) preprocessed as open_clip's eval transform does, a batch at a time on a background
+/// thread while the model computes (`Prefetcher`), so memory stays at a few batches for any number
+/// of inputs. A file that cannot be read is reported and skipped; `rowNames` say which input each
+/// output row is.
 struct ImageInputs {
-    var tensor: Tensor?
-    /// One name per row of `tensor` (the file, with the row index for multi-row .npy inputs).
-    var rowNames: [String] = []
-    var failures: [(path: String, error: Error)] = []
+    static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    init(_ paths: [String], imageSize: Int) throws {
-        let imageCount = paths.filter { !$0.lowercased().hasSuffix(".npy") }.count
-        try requireImageBatchMemory(count: imageCount, imageSize: imageSize)
-        let preprocessor = Preprocessor(imageSize: imageSize)
-        var parts: [Tensor] = []
-        var pendingImages: [URL] = [], pendingNames: [String] = []
-        func flushImages() {
-            guard !pendingImages.isEmpty else { return }
-            let result = preprocessor.batch(pendingImages)
-            if let t = result.tensor { parts.append(t) }
-            // Name files as the user wrote them.
-            let given = Dictionary(zip(pendingImages.map(\.path), pendingNames), uniquingKeysWith: { a, _ in a })
-            rowNames += result.succeeded.map { given[$0.path] ?? $0.path }
-            failures += result.failures.map { (given[$0.url.path] ?? $0.url.path, $0.error) }
-            pendingImages = []
-            pendingNames = []
-        }
+    /// One unit of work: consecutive image files (at most a batch), or one .npy array.
+    private enum Chunk { case files([String]), array(String) }
+
+    /// A preprocessed part of the input, in order.
+    struct Batch {
+        var pixels: Tensor?
+        /// One name per row of `pixels` (the file, with the row index for .npy arrays).
+        var rowNames: [String] = []
+        var failures: [(path: String, error: Error)] = []
+        /// How many of the inputs this batch covers (files, or 1 for an array).
+        var inputs = 0
+    }
+
+    let imageSize: Int
+    let total: Int
+    private let chunks: [Chunk]
+
+    init(_ paths: [String], imageSize: Int, batchSize: Int) throws {
+        // The batch being embedded and two prefetched.
+        try requireImageBatchMemory(count: min(paths.count, 3 * batchSize), imageSize: imageSize)
+        self.imageSize = imageSize
+        self.total = paths.count
+        var chunks: [Chunk] = [], files: [String] = []
         for path in paths {
-            guard path.lowercased().hasSuffix(".npy") else {
-                pendingImages.append(URL(fileURLWithPath: path, relativeTo: nil))
-                pendingNames.append(path)
-                continue
-            }
-            flushImages()
-            do {
-                let t = try NPY.read(URL(fileURLWithPath: path)).floatTensor()
-                guard t.rank == 4, t.shape[1] == 3 else {
-                    throw InputError(description: "\(path): expected a float array (N, 3, H, W), got shape \(t.shape)")
-                }
-                guard t.shape[0] > 0 else { throw InputError(description: "\(path): the array holds 0 images (shape \(t.shape))") }
-                guard t.shape[2] == imageSize, t.shape[3] == imageSize else {
-                    throw InputError(description: "\(path): images of \(t.shape[2])×\(t.shape[3]), the model takes "
-                                     + "\(imageSize)×\(imageSize) (preprocess them for this model)")
-                }
-                parts.append(t)
-                rowNames += (0..<t.shape[0]).map { "\(path)[\($0)]" }
-            } catch {
-                failures.append((path, error))
+            if path.lowercased().hasSuffix(".npy") {
+                if !files.isEmpty { chunks.append(.files(files)); files = [] }
+                chunks.append(.array(path))
+            } else {
+                files.append(path)
+                if files.count == batchSize { chunks.append(.files(files)); files = [] }
             }
         }
-        flushImages()
-        do {
-            tensor = parts.isEmpty ? nil : try Tensor.concatenate(rows: parts)
-        } catch {
-            // Arrays of different image sizes cannot share one batch.
-            failures.append((paths.joined(separator: ", "), error))
-            tensor = nil
-            rowNames = []
+        if !files.isEmpty { chunks.append(.files(files)) }
+        self.chunks = chunks
+    }
+
+    /// A file as given, or a folder's image files (recursively, sorted by path).
+    static func expand(_ path: String) throws -> [String] {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { return [path] }
+        guard let walker = FileManager.default.enumerator(atPath: path) else {
+            throw InputError(description: "\(path): cannot list the folder")
+        }
+        var found: [String] = []
+        while let relative = walker.nextObject() as? String {
+            guard imageExtensions.contains((relative as NSString).pathExtension.lowercased()) else { continue }
+            let full = (path as NSString).appendingPathComponent(relative)
+            var sub: ObjCBool = false
+            if FileManager.default.fileExists(atPath: full, isDirectory: &sub), !sub.boolValue { found.append(full) }
+        }
+        return found.sorted()
+    }
+
+    /// The batches in input order, made ahead on a background thread.
+    func batches() -> Prefetcher<Batch> {
+        let preprocessor = Preprocessor(imageSize: imageSize)
+        let chunks = self.chunks, imageSize = self.imageSize
+        return Prefetcher(count: chunks.count) { i in
+            switch chunks[i] {
+            case .files(let paths):
+                let urls = paths.map { URL(fileURLWithPath: $0) }
+                let result = preprocessor.batch(urls)
+                // Name files as the user wrote them.
+                let given = Dictionary(zip(urls.map(\.path), paths), uniquingKeysWith: { a, _ in a })
+                return Batch(pixels: result.tensor, rowNames: result.succeeded.map { given[$0.path] ?? $0.path },
+                             failures: result.failures.map { (given[$0.url.path] ?? $0.url.path, $0.error) }, inputs: paths.count)
+            case .array(let path):
+                do {
+                    let pixels = try Self.readArray(path, imageSize: imageSize)
+                    return Batch(pixels: pixels, rowNames: (0..<pixels.shape[0]).map { "\(path)[\($0)]" }, inputs: 1)
+                } catch {
+                    return Batch(failures: [(path, error)], inputs: 1)
+                }
+            }
         }
     }
 
-    /// Prints each failure on stderr; throws if nothing could be read.
-    func reportFailures() throws {
-        for f in failures {
-            let text = "\(f.error)"
-            let named = text.contains(f.path) || text.contains(URL(fileURLWithPath: f.path).path)
-            let message = named ? text : "\(f.path): \(text)"
-            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    private static func readArray(_ path: String, imageSize: Int) throws -> Tensor {
+        let t = try NPY.read(URL(fileURLWithPath: path)).floatTensor()
+        guard t.rank == 4, t.shape[1] == 3 else {
+            throw InputError(description: "\(path): expected a float array (N, 3, H, W), got shape \(t.shape)")
         }
-        if tensor == nil { throw InputError(description: "no input could be read") }
+        guard t.shape[0] > 0 else { throw InputError(description: "\(path): the array holds 0 images (shape \(t.shape))") }
+        guard t.shape[2] == imageSize, t.shape[3] == imageSize else {
+            throw InputError(description: "\(path): images of \(t.shape[2])×\(t.shape[3]), the model takes "
+                             + "\(imageSize)×\(imageSize) (preprocess them for this model)")
+        }
+        return t
     }
+
+    /// Runs `body` on every batch's pixels and names, in order, with progress on a terminal, and
+    /// prints each unreadable input on stderr as it comes. Returns how many inputs failed; throws if
+    /// none could be read.
+    func forEachBatch(label: String, _ body: (Tensor, [String]) throws -> Void) throws -> Int {
+        let progress = Progress(label: label, total: total)
+        let stream = batches()
+        var done = 0, failed = 0, rows = 0
+        while let batch = try stream.next() {
+            for f in batch.failures { Self.report(f) }
+            failed += batch.failures.count
+            if let pixels = batch.pixels {
+                try body(pixels, batch.rowNames)
+                rows += pixels.shape[0]
+            }
+            done += batch.inputs
+            progress.update(done)
+        }
+        if rows == 0 { throw InputError(description: "no input could be read") }
+        return failed
+    }
+
+    static func report(_ f: (path: String, error: Error)) {
+        let text = "\(f.error)"
+        let named = text.contains(f.path) || text.contains(URL(fileURLWithPath: f.path).path)
+        FileHandle.standardError.write(Data("error: \(named ? text : "\(f.path): \(text)")\n".utf8))
+    }
+}
+
+/// The file beside an output .npy that names its rows: `OUT.rows.txt` for `OUT.npy`, one input per
+/// line (a newline inside a name written as `\n`), line i naming row i. Written atomically with
+/// the array; none for a FIFO or device output unless a path is given.
+struct RowNamesFile {
+    private let writer: AtomicFileWriter?
+
+    init(output: String, explicit: String? = nil) throws {
+        var info = stat()
+        let isDevice = stat(output, &info) == 0 && info.st_mode & S_IFMT != S_IFREG
+        let path = explicit ?? (isDevice ? nil : (output.lowercased().hasSuffix(".npy") ? String(output.dropLast(4)) : output) + ".rows.txt")
+        writer = try path.map { try AtomicFileWriter(destination: URL(fileURLWithPath: $0)) }
+    }
+
+    func append(_ names: [String]) throws {
+        try writer?.write(Array(names.map { $0.replacingOccurrences(of: "\n", with: "\\n") + "\n" }.joined().utf8))
+    }
+
+    func commit() throws { try writer?.commit() }
 }

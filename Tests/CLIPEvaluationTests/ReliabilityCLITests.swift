@@ -223,7 +223,8 @@ final class ReliabilityCLITests: XCTestCase {
     func testUnreadableInputsSayWhy() throws {
         let out = tmp.appendingPathComponent("x.npy").path
         try expect(["preprocess", "--model", tinyModel, "--output", out, "/dev/zero"], ["/dev/zero", "character device"])
-        try expect(["preprocess", "--model", tinyModel, "--output", out, tmp.path], [tmp.path, "directory"])
+        // A folder is searched for images; one with none says so.
+        try expect(["preprocess", "--model", tinyModel, "--output", out, tmp.path], ["no input images", tmp.path, "hold none"])
         let loop = tmp.appendingPathComponent("loop.png")
         try FileManager.default.createSymbolicLink(atPath: loop.path, withDestinationPath: loop.path)
         try expect(["preprocess", "--model", tinyModel, "--output", out, loop.path], [loop.path, "symbolic links"])

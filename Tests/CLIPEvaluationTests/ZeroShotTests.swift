@@ -97,6 +97,65 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(probabilities.values.reduce(0, +), 1, accuracy: 1e-4)
     }
 
+    /// Folders (recursive, sorted, other files ignored), lists (comments, blank lines, standard
+    /// input) and .npy arrays in one call; the rows file names each row's input, a corrupt file
+    /// leaves no gap in it, and rows equal those of embedding each input alone.
+    func testEmbedImageStreamsFoldersAndListsAndNamesEveryRow() throws {
+        let model = repoRoot.appendingPathComponent("Tests/CLIPModelsTests/Fixtures/vit_tiny_quickgelu/config.json").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-stream-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let photos = folder.appendingPathComponent("photos"), sub = photos.appendingPathComponent("z/deeper")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        let jpeg = images.appendingPathComponent("china.jpg"), png = images.appendingPathComponent("exact_64x100.png")
+        try FileManager.default.copyItem(at: jpeg, to: photos.appendingPathComponent("b.jpg"))
+        try FileManager.default.copyItem(at: png, to: sub.appendingPathComponent("c.PNG"))
+        try Data("not an image".utf8).write(to: photos.appendingPathComponent("a_corrupt.jpeg"))
+        try Data("notes".utf8).write(to: photos.appendingPathComponent("notes.txt"))
+        let pixels = folder.appendingPathComponent("pixels.npy").path
+        XCTAssertEqual(try run(["preprocess", "--model", model, "--output", pixels, jpeg.path, png.path]).status, 0)
+        let list = folder.appendingPathComponent("list.txt")
+        try Data("# a comment\n\n\(pixels)\n\(png.path)\n".utf8).write(to: list)
+
+        let out = folder.appendingPathComponent("all.npy").path
+        let r = try run(["embed-image", "--model", model, "--batch-size", "2", "--output", out, photos.path, "--input-list", list.path])
+        XCTAssertEqual(r.status, 1, "the corrupt file makes the exit status 1")
+        XCTAssertTrue(r.stderr.contains("a_corrupt.jpeg"), r.stderr)
+        let names = try String(contentsOfFile: folder.appendingPathComponent("all.rows.txt").path, encoding: .utf8)
+        XCTAssertEqual(names.split(separator: "\n").map(String.init),
+                       [photos.appendingPathComponent("b.jpg").path, sub.appendingPathComponent("c.PNG").path,
+                        "\(pixels)[0]", "\(pixels)[1]", png.path])
+        let all = try NPY.read(URL(fileURLWithPath: out)).floatTensor()
+        XCTAssertEqual(all.shape[0], 5)
+
+        // Each row equals the input embedded alone (JPEG file vs its preprocessed row, PNG likewise).
+        let single = folder.appendingPathComponent("one.npy").path
+        for (row, input) in [(0, jpeg.path), (1, png.path), (2, jpeg.path), (3, png.path), (4, png.path)] {
+            XCTAssertEqual(try run(["embed-image", "--model", model, "--output", single, input]).status, 0)
+            let one = try NPY.read(URL(fileURLWithPath: single)).floatTensor().scalars
+            let got = Array(all.scalars[(row * one.count)..<((row + 1) * one.count)])
+            XCTAssertLessThan(zip(got, one).map { abs($0 - $1) }.max()!, 1e-5, "row \(row)")
+        }
+
+        // A list on standard input; an empty folder is an error that says so.
+        let process = Process(), input = Pipe(), err = Pipe()
+        process.executableURL = binary
+        process.arguments = ["embed-image", "--model", model, "--output", single, "--input-list", "-"]
+        process.currentDirectoryURL = repoRoot
+        process.standardInput = input
+        process.standardError = err
+        try process.run()
+        input.fileHandleForWriting.write(Data("\(png.path)\n".utf8))
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        XCTAssertEqual(try String(contentsOfFile: folder.appendingPathComponent("one.rows.txt").path, encoding: .utf8), png.path + "\n")
+        let empty = folder.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let e = try run(["embed-image", "--model", model, "--output", single, empty.path])
+        XCTAssertEqual(e.status, 1)
+        XCTAssertTrue(e.stderr.contains("hold none"), e.stderr)
+    }
+
     func testUnreadableWeightsAndUnknownModelAreOneLineErrors() throws {
         let r = try run(["info", "--model", "convnext_v3_tiny"])
         XCTAssertEqual(r.status, 1)

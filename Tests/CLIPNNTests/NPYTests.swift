@@ -63,6 +63,32 @@ final class NPYTests: XCTestCase {
         }
     }
 
+    /// Rows appended in blocks give byte for byte the file `NPY.write` gives for the whole array
+    /// (the 0-row header rewritten in place has the same length), for any row count, and nothing
+    /// appears at the destination before `finish()`.
+    func testRowWriterEqualsWholeArrayWrite() throws {
+        var rng = SeededGenerator(seed: 0x5257)
+        let folder = try makeTemporaryFolder(self)
+        for (rows, rowShape) in [(1, [7]), (37, [3, 2, 5]), (1000, [1])] {
+            let whole = Tensor.random(shape: [rows] + rowShape, in: -2...2, using: &rng)
+            let expected = folder.appendingPathComponent("whole.npy"), streamed = folder.appendingPathComponent("streamed.npy")
+            try NPY.write(whole, to: expected)
+            try? FileManager.default.removeItem(at: streamed)
+            let writer = try NPYRowWriter(url: streamed, rowShape: rowShape)
+            var start = 0
+            while start < rows {
+                let end = min(rows, start + Int.random(in: 1...40, using: &rng))
+                try writer.append(whole.slice(rows: start..<end))
+                start = end
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: streamed.path), "nothing in place before finish")
+            try writer.finish()
+            XCTAssertEqual(try Data(contentsOf: streamed), try Data(contentsOf: expected), "\(rows) rows of \(rowShape)")
+        }
+        let writer = try NPYRowWriter(url: folder.appendingPathComponent("bad.npy"), rowShape: [4])
+        XCTAssertThrowsError(try writer.append(Tensor(zeros: [2, 5]))) { XCTAssertTrue("\($0)".contains("expected [4]"), "\($0)") }
+    }
+
     func testInt32RoundTrip() throws {
         let folder = try makeTemporaryFolder(self)
         var rng = SeededGenerator(seed: 5)

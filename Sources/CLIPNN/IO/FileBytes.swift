@@ -77,11 +77,16 @@ public final class AtomicFileWriter {
         var info = stat()
         if lstat(given, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK {
             // Replace what the link points to, not the link.
-            guard stat(given, &info) == 0, let resolved = realpath(given, nil) else {
+            guard stat(given, &info) == 0 else {
                 throw FileIOFailure.errno("output is a symbolic link that cannot be followed", path: given)
             }
-            target = URL(fileURLWithPath: String(cString: resolved))
-            free(resolved)
+            if let resolved = realpath(given, nil) {
+                target = URL(fileURLWithPath: String(cString: resolved))
+                free(resolved)
+            } else if info.st_mode & S_IFMT != S_IFIFO && info.st_mode & S_IFMT != S_IFCHR {
+                throw FileIOFailure.errno("output is a symbolic link that cannot be followed", path: given)
+            }
+            // else /dev/stdout onto a pipe: /proc/self/fd/1 names no path, but it opens (below, in place).
         } else if lstat(given, &info) != 0 {
             guard Foundation.errno == ENOENT else { throw FileIOFailure.errno("cannot write output", path: given) }
             info.st_mode = S_IFREG  // a new file
@@ -141,6 +146,26 @@ public final class AtomicFileWriter {
 
     public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// False for a FIFO or device written in place: `write(_:atOffset:)` needs a regular file.
+    public var isSeekable: Bool { temporaryPath != nil }
+
+    /// Overwrites bytes already written, at `offset` from the start (the file position is kept).
+    public func write(_ buffer: UnsafeRawBufferPointer, atOffset offset: Int) throws {
+        guard isSeekable else { throw FileIOFailure("cannot rewrite a FIFO or device output", path: destination.path) }
+        guard var p = buffer.baseAddress else { return }
+        var left = buffer.count, at = off_t(offset)
+        while left > 0 {
+            let n = pwrite(fd, p, left, at)
+            if n < 0 {
+                if Foundation.errno == EINTR { continue }
+                throw FileIOFailure.errno("cannot write", path: destination.path)
+            }
+            p += n
+            left -= n
+            at += off_t(n)
+        }
     }
 
     /// Flushes to disk and renames over the destination.

@@ -190,7 +190,10 @@ public enum NPY {
         }
     }
 
-    private static func write(descr: String, shape: [Int], to url: URL, data: (AtomicFileWriter) throws -> Void) throws {
+    /// The magic, version, length and header of an array, padded as `np.save` pads it. NumPy leaves
+    /// room for the first dimension to grow to `growthDigits` digits, so the header of (n, ...)
+    /// has the same length for every n — which lets `NPYRowWriter` rewrite it in place at the end.
+    static func header(descr: String, shape: [Int]) -> [UInt8] {
         let shapeRepr = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeRepr), }"
         if let first = shape.first { header += String(repeating: " ", count: max(0, growthDigits - String(first).count)) }
@@ -207,11 +210,77 @@ public enum NPY {
         var out = magic + [version, 0]
         let length = UInt32(bytes.count)
         out += version == 1 ? [UInt8(length & 0xFF), UInt8(length >> 8)] : (0..<4).map { UInt8((length >> (8 * $0)) & 0xFF) }
+        return out + bytes
+    }
+
+    private static func write(descr: String, shape: [Int], to url: URL, data: (AtomicFileWriter) throws -> Void) throws {
+        let out = header(descr: descr, shape: shape)
         do {
             try AtomicFileWriter.write(to: url) { w in
-                try w.write(out + bytes)
+                try w.write(out)
                 try data(w)
             }
+        } catch let e as FileIOFailure {
+            throw NPYError.io(file: url.path, message: e.message)
+        }
+    }
+}
+
+/// A float32 .npy of shape (rows, rowShape...) written block by block while the number of rows is
+/// not yet known, so that embedding any number of inputs needs memory for one batch only. The
+/// header goes first with 0 rows and is rewritten in place by `finish()` (same length: see
+/// `NPY.header`); the file is atomic like every output (temporary file, fsync, rename), so an
+/// interrupted run leaves no half-written array. A FIFO or device cannot be rewritten: there the
+/// rows are kept in memory and written at `finish()`.
+public final class NPYRowWriter {
+    public let url: URL
+    public let rowShape: [Int]
+    public private(set) var rows = 0
+    private let writer: AtomicFileWriter
+    private let rowCount: Int
+    private var spooled: [Float] = []
+
+    public init(url: URL, rowShape: [Int]) throws {
+        guard let count = checkedElementCount(rowShape), count > 0 else {
+            throw NPYError.invalidArgument(file: url.path, message: "row shape \(rowShape) holds no values")
+        }
+        self.url = url
+        self.rowShape = rowShape
+        self.rowCount = count
+        do {
+            writer = try AtomicFileWriter(destination: url)
+            if writer.isSeekable { try writer.write(NPY.header(descr: "<f4", shape: [0] + rowShape)) }
+        } catch let e as FileIOFailure {
+            throw NPYError.io(file: url.path, message: e.message)
+        }
+    }
+
+    /// Appends the rows of `block`, whose shape must be (n, rowShape...).
+    public func append(_ block: Tensor) throws {
+        guard block.rank == rowShape.count + 1, Array(block.shape.dropFirst()) == rowShape else {
+            throw NPYError.invalidArgument(file: url.path, message: "rows of shape \(Array(block.shape.dropFirst())), expected \(rowShape)")
+        }
+        do {
+            try block.withUnsafeBufferPointer { values in
+                if writer.isSeekable { try writer.write(UnsafeRawBufferPointer(values)) } else { spooled += values }
+            }
+        } catch let e as FileIOFailure {
+            throw NPYError.io(file: url.path, message: e.message)
+        }
+        rows += block.shape[0]
+    }
+
+    /// Writes the final header and puts the file in place.
+    public func finish() throws {
+        do {
+            let header = NPY.header(descr: "<f4", shape: [rows] + rowShape)
+            if writer.isSeekable {
+                try header.withUnsafeBytes { try writer.write($0, atOffset: 0) }
+            } else {
+                try writer.write(header)
+                try spooled.withUnsafeBytes { try writer.write($0) }
+            }
+            try writer.commit()
         } catch let e as FileIOFailure {
             throw NPYError.io(file: url.path, message: e.message)
         }
