@@ -64,6 +64,10 @@ public struct TrainingOptions: Sendable {
     public var logEveryNSteps = 100
     /// Samples of the synthetic set (default 100); a cap on samples per epoch for CSV data.
     public var trainNumSamples: Int?
+    /// `.bf16` is open_clip's `--precision amp_bf16`: the forward GEMMs in bf16 (weights repacked
+    /// from the fp32 master copy after every step, activations rounded where a GEMM reads them);
+    /// master weights, optimizer state, loss and the backward pass stay fp32 (docs/precision.md).
+    public var precision: Precision = .fp32
     /// Flags beyond these options (zero-shot set, precision, …) for params.txt and the checkpoints.
     public var arguments: [String: String] = [:]
 
@@ -149,7 +153,7 @@ public final class TrainingRun {
         stepsLog = try Self.appending(directory.appendingPathComponent("steps.jsonl"))
 
         // Model: random from the seed, or --pretrained (open_clip weights or one of our checkpoints).
-        model = try CLIPModel(model: o.model, weightsURL: o.pretrained, seed: o.seed)
+        model = try CLIPModel(model: o.model, weightsURL: o.pretrained, seed: o.seed, precision: o.precision)
         let imageSize = model.config.vision.imageSize
         transform = try TrainTransform(imageSize: imageSize, scale: o.augScale, ratio: o.augRatio)
 

@@ -53,7 +53,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-every-n-steps")) var logEveryNSteps = 100
     @Option(name: .customLong("train-num-samples"), help: "Samples of the synthetic set (default 100); a cap per epoch for CSV.")
     var trainNumSamples: Int?
-    @Option(help: "fp32 (other precisions are not supported yet).") var precision = "fp32"
+    @Option(help: "fp32, or amp_bf16: bf16 forward GEMMs, fp32 master weights, optimizer state, loss and backward (docs/precision.md).")
+    var precision = "fp32"
     @Option(name: .customLong("zeroshot-data"), help: "Zero-shot set during training: a folder (one sub-folder per class) or CIFAR files.")
     var zeroshotData: String?
     @Option(name: .customLong("zeroshot-dataset"), help: "folder, cifar10 or cifar100.") var zeroshotDataset = "folder"
@@ -112,8 +113,8 @@ struct Train: ParsableCommand {
             throw ValidationError(datasetType == "webdataset" ? "--dataset-type webdataset is not implemented yet"
                                   : "--dataset-type must be csv, synthetic or auto, got '\(datasetType)'")
         }
-        guard precision == "fp32" else {
-            throw ValidationError("--precision \(precision) is not supported yet: swiftclip train runs fp32 (pass --precision fp32)")
+        guard precision == "fp32" || precision == "amp_bf16" else {
+            throw ValidationError("--precision \(precision) is not supported: swiftclip train runs fp32 or amp_bf16")
         }
         if gradCheckpointing { throw ValidationError("--grad-checkpointing is not implemented yet") }
         guard ["folder", "cifar10", "cifar100"].contains(zeroshotDataset) else {
@@ -148,6 +149,7 @@ struct Train: ParsableCommand {
         try runReportingErrors {
             if let threads { Parallel.threadCount = threads }
             var o = TrainingOptions(model: model)
+            o.precision = precision == "amp_bf16" ? .bf16 : .fp32
             o.pretrained = pretrained.map { URL(fileURLWithPath: $0) }
             o.trainData = trainData.map { URL(fileURLWithPath: $0) }
             o.valData = valData.map { URL(fileURLWithPath: $0) }
