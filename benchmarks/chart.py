@@ -52,10 +52,13 @@ def main():
             ax.margins(y=0.15)
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLOR[s]) for s in ORDER if any(r["system"] == s for r in rows)]
     labels = [LABEL[s] for s in ORDER if any(r["system"] == s for r in rows)]
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    columns = len(labels) if len(labels) <= 5 else (len(labels) + 1) // 2
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
     m = info["machine"]
-    fig.suptitle(f"CPU inference, {m['cpu_model']}, {m['cpus']} CPUs — bar labels: median latency", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    threads = sorted({r.get("threads") for r in rows if r.get("threads")})
+    fig.suptitle(f"CPU inference, {m['cpu_model']}, {m['cpus']} CPUs, {'/'.join(map(str, threads))} thread(s)"
+                 " — bar labels: median latency", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 if columns == len(labels) else 0.1, 1, 0.95))
     fig.savefig(sys.argv[2], dpi=110)
     print(f"wrote {sys.argv[2]}", file=sys.stderr)
 

@@ -23,6 +23,7 @@
 #   ROUNDS           repeat the whole interleaved sweep N times (default 1)
 #   REPEATS_LARGE    timed runs at batch >= 16 for the Python peers (default 3)
 #   TAG              results file name part (default issue2)
+#   CHART            where the chart goes (default docs/benchmarks.png)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -114,7 +115,7 @@ for c in "$py" "$repo/.venv-ci/bin/python"; do
   "$c" -c "import matplotlib" 2>/dev/null && chart_py="$c"
 done
 if [ -n "$chart_py" ]; then
-  "$chart_py" benchmarks/chart.py "$outdir/$stamp-$tag.json" docs/benchmarks.png
+  "$chart_py" benchmarks/chart.py "$outdir/$stamp-$tag.json" "${CHART:-docs/benchmarks.png}"
 else
   echo "note: no Python with matplotlib (set CHART_PYTHON); chart not drawn" >&2
 fi
