@@ -5,8 +5,6 @@
 // level replaces only the micro-tiles, with `vdpbf16ps` / `vpdpbusd` (KernelsAVX512.c); the packing, the activation conversions and the epilogues are these. The loop
 // over blocks and panels (gemm_blocks) and the fp32 epilogue (store_tile) are the fp32 GEMM's.
 
-#include <stdlib.h>
-
 typedef unsigned int vu __attribute__((vector_size(VW * 4)));
 typedef unsigned short vu16 __attribute__((vector_size(VW * 2)));
 typedef unsigned char vu8 __attribute__((vector_size(VW)));
@@ -276,20 +274,14 @@ static void KFN(tile_i8)(int rows, const gemm_operands *g, clip_index row, clip_
 /// the bf16 panel directly: `bf16_widens` 0).
 #define REDUCED_GEMM_ENTRIES(bf16_name, i8_name, bf16_tile, i8_tile, bf16_widens)                 \
     static void bf16_name(const uint16_t *a, clip_index lda, const uint16_t *packed, clip_index k, clip_index n, \
-                                 float *c, clip_index ldc, const float *bias, int activation, int accumulate, \
-                                 clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) { \
+                          float *c, clip_index ldc, const float *bias, int activation, int accumulate,     \
+                          clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi,   \
+                          float *scratch) {                                                                \
         const clip_index groups = (k + CLIP_BF16_GROUP - 1) / CLIP_BF16_GROUP;                      \
-        widened_panel widened = {0, -1, 0, 0, 0, row_hi};                                          \
-        if (bf16_widens) {                                                                         \
-            size_t floats = (size_t)(groups * CLIP_BF16_GROUP);                                    \
-            widened.panel_data = (float *)malloc(floats * CLIP_PANEL_WIDTH * sizeof(float));       \
-            widened.rows_data = (float *)malloc(floats * GEMM_MR * 16 * sizeof(float));            \
-            if (!widened.panel_data || !widened.rows_data) abort();                                \
-        }                                                                                          \
-        gemm_operands g = {a, lda, packed, groups, 0, 0, 0, 0, &widened};                          \
+        /* The widening tiles' fp32 copies: a panel, then a block of rows (CLIP_BF16_SCRATCH). */  \
+        widened_panel widened = {scratch, -1, scratch + groups * CLIP_BF16_GROUP * CLIP_PANEL_WIDTH, 0, 0, row_hi}; \
+        gemm_operands g = {a, lda, packed, groups, 0, 0, 0, 0, bf16_widens ? &widened : 0};       \
         gemm_blocks(bf16_tile, &g, n, c, ldc, bias, activation, accumulate, row_lo, row_hi, panel_lo, panel_hi); \
-        free(widened.panel_data);                                                                  \
-        free(widened.rows_data);                                                                   \
     }                                                                                              \
     static void i8_name(const uint8_t *a, clip_index lda, const float *a_scale, const int32_t *a_zero, \
                                const int8_t *packed, const float *col_scale, const int32_t *col_sum, clip_index k, \

@@ -101,8 +101,10 @@ final class ReducedPrecisionKernelTests: KernelTestCase {
                         var c = accumulate == 1 ? residual : [Float](repeating: .nan, count: m * n)
                         let split = min(m, 13), half = panels / 2
                         for (rows, ps) in [(0..<split, 0..<half), (0..<split, half..<panels), (split..<m, 0..<panels)] {
+                            // CLIP_BF16_SCRATCH(k, gemm_row_block), poisoned: the kernel must write before it reads.
+                            var scratch = [Float](repeating: .nan, count: (kk + 1) / 2 * 2 * (panel + k.gemm_row_block))
                             gemm(ab, lda, packed, kk, n, &c, n, bias, Int32(activation.rawValue), Int32(accumulate),
-                                 rows.lowerBound, rows.upperBound, ps.lowerBound, ps.upperBound)
+                                 rows.lowerBound, rows.upperBound, ps.lowerBound, ps.upperBound, &scratch)
                         }
                         check(c, want(product, bias: bias, residual: residual, n: n, activation: activation),
                               tolerance: 2e-5 * Double(max(1, kk / 64)),

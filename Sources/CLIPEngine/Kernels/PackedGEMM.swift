@@ -131,9 +131,12 @@ extension Ops {
                 kernels.round_rows_bf16(a + r.lowerBound * lda, lda, b.k, converted + r.lowerBound * ld, ld, r.count)
             }
             let weights = UnsafePointer(b.storage.raw.assumingMemoryBound(to: UInt16.self))
+            // Each concurrent call widens its panel and row block into its own scratch.
+            let scratchFloats = (b.k + 1) / 2 * 2 * (PackedMatrix.panelWidth + kernels.gemm_row_block)
             scheduleGEMM(m: m, b) { r, panels in
+                let scratch = TensorStorage(count: scratchFloats)
                 bf16GEMM(converted, ld, weights, b.k, b.n, c, ldc, bias, code, acc,
-                                  r.lowerBound, r.upperBound, panels.lowerBound, panels.upperBound)
+                         r.lowerBound, r.upperBound, panels.lowerBound, panels.upperBound, scratch.pointer)
             }
             withExtendedLifetime(rows) {}
         case .int8:

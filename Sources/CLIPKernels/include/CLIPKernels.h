@@ -32,6 +32,9 @@ enum clip_isa_level { CLIP_ISA_BASELINE = 0, CLIP_ISA_AVX2 = 1, CLIP_ISA_AVX512 
 #define CLIP_BF16_GROUP 2
 #define CLIP_I8_GROUP 4
 
+/// Floats of scratch one gemm_bf16 call needs: one panel and one block of A rows widened to fp32.
+#define CLIP_BF16_SCRATCH(k, row_block) (((k) + 1) / 2 * 2 * (CLIP_PANEL_WIDTH + (row_block)))
+
 typedef struct clip_kernel_table {
     /// "avx512", "avx2" or "baseline" (the portable variant: SSE2 on x86-64, NEON on arm64).
     const char *_Nonnull name;
@@ -115,17 +118,20 @@ typedef struct clip_kernel_table {
     /// As gemm_packed with A in bf16 (round_rows_bf16's layout, lda even) and B from pack_panels_bf16;
     /// products of bf16 values (exact in fp32) summed in fp32. This one widens both operands to
     /// fp32 once per row block / panel and runs the fp32 micro-tile (measured here faster than
-    /// `vdpbf16ps`, whose rate on the project's machine is ~0.6× that of fp32 FMAs: docs/precision.md).
+    /// `vdpbf16ps`, whose rate on the project's machine is ~0.6× that of fp32 FMAs: docs/precision.md),
+    /// in `scratch`: CLIP_BF16_SCRATCH(k, gemm_row_block) floats per concurrent call.
     void (*_Nonnull gemm_bf16)(const uint16_t *_Nonnull a, clip_index lda, const uint16_t *_Nonnull packed,
                                clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
                                const float *_Nullable bias, int activation, int accumulate,
-                               clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi);
+                               clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi,
+                               float *_Nonnull scratch);
     /// gemm_bf16 on `vdpbf16ps` (AVX512_BF16 level only, else NULL): the same result up to the
-    /// order of the fp32 additions; chosen with SWIFTCLIP_BF16_KERNEL=dot.
+    /// order of the fp32 additions; chosen with SWIFTCLIP_BF16_KERNEL=dot. `scratch` is not used.
     void (*_Nullable gemm_bf16_dot)(const uint16_t *_Nonnull a, clip_index lda, const uint16_t *_Nonnull packed,
                                     clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
                                     const float *_Nullable bias, int activation, int accumulate,
-                                    clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi);
+                                    clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi,
+                                    float *_Nonnull scratch);
     /// Dynamic per-row asymmetric uint8 quantisation (ONNX's DynamicQuantizeLinear, per row):
     /// scale = (max(x, 0) − min(x, 0)) / 255, zero = round(−min(x, 0) / scale), q = sat(round(x / scale) + zero);
     /// dst leading dimension ldd ≥ k (a multiple of 4), padding zero. A row of zeros gets scale 1;
