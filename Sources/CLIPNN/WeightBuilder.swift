@@ -130,29 +130,12 @@ public final class WeightBuilder {
 public struct WeightScope {
     public let builder: WeightBuilder
     public let prefix: String
-    /// Set by `inPrecision(_:)` for this scope and the scopes under it.
-    private var precisionOverride: Precision? = nil
 
-    public init(builder: WeightBuilder, prefix: String) {
-        self.builder = builder
-        self.prefix = prefix
-    }
-
-    /// The format the layers declared here pack their GEMM weights in.
-    public var precision: Precision { precisionOverride ?? builder.precision }
-
-    /// This scope with its layers (and those below) packed in `precision` whatever the builder
-    /// says: the layers a model keeps in fp32 under a reduced precision.
-    public func inPrecision(_ precision: Precision) -> WeightScope {
-        var s = self
-        s.precisionOverride = precision
-        return s
-    }
+    /// The format the layers declared here pack their GEMM weights in (the builder's).
+    public var precision: Precision { builder.precision }
 
     public func scope(_ name: String) -> WeightScope {
-        var s = WeightScope(builder: builder, prefix: prefix.isEmpty ? name : "\(prefix).\(name)")
-        s.precisionOverride = precisionOverride
-        return s
+        WeightScope(builder: builder, prefix: prefix.isEmpty ? name : "\(prefix).\(name)")
     }
 
     public func scope(_ index: Int) -> WeightScope { scope(String(index)) }
