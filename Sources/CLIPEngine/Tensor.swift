@@ -50,6 +50,13 @@ public final class TensorStorage: @unchecked Sendable {
         if let reused = LargeBufferCache.take(bytes: bytes) {
             return reused.bindMemory(to: Float.self, capacity: max(count, 1))
         }
+        if bytes >= LargeBufferCache.minimumBytes {
+            // Straight from the kernel, not malloc: glibc raises its mmap threshold after a large
+            // free and then serves such sizes from per-thread arenas that keep freed memory, so
+            // the same command peaked at 0.83 GB in one run and 2.2 GB in the next.
+            guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else { return nil }
+            return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        }
         var raw: UnsafeMutableRawPointer? = nil
         // posix_memalign fails only when memory is exhausted.
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else { return nil }
@@ -58,15 +65,22 @@ public final class TensorStorage: @unchecked Sendable {
 
     deinit {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        if !LargeBufferCache.give(UnsafeMutableRawPointer(pointer), bytes: bytes) { free(pointer) }
+        if !LargeBufferCache.give(UnsafeMutableRawPointer(pointer), bytes: bytes) { LargeBufferCache.release(pointer, bytes: bytes) }
     }
 }
 
 /// Keeps a few freed large buffers for reuse. glibc returns allocations over 32 MB to the kernel
 /// on free, so every batch-32 activation would otherwise be fresh zeroed pages (page faults on
 /// each first touch); a forward pass allocates the same sizes again and again.
+///
+/// A buffer is reused only for an allocation of exactly its size. When an allocation finds none,
+/// at least as many bytes of the oldest cached buffers are freed first, so the cache never adds
+/// to the peak: the process holds what it uses plus at most what it used a moment ago (before,
+/// buffers of sizes no longer asked for — a previous stage's, a previous batch size's — stayed
+/// held up to the capacity, up to 1.5 GB on top of the live tensors).
 enum LargeBufferCache {
-    static let minimumBytes = 8 << 20
+    /// Buffers from this size up are mapped (`mmap`) and reused by exact size.
+    static let minimumBytes = 1 << 20
     static let capacityBytes = 1536 << 20
     nonisolated(unsafe) private static var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
     nonisolated(unsafe) private static var heldBytes = 0
@@ -75,9 +89,23 @@ enum LargeBufferCache {
     static func take(bytes: Int) -> UnsafeMutableRawPointer? {
         guard bytes >= minimumBytes else { return nil }
         lock.lock(); defer { lock.unlock() }
-        guard let i = buffers.firstIndex(where: { $0.bytes == bytes }) else { return nil }
+        guard let i = buffers.firstIndex(where: { $0.bytes == bytes }) else {
+            var released = 0
+            while released < bytes, !buffers.isEmpty {
+                let evicted = buffers.removeFirst()
+                heldBytes -= evicted.bytes
+                released += evicted.bytes
+                release(evicted.pointer, bytes: evicted.bytes)
+            }
+            return nil
+        }
         heldBytes -= bytes
         return buffers.remove(at: i).pointer
+    }
+
+    /// Returns a buffer to the kernel (mapped buffers) or to malloc (small ones).
+    static func release(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
+        if bytes >= minimumBytes { munmap(pointer, bytes) } else { free(pointer) }
     }
 
     static func give(_ pointer: UnsafeMutableRawPointer, bytes: Int) -> Bool {
@@ -86,7 +114,7 @@ enum LargeBufferCache {
         while heldBytes + bytes > capacityBytes, !buffers.isEmpty {
             let evicted = buffers.removeFirst()
             heldBytes -= evicted.bytes
-            free(evicted.pointer)
+            release(evicted.pointer, bytes: evicted.bytes)
         }
         guard heldBytes + bytes <= capacityBytes else { return false }
         buffers.append((pointer, bytes))

@@ -114,13 +114,15 @@ extension CLIPModel {
     /// The training forward of both towers (unnormalised features, as `encodeImage`/`encodeText`
     /// return them), keeping what the backward needs; `rng` draws stochastic depth (timm towers). A tower whose parameters are all frozen
     /// runs its inference path and keeps nothing.
-    public func forwardForTraining(images: Tensor, tokens: [[Int]], rng: inout SeededGenerator) throws -> (image: Tensor, text: Tensor, saved: Saved) {
+    /// `checkpointing` is open_clip's `--grad-checkpointing` (every block of both towers).
+    public func forwardForTraining(images: Tensor, tokens: [[Int]], checkpointing: Bool = false,
+                                   rng: inout SeededGenerator) throws -> (image: Tensor, text: Tensor, saved: Saved) {
         let imageFrozen = parameters.parameters(under: "visual.").allSatisfy(\.isFrozen)
         let textFrozen = parameters.parameters.filter { !$0.key.hasPrefix("visual.") && $0.key != "logit_scale" }.allSatisfy(\.isFrozen)
         var image: Tensor, imageSaved: SavedActivations? = nil
-        if imageFrozen { image = try visual(images) } else { (image, imageSaved) = try visual.forwardForTraining(images, rng: &rng) }
+        if imageFrozen { image = try visual(images) } else { (image, imageSaved) = try visual.forwardForTraining(images, checkpointing: checkpointing, rng: &rng) }
         var text: Tensor, textSaved: TextTransformer.Saved? = nil
-        if textFrozen { text = try self.text(tokens) } else { (text, textSaved) = try self.text.forwardForTraining(tokens) }
+        if textFrozen { text = try self.text(tokens) } else { (text, textSaved) = try self.text.forwardForTraining(tokens, checkpointing: checkpointing) }
         return (image, text, Saved(image: imageSaved, text: textSaved))
     }
 

@@ -6,9 +6,17 @@ import CLIPNN
 /// adds every parameter's gradient (the image gradient is not computed).
 public protocol ImageEncoder {
     func callAsFunction(_ images: Tensor) throws -> Tensor
-    /// `rng` draws the stochastic-depth masks where the tower has them.
-    func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations)
+    /// `rng` draws the stochastic-depth masks where the tower has them. `checkpointing`
+    /// (open_clip's `--grad-checkpointing`) keeps only each block's input and recomputes the block
+    /// in backward: less memory, one more forward of the blocks.
+    func forwardForTraining(_ images: Tensor, checkpointing: Bool, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations)
     func backward(_ dOutput: Tensor, saved: SavedActivations) throws
+}
+
+extension ImageEncoder {
+    public func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations) {
+        try forwardForTraining(images, checkpointing: false, rng: &rng)
+    }
 }
 
 /// The activations a tower's training forward keeps for its backward (opaque to callers).
@@ -82,44 +90,54 @@ public struct ConvNeXt {
             }
         }
 
+        /// What backward needs: the block input, conv_dw's output and fc1's pre-activation (6 floats
+        /// per pixel·channel; LayerNorm, GELU and GRN outputs are recomputed from them, which costs
+        /// element-wise passes only), fc2's output where V1's gamma needs it. A checkpointed block
+        /// (`--grad-checkpointing`) keeps its input alone and reruns its forward in backward.
         struct Saved {
-            let input: Tensor, dw: Tensor, normed: Tensor, z: Tensor, h: Tensor, g: Tensor?
-            /// fc2's output, kept when it is scaled (V1's gamma, stochastic depth) before the residual add.
-            let u: Tensor?
+            let input: Tensor
             let dropFactors: [Float]?
+            let intermediates: (dw: Tensor, z: Tensor, u: Tensor?)?
         }
 
-        /// x + s·gamma·mlp(norm(conv_dw(x))) keeping the intermediates; gamma only in V1, s the
-        /// per-sample stochastic-depth factors (nil: all 1).
-        func forward(_ x: Tensor, dropFactors: [Float]?) throws -> (Tensor, Saved) {
+        /// x + s·gamma·mlp(norm(conv_dw(x))); gamma only in V1, s the per-sample stochastic-depth
+        /// factors (nil: all 1). `keep: false` saves the input only.
+        func forward(_ x: Tensor, dropFactors: [Float]?, keep: Bool = true) throws -> (Tensor, Saved) {
             let dw = try convDW(x)
-            let normed = try norm(dw)
-            let z = try fc1(normed)
-            let h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
-            let g = try grn.map { try $0(h) }
+            let z = try fc1(norm(dw))
+            var h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
+            if let grn { try grn.applyInPlace(&h) }
             var out = x
             var u: Tensor? = nil
             if gamma == nil && dropFactors == nil {
-                try fc2.accumulate(g ?? h, into: &out)
+                try fc2.accumulate(h, into: &out)
             } else {
-                let branch = try fc2(g ?? h)
-                u = branch
+                let branch = try fc2(h)
+                if gamma != nil { u = branch }
                 try Ops.addScaledBranch(&out, branch, sampleScale: dropFactors, channelScale: gamma?.value)
             }
-            return (out, Saved(input: x, dw: dw, normed: normed, z: z, h: h, g: g, u: u, dropFactors: dropFactors))
+            return (out, Saved(input: x, dropFactors: dropFactors, intermediates: keep ? (dw, z, u) : nil))
         }
 
         func backward(_ dOut: Tensor, saved s: Saved) throws -> Tensor {
-            var dBranch = dOut
-            if let u = s.u {
-                dBranch = try Ops.scaledBranchBackward(dOut, branch: u, sampleScale: s.dropFactors, channelScale: gamma?.value,
-                                                       channelScaleGrad: gamma?.gradPointer())
+            guard let (dw, z, u) = s.intermediates else {
+                return try backward(dOut, saved: forward(s.input, dropFactors: s.dropFactors).1)
             }
-            var dh = try fc2.backward(dBranch, input: s.g ?? s.h).required("fc2 backward")
-            if let grn { dh = try grn.backward(dh, input: s.h) }
-            let dz = try OpProfiler.measure("backward: gelu") { try Ops.activationBackward(dh, preActivation: s.z, .gelu) }
-            let dNormed = try fc1.backward(dz, input: s.normed).required("fc1 backward")
-            let dDW = try norm.backward(dNormed, input: s.dw)
+            var dBranch = dOut
+            if let gamma, let u {
+                dBranch = try Ops.scaledBranchBackward(dOut, branch: u, sampleScale: s.dropFactors, channelScale: gamma.value,
+                                                       channelScaleGrad: gamma.gradPointer())
+            } else if let factors = s.dropFactors {
+                dBranch = try Ops.scaledBranchBackward(dOut, branch: dOut, sampleScale: factors, channelScale: nil, channelScaleGrad: nil)
+            }
+            let normed = try norm(dw)
+            let h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
+            let g = try grn.map { try $0(h) }
+            var dh = try fc2.backward(dBranch, input: g ?? h).required("fc2 backward")
+            if let grn { dh = try grn.backward(dh, input: h) }
+            let dz = try OpProfiler.measure("backward: gelu") { try Ops.activationBackward(dh, preActivation: z, .gelu) }
+            let dNormed = try fc1.backward(dz, input: normed).required("fc1 backward")
+            let dDW = try norm.backward(dNormed, input: dw)
             var dx = try convDW.backward(dDW, input: s.input)
             try Ops.accumulate(&dx, dOut)
             return dx
@@ -194,7 +212,7 @@ public struct ConvNeXt {
     }
 
     /// Training forward; `dropPath` is timm's `drop_path_rate` (stochastic depth, drawn from `rng`).
-    func forward(_ images: Tensor, dropPath: Double, rng: inout SeededGenerator) throws -> (Tensor, Saved) {
+    func forward(_ images: Tensor, dropPath: Double, checkpointing: Bool = false, rng: inout SeededGenerator) throws -> (Tensor, Saved) {
         try checkInput(images)
         let rates = StochasticDepth.rates(depths: spec.depths, rate: dropPath)
         let stemInput = try Ops.nchwToNhwc(images)
@@ -212,7 +230,7 @@ public struct ConvNeXt {
             var kept: [Block.Saved] = []
             for (j, block) in stage.blocks.enumerated() {
                 let factors = StochasticDepth.sampleFactors(batch: images.shape[0], rate: rates[i][j], rng: &rng)
-                let (y, s) = try block.forward(x, dropFactors: factors)
+                let (y, s) = try block.forward(x, dropFactors: factors, keep: !checkpointing)
                 kept.append(s)
                 x = y
             }
@@ -303,12 +321,12 @@ public struct TimmImageTower: ImageEncoder {
 
     /// A frozen trunk (`--lock-image`) runs its inference path (no stochastic depth: timm's
     /// drop_path would still draw in train mode, but a frozen trunk is not trained); only the head trains.
-    public func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations) {
+    public func forwardForTraining(_ images: Tensor, checkpointing: Bool, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations) {
         let features: Tensor, trunkSaved: ConvNeXt.Saved?
         if trunkParameters.allSatisfy(\.isFrozen) {
             (features, trunkSaved) = (try trunk(images), nil)
         } else {
-            (features, trunkSaved) = try trunk.forward(images, dropPath: dropPath, rng: &rng)
+            (features, trunkSaved) = try trunk.forward(images, dropPath: dropPath, checkpointing: checkpointing, rng: &rng)
         }
         let out: Tensor
         var z: Tensor? = nil, h: Tensor? = nil

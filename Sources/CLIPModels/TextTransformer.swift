@@ -62,9 +62,10 @@ public struct TextTransformer {
     }
 
     /// Training forward: the features and what `backward` needs.
-    public func forwardForTraining(_ tokens: [[Int]]) throws -> (output: Tensor, saved: Saved) {
+    /// `checkpointing`: keep only each block's input, recompute the block in backward.
+    public func forwardForTraining(_ tokens: [[Int]], checkpointing: Bool = false) throws -> (output: Tensor, saved: Saved) {
         let (eot, used, ids) = try plan(tokens)
-        let (x, tSaved) = try transformer.forward(embed(ids, rows: tokens.count, used: used), causal: true)
+        let (x, tSaved) = try transformer.forward(embed(ids, rows: tokens.count, used: used), causal: true, checkpointing: checkpointing)
         let pooled = try Ops.gatherRows(x, indices: eot)
         let normed = try lnFinal(pooled)
         return (try textProjection(normed), Saved(ids: ids, eot: eot, used: used, transformer: tSaved, pooled: pooled, normed: normed))

@@ -24,27 +24,34 @@ public struct Transformer {
             try proj.accumulate(fc(ln2(x), activation: activation), into: &x)
         }
 
-        struct Saved { let x0: Tensor, attn: MultiheadSelfAttention.Saved, x1: Tensor, normed2: Tensor, z: Tensor, h: Tensor }
+        /// The block input, attention's saved tensors, the mid residual and c_fc's pre-activation;
+        /// ln_2's output and the activation are recomputed in backward (element-wise). A
+        /// checkpointed block (`--grad-checkpointing`) keeps its input alone and reruns its forward.
+        struct Saved {
+            let x0: Tensor
+            let intermediates: (attn: MultiheadSelfAttention.Saved, x1: Tensor, z: Tensor)?
+        }
 
-        func forward(_ x0: Tensor, causal: Bool, activation: Activation) throws -> (Tensor, Saved) {
+        func forward(_ x0: Tensor, causal: Bool, activation: Activation, keep: Bool = true) throws -> (Tensor, Saved) {
             let (a, attnSaved) = try attn.forward(ln1(x0), causal: causal)
             var x1 = x0
             try Ops.accumulate(&x1, a)
-            let normed2 = try ln2(x1)
-            let z = try fc(normed2)
-            let h = Ops.activation(z, activation)
+            let z = try fc(ln2(x1))
             var x2 = x1
-            try proj.accumulate(h, into: &x2)
-            return (x2, Saved(x0: x0, attn: attnSaved, x1: x1, normed2: normed2, z: z, h: h))
+            try proj.accumulate(Ops.activation(z, activation), into: &x2)
+            return (x2, Saved(x0: x0, intermediates: keep ? (attnSaved, x1, z) : nil))
         }
 
         func backward(_ dOut: Tensor, saved s: Saved, causal: Bool, activation: Activation) throws -> Tensor {
-            var d = try proj.backward(dOut, input: s.h).required("c_proj backward")
-            d = try Ops.activationBackward(d, preActivation: s.z, activation)
-            d = try fc.backward(d, input: s.normed2).required("c_fc backward")
-            var dx1 = try ln2.backward(d, input: s.x1)
+            guard let (attnSaved, x1, z) = s.intermediates else {
+                return try backward(dOut, saved: forward(s.x0, causal: causal, activation: activation).1, causal: causal, activation: activation)
+            }
+            var d = try proj.backward(dOut, input: Ops.activation(z, activation)).required("c_proj backward")
+            d = try Ops.activationBackward(d, preActivation: z, activation)
+            d = try fc.backward(d, input: ln2(x1)).required("c_fc backward")
+            var dx1 = try ln2.backward(d, input: x1)
             try Ops.accumulate(&dx1, dOut)
-            let dNormed1 = try attn.backward(dx1, saved: s.attn, causal: causal)
+            let dNormed1 = try attn.backward(dx1, saved: attnSaved, causal: causal)
             var dx0 = try ln1.backward(dNormed1, input: s.x0)
             try Ops.accumulate(&dx0, dx1)
             return dx0
@@ -80,11 +87,11 @@ public struct Transformer {
 
     struct Saved { let blocks: [Block.Saved] }
 
-    func forward(_ x: Tensor, causal: Bool) throws -> (Tensor, Saved) {
+    func forward(_ x: Tensor, causal: Bool, checkpointing: Bool = false) throws -> (Tensor, Saved) {
         var x = x
         var kept: [Block.Saved] = []
         for block in blocks {
-            let (y, s) = try block.forward(x, causal: causal, activation: activation)
+            let (y, s) = try block.forward(x, causal: causal, activation: activation, keep: !checkpointing)
             kept.append(s)
             x = y
         }
@@ -156,11 +163,11 @@ public struct VisionTransformer: ImageEncoder {
     }
 
     /// open_clip's VisionTransformer has no stochastic depth: `rng` is unused.
-    public func forwardForTraining(_ images: Tensor, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations) {
+    public func forwardForTraining(_ images: Tensor, checkpointing: Bool, rng: inout SeededGenerator) throws -> (output: Tensor, saved: SavedActivations) {
         try checkInput(images)
         let nhwc = try Ops.nchwToNhwc(images)
         let embedded = try embed(nhwc)
-        let (x, tSaved) = try transformer.forward(lnPre(embedded), causal: false)
+        let (x, tSaved) = try transformer.forward(lnPre(embedded), causal: false, checkpointing: checkpointing)
         let pooled = try Ops.gatherRows(x, indices: Array(repeating: 0, count: x.shape[0]))
         let normed = try lnPost(pooled)
         let out = try proj(normed)

@@ -11,6 +11,8 @@ public final class CLIPTrainer {
     public let optimizer: AdamW
     public var schedule: LearningRateSchedule
     public var gradClipNorm: Double?
+    /// open_clip's `--grad-checkpointing`: blocks keep only their input and are recomputed in backward.
+    public var gradCheckpointing = false
     /// Steps taken so far (the schedule's step; set when resuming).
     public var step = 0
     /// Draws stochastic-depth masks.
@@ -47,7 +49,7 @@ public final class CLIPTrainer {
     /// The loss and every parameter's gradient at the current values (gradients are zeroed first).
     public func lossAndGradients(images: Tensor, tokens: [[Int]]) throws -> Double {
         OpProfiler.measure("zero_grad") { model.parameters.zeroGrad() }
-        let (image, text, saved) = try model.forwardForTraining(images: images, tokens: tokens, rng: &rng)
+        let (image, text, saved) = try model.forwardForTraining(images: images, tokens: tokens, checkpointing: gradCheckpointing, rng: &rng)
         let (imageN, textN) = (Ops.l2Normalize(image), Ops.l2Normalize(text))
         let loss = try OpProfiler.measure("ClipLoss") { try ClipLoss.compute(image: imageN, text: textN, logitScale: model.logitScale) }
         if let g = model.logitScaleParameter.gradPointer() { g[0] += Float(loss.dLogitScale) }
@@ -79,7 +81,7 @@ public final class CLIPTrainer {
         }
         var last = 0.0
         for (j, batch) in microBatches.enumerated() {
-            let (image, text, saved) = try model.forwardForTraining(images: batch.images, tokens: batch.tokens, rng: &rng)
+            let (image, text, saved) = try model.forwardForTraining(images: batch.images, tokens: batch.tokens, checkpointing: gradCheckpointing, rng: &rng)
             var images = cachedImage, texts = cachedText
             images[j] = Ops.l2Normalize(image)
             texts[j] = Ops.l2Normalize(text)

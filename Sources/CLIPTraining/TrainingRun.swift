@@ -50,6 +50,7 @@ public struct TrainingOptions: Sendable {
     public var epochsCooldown: Int?
     public var gradClipNorm: Double?
     public var accumFreq = 1
+    public var gradCheckpointing = false
     public var lockImage = false, lockText = false
     public var augScale = (0.9, 1.0), augRatio = (3.0 / 4.0, 4.0 / 3.0)
     public var seed: UInt64 = 0
@@ -82,7 +83,7 @@ public struct TrainingOptions: Sendable {
             "csv_caption_key": csvCaptionKey, "batch_size": "\(batchSize)", "epochs": "\(epochs)",
             "epochs_cooldown": opt(epochsCooldown), "lr": opt(lr), "beta1": opt(beta1), "beta2": opt(beta2), "eps": opt(eps),
             "wd": "\(wd)", "warmup": "\(warmup)", "lr_scheduler": lrScheduler.rawValue, "lr_cooldown_end": "\(lrCooldownEnd)",
-            "lr_cooldown_power": "\(lrCooldownPower)", "grad_clip_norm": opt(gradClipNorm), "accum_freq": "\(accumFreq)",
+            "lr_cooldown_power": "\(lrCooldownPower)", "grad_clip_norm": opt(gradClipNorm), "accum_freq": "\(accumFreq)", "grad_checkpointing": "\(gradCheckpointing)",
             "lock_image": "\(lockImage)", "lock_text": "\(lockText)",
             "aug_cfg": "{'scale': (\(augScale.0), \(augScale.1)), 'ratio': (\(augRatio.0), \(augRatio.1))}",
             "seed": "\(seed)", "workers": "\(workers)", "logs": logs.path, "save_frequency": "\(saveFrequency)",
@@ -189,6 +190,7 @@ public final class TrainingRun {
                                       power: o.lrCooldownPower, endLR: o.lrCooldownEnd)
         }
         trainer = CLIPTrainer(model: model, settings: settings, schedule: schedule, gradClipNorm: o.gradClipNorm, seed: o.seed)
+        trainer.gradCheckpointing = o.gradCheckpointing
         if o.lockImage { trainer.lockImageTower() }
         if o.lockText { trainer.lockTextTower() }
         state = TrainingState(epoch: 0, batchesDone: 0, step: 0, rng: trainer.rng.snapshot, optimizerSteps: [:],

@@ -20,6 +20,7 @@ struct BenchTrain: ParsableCommand {
     @Option(name: .long, help: "Untimed steps first.") var warmup = 1
     @Option(name: .long, help: "Timed steps.") var steps = 3
     @Flag(name: .long, help: "Print time per operation kind over one more step (profiler on).") var breakdown = false
+    @Flag(name: .customLong("grad-checkpointing"), help: "Recompute each block in backward (open_clip's --grad-checkpointing).") var gradCheckpointing = false
     @Flag(name: .long, help: "Machine-readable JSON.") var json = false
     @Option(name: .long, help: "fp32 or amp_bf16 (bf16 forward GEMMs; fp32 master weights, optimizer, loss, backward).")
     var precision = "fp32"
@@ -56,6 +57,7 @@ struct BenchTrain: ParsableCommand {
             let images = Tensor.random(shape: [batch, 3, s, s], in: -2...2, using: &rng)
             let trainer = CLIPTrainer(model: model, settings: .openCLIPDefaults(modelName: options.model),
                                       schedule: .const(baseLR: 5e-4, warmup: 0))
+            trainer.gradCheckpointing = gradCheckpointing
             for _ in 0..<warmup { try trainer.step(images: images, tokens: tokens) }
             var times: [Double] = []
             for _ in 0..<steps {
@@ -71,7 +73,7 @@ struct BenchTrain: ParsableCommand {
                 "system": "swiftclip-\(precision)", "model": options.model, "batch": batch, "steps": steps,
                 "median_step_s": median, "min_step_s": times.first!, "max_step_s": times.last!,
                 "images_per_s": Double(batch) / median, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
-                "threads": Parallel.threadCount, "params": model.parameterCounts.total,
+                "threads": Parallel.threadCount, "params": model.parameterCounts.total, "grad_checkpointing": gradCheckpointing,
             ]
             if breakdown {
                 OpProfiler.reset()
@@ -87,7 +89,8 @@ struct BenchTrain: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
                 return
             }
-            print("model \(options.model), batch \(batch), \(precision), \(Parallel.threadCount) threads, \(steps) timed steps")
+            print("model \(options.model), batch \(batch), \(precision), \(Parallel.threadCount) threads, \(steps) timed steps"
+                  + (gradCheckpointing ? ", gradient checkpointing" : ""))
             print(String(format: "step %.2f s (min %.2f, max %.2f), %.2f images/s, peak RSS %.0f MB",
                          median, times.first!, times.last!, Double(batch) / median, Double(usage.ru_maxrss) / 1024))
             if let b = row["breakdown_s"] as? [String: Double], let total = row["profiled_step_s"] as? Double {

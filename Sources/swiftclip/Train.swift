@@ -116,7 +116,6 @@ struct Train: ParsableCommand {
         guard precision == "fp32" || precision == "amp_bf16" else {
             throw ValidationError("--precision \(precision) is not supported: swiftclip train runs fp32 or amp_bf16")
         }
-        if gradCheckpointing { throw ValidationError("--grad-checkpointing is not implemented yet") }
         guard ["folder", "cifar10", "cifar100"].contains(zeroshotDataset) else {
             throw ValidationError("--zeroshot-dataset must be folder, cifar10 or cifar100, got '\(zeroshotDataset)'")
         }
@@ -160,7 +159,7 @@ struct Train: ParsableCommand {
             o.lr = lr; o.beta1 = beta1; o.beta2 = beta2; o.eps = eps; o.wd = wd; o.warmup = warmup
             o.lrScheduler = TrainingOptions.Scheduler(rawValue: lrScheduler)!
             o.lrCooldownEnd = lrCooldownEnd; o.lrCooldownPower = lrCooldownPower
-            o.gradClipNorm = gradClipNorm; o.accumFreq = accumFreq
+            o.gradClipNorm = gradClipNorm; o.accumFreq = accumFreq; o.gradCheckpointing = gradCheckpointing
             o.lockImage = lockImage; o.lockText = lockText
             (o.augScale, o.augRatio) = try augmentation()
             o.seed = seed; o.workers = workers

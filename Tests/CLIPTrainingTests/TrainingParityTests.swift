@@ -58,9 +58,10 @@ struct TrainingFixture {
     /// The depths/dims override of a ConvNeXt fixture (trunk.json), nil for others.
     let spec: ConvNeXtSpec?
 
-    init(_ name: String) throws {
+    /// `config` replaces the fixture's config.json (same parameters, other settings).
+    init(_ name: String, config given: CLIPConfig? = nil) throws {
         dir = trainingFixtures.appendingPathComponent(name)
-        let config = try CLIPConfig.load(contentsOf: dir.appendingPathComponent("config.json"))
+        let config = try given ?? CLIPConfig.load(contentsOf: dir.appendingPathComponent("config.json"))
         var spec: ConvNeXtSpec? = nil
         let trunkURL = dir.appendingPathComponent("trunk.json")
         if FileManager.default.fileExists(atPath: trunkURL.path), case .timm(let timm) = config.vision {

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""`swiftclip train` against `python -m open_clip_train.main`, in one run (issue 11, item 8).
+
+1. The seed's pipeline: convnext_v2_tiny, 100 synthetic samples, 2 epochs, batch 32, open_clip's
+   defaults otherwise (lr 5e-4, warmup 10000, cosine, AdamW wd 0.2), CPU fp32, the same
+   command-line flags for both. Wall time of the whole command and images/s (samples trained
+   / wall time). Run alternately, --repeats times each; the minimum is reported.
+2. Loss curves: a tiny ConvNeXt-V2 CLIP (convnextv2_atto trunk, 2-layer text tower, 64×64
+   images) from the same initial weights (open_clip's initialisation, saved as safetensors, loaded
+   by both through --pretrained), drop_path 0, --aug-cfg scale='(1.0,1.0)' on 64×64 images (so the
+   training crop is the identity) and a batch equal to the dataset (so the shuffle order does not
+   change the loss): both systems then compute the same function, and their per-step losses are
+   drawn on one chart.
+
+Usage (repository root, reference venv with pandas, braceexpand, webdataset):
+  tools/reference/.venv/bin/python benchmarks/train_pipeline.py [--repeats 1] [--steps 40]
+Writes benchmarks/results/<date>-train-pipeline.{json,md} and docs/train_loss_curves.png.
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SWIFTCLIP = os.path.join(REPO, ".build", "release", "swiftclip")
+OPEN_CLIP_TRAIN = [sys.executable, os.path.join(REPO, "tools", "reference", "run_open_clip_train.py")]
+VOCAB = os.path.join(REPO, "assets", "bpe_simple_vocab_16e6.txt.gz")
+
+TINY = {
+    "embed_dim": 64,
+    "vision_cfg": {"timm_model_name": "convnextv2_atto", "timm_model_pretrained": False, "timm_pool": "avg",
+                   "timm_proj": "linear", "timm_drop": 0.0, "timm_drop_path": 0.0, "image_size": 64},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2},
+}
+
+LOSS = re.compile(r"Train Epoch: (\d+) .*? Loss: ([0-9.]+) \(")
+
+
+def run(cmd, cwd, log):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    start = time.perf_counter()
+    with open(log, "w") as f:
+        p = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    wall = time.perf_counter() - start
+    if p.returncode != 0:
+        sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}; see {log}")
+    return wall
+
+
+def losses(log):
+    """Per-step losses from an out.log / stdout in open_clip_train's format (one line per step)."""
+    return [float(m.group(2)) for m in LOSS.finditer(open(log).read())]
+
+
+def common_flags(data, batch, epochs, extra):
+    return ["--train-data", os.path.join(data, "train.csv"), "--csv-img-key", "filepath", "--csv-caption-key", "caption",
+            "--batch-size", str(batch), "--epochs", str(epochs), "--workers", "2", "--seed", "0",
+            "--log-every-n-steps", "1"] + extra
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--skip-pipeline", action="store_true")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="swiftclip-train-bench-")
+    result = {"date": datetime.date.today().isoformat(), "machine": os.uname().machine, "cores": os.cpu_count()}
+
+    # 1. The seed's pipeline.
+    if not args.skip_pipeline:
+        data = os.path.join(work, "synthetic")
+        subprocess.run([SWIFTCLIP, "make-synthetic", "--samples", "100", "--output", data], check=True, stdout=subprocess.DEVNULL)
+        flags = common_flags(data, 32, 2, [])
+        times = {"swiftclip": [], "open_clip_train": []}
+        for r in range(args.repeats):
+            logs = os.path.join(work, f"logs{r}")
+            times["swiftclip"].append(run([SWIFTCLIP, "train", "--model", "convnext_v2_tiny", "--vocab", VOCAB, "--logs", logs,
+                                           "--name", "swift"] + flags, data, os.path.join(work, f"swift{r}.log")))
+            times["open_clip_train"].append(run(OPEN_CLIP_TRAIN + ["--model", "convnext_v2_tiny", "--precision", "fp32",
+                                                                   "--save-frequency", "1", "--logs", logs, "--name", "torch"] + flags,
+                                                data, os.path.join(work, f"torch{r}.log")))
+            print(f"pipeline run {r}: swiftclip {times['swiftclip'][-1]:.1f} s, open_clip_train {times['open_clip_train'][-1]:.1f} s",
+                  flush=True)
+        images = 2 * (100 // 32) * 32
+        result["pipeline"] = {
+            "command": "convnext_v2_tiny, 100 samples, --batch-size 32 --epochs 2, defaults otherwise, fp32, CPU",
+            "images_trained": images,
+            "wall_s": {k: v for k, v in times.items()},
+            "images_per_s": {k: images / min(v) for k, v in times.items()},
+            "speedup": min(times["open_clip_train"]) / min(times["swiftclip"]),
+            "final_loss": {"swiftclip": losses(os.path.join(work, "swift0.log"))[-1],
+                           "open_clip_train": losses(os.path.join(work, "torch0.log"))[-1]},
+        }
+
+    # 2. Loss curves from the same initial weights on the same data.
+    import numpy as np
+    sys.path.insert(0, os.path.join(REPO, "tools", "reference"))
+    import _common as C
+    import torch
+    from safetensors.torch import save_file
+    C.register_configs({"tiny_convnext_v2": TINY})
+    import open_clip
+    torch.manual_seed(0)
+    model = open_clip.create_model("tiny_convnext_v2", precision="fp32", device="cpu")
+    init = os.path.join(work, "tiny_init.safetensors")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, init)
+    config = os.path.join(work, "tiny_convnext_v2.json")
+    json.dump(TINY, open(config, "w"))
+    data = os.path.join(work, "tiny")
+    samples = 64
+    subprocess.run([SWIFTCLIP, "make-synthetic", "--samples", str(samples), "--image-size", "64", "--output", data],
+                   check=True, stdout=subprocess.DEVNULL)
+    flags = common_flags(data, samples, args.steps, ["--pretrained", init, "--aug-cfg", "scale=(1.0,1.0)",
+                                                     "--lr", "1e-3", "--warmup", "4", "--save-frequency", "0"])
+    logs = os.path.join(work, "curves")
+    swift_log, torch_log = os.path.join(work, "curve_swift.log"), os.path.join(work, "curve_torch.log")
+    swift_wall = run([SWIFTCLIP, "train", "--model", config, "--vocab", VOCAB, "--logs", logs, "--name", "swift"] + flags, data, swift_log)
+    torch_wall = run(OPEN_CLIP_TRAIN + ["--model", config, "--precision", "fp32", "--logs", logs, "--name", "torch"] + flags, data, torch_log)
+    a, b = np.array(losses(swift_log)), np.array(losses(torch_log))
+    if len(a) != args.steps or len(b) != args.steps:
+        sys.exit(f"expected {args.steps} losses, got {len(a)} (swiftclip) and {len(b)} (open_clip_train)")
+    result["curves"] = {
+        "model": TINY, "samples": samples, "steps": args.steps, "lr": 1e-3, "warmup": 4,
+        "swiftclip": a.tolist(), "open_clip_train": b.tolist(),
+        "max_abs_difference": float(np.abs(a - b).max()),
+        "wall_s": {"swiftclip": swift_wall, "open_clip_train": torch_wall},
+    }
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = np.arange(1, args.steps + 1)
+    ax.plot(steps, b, label="open_clip_train (PyTorch fp32)", linewidth=3, alpha=0.5)
+    ax.plot(steps, a, label="swiftclip train", linewidth=1.2, linestyle="--", marker=".")
+    ax.axhline(np.log(samples), color="grey", linewidth=0.8, linestyle=":", label=f"ln {samples} (chance)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("contrastive loss")
+    ax.set_title(f"Same initial weights and data: tiny ConvNeXt-V2 CLIP, batch {samples}, lr 1e-3, warmup 4")
+    ax.title.set_fontsize(9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(REPO, "docs", "train_loss_curves.png"), dpi=110)
+
+    out = os.path.join(REPO, "benchmarks", "results", f"{result['date']}-train-pipeline")
+    json.dump(result, open(out + ".json", "w"), indent=1)
+    lines = [f"# swiftclip train vs open_clip_train.main ({result['date']}, {result['cores']} cores)", ""]
+    if "pipeline" in result:
+        p = result["pipeline"]
+        lines += ["The seed's pipeline (" + p["command"] + "), whole command, minimum of "
+                  f"{args.repeats} alternating run(s):", "",
+                  "| system | wall s | images/s | final loss |", "|---|---|---|---|"]
+        for k in ("swiftclip", "open_clip_train"):
+            lines.append(f"| {k} | {min(p['wall_s'][k]):.1f} | {p['images_per_s'][k]:.2f} | {p['final_loss'][k]:.4f} |")
+        lines += ["", f"swiftclip is {p['speedup']:.2f}× faster.", ""]
+    c = result["curves"]
+    lines += [f"Loss curves (tiny ConvNeXt-V2 CLIP, same init and data, {c['steps']} steps): max |difference| "
+              f"{c['max_abs_difference']:.2e}; wall {c['wall_s']['swiftclip']:.1f} s vs {c['wall_s']['open_clip_train']:.1f} s. "
+              "Chart: docs/train_loss_curves.png.", ""]
+    open(out + ".md", "w").write("\n".join(lines))
+    print("\n".join(lines))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
