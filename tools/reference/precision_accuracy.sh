@@ -13,10 +13,12 @@ models=("$@"); [ ${#models[@]} -gt 0 ] || models=(convnext_v2_tiny)
 [ -x "$bin" ] || swift build -c release --product swiftclip >&2
 for m in "${models[@]}"; do
   d="out/precision/$m"
-  [ -f "$d/text_features.npy" ] || PYTHONDONTWRITEBYTECODE=1 "$py" tools/reference/precision_accuracy.py generate --model "$m" --out "$d" >&2
+  [ -f "$d/zs_text_features.npy" ] || PYTHONDONTWRITEBYTECODE=1 "$py" tools/reference/precision_accuracy.py generate --model "$m" --out "$d" >&2
   for p in fp32 bf16 int8; do
     "$bin" embed-image --model "$m" --weights "$d/model.safetensors" --precision "$p" --output "$d/swift_${p}_image.npy" "$d/photos.npy" >&2
     "$bin" embed-text --model "$m" --weights "$d/model.safetensors" --precision "$p" --tokens "$d/tokens.npy" --output "$d/swift_${p}_text.npy" >&2
+    "$bin" embed-image --model "$m" --weights "$d/model.safetensors" --precision "$p" --output "$d/swift_${p}_zs_image.npy" "$d/zs_images.npy" >&2
+    "$bin" embed-text --model "$m" --weights "$d/model.safetensors" --precision "$p" --tokens "$d/zs_tokens.npy" --output "$d/swift_${p}_zs_text.npy" >&2
   done
   echo "## $m"
   PYTHONDONTWRITEBYTECODE=1 "$py" tools/reference/precision_accuracy.py compare --dir "$d"
