@@ -23,6 +23,10 @@ let package = Package(
                        providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
+        // Open MPI (optional): with libopenmpi-dev, pkg-config `ompi-c` supplies mpi.h and -lmpi; without
+        // it the shim's functions report "built without MPI" and everything but multi-rank training works.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
         // Kernels: the SIMD inner loops in C, one variant per instruction-set level (AVX-512, AVX2+FMA,
         // portable SSE2/NEON) chosen at run time. No build flags: each variant carries its target
@@ -39,8 +43,10 @@ let package = Package(
         .target(name: "CLIPData", dependencies: ["CLIPEngine", "CTurboJPEG", "CPNG"]),
         // evaluation: zero-shot classification (and, later, retrieval metrics).
         .target(name: "CLIPEvaluation", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
+        // distributed: the MPI communicator (rank, size, broadcast, all-gather, allreduce) over CMPI.
+        .target(name: "CLIPDistributed", dependencies: ["CMPI"]),
         // training: open_clip's ClipLoss, AdamW with open_clip_train's parameter groups, lr schedules, the train step.
-        .target(name: "CLIPTraining", dependencies: ["CLIPModels", "CLIPData", "CLIPTokenizer", "CLIPEvaluation"]),
+        .target(name: "CLIPTraining", dependencies: ["CLIPModels", "CLIPData", "CLIPTokenizer", "CLIPEvaluation", "CLIPDistributed"]),
         // export: ONNX writer (protobuf types generated once from onnx.proto, see tools/onnx/regenerate.sh).
         .target(name: "CLIPExport", dependencies: [
             "CLIPModels", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -53,7 +59,7 @@ let package = Package(
         .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
         .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining",
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -32,12 +32,8 @@ SWIFTCLIP = os.path.join(REPO, ".build", "release", "swiftclip")
 OPEN_CLIP_TRAIN = [sys.executable, os.path.join(REPO, "tools", "reference", "run_open_clip_train.py")]
 VOCAB = os.path.join(REPO, "assets", "bpe_simple_vocab_16e6.txt.gz")
 
-TINY = {
-    "embed_dim": 64,
-    "vision_cfg": {"timm_model_name": "convnextv2_atto", "timm_model_pretrained": False, "timm_pool": "avg",
-                   "timm_proj": "linear", "timm_drop": 0.0, "timm_drop_path": 0.0, "image_size": 64},
-    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2},
-}
+# The tiny model of `make demo` (convnextv2_atto trunk, 2-layer text tower, 64×64 images).
+TINY = json.load(open(os.path.join(REPO, "examples", "configs", "tiny-convnext-v2-clip.json")))
 
 LOSS = re.compile(r"Train Epoch: (\d+) .*? Loss: ([0-9.]+) \(")
 
@@ -67,11 +63,18 @@ def common_flags(data, batch, epochs, extra):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--skip-pipeline", action="store_true")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--skip-pipeline", action="store_true", help="keep the pipeline timing of today's results file")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="swiftclip-train-bench-")
     result = {"date": datetime.date.today().isoformat(), "machine": os.uname().machine, "cores": os.cpu_count()}
+    out = os.path.join(REPO, "benchmarks", "results", f"{result['date']}-train-pipeline")
+    if args.skip_pipeline and os.path.exists(out + ".json"):
+        previous = json.load(open(out + ".json"))
+        if "pipeline" in previous:
+            result["pipeline"] = previous["pipeline"]
 
     # 1. The seed's pipeline.
     if not args.skip_pipeline:
@@ -118,7 +121,7 @@ def main():
     subprocess.run([SWIFTCLIP, "make-synthetic", "--samples", str(samples), "--image-size", "64", "--output", data],
                    check=True, stdout=subprocess.DEVNULL)
     flags = common_flags(data, samples, args.steps, ["--pretrained", init, "--aug-cfg", "scale=(1.0,1.0)",
-                                                     "--lr", "1e-3", "--warmup", "4", "--save-frequency", "0"])
+                                                     "--lr", str(args.lr), "--warmup", str(args.warmup), "--save-frequency", "0"])
     logs = os.path.join(work, "curves")
     swift_log, torch_log = os.path.join(work, "curve_swift.log"), os.path.join(work, "curve_torch.log")
     swift_wall = run([SWIFTCLIP, "train", "--model", config, "--vocab", VOCAB, "--logs", logs, "--name", "swift"] + flags, data, swift_log)
@@ -127,7 +130,7 @@ def main():
     if len(a) != args.steps or len(b) != args.steps:
         sys.exit(f"expected {args.steps} losses, got {len(a)} (swiftclip) and {len(b)} (open_clip_train)")
     result["curves"] = {
-        "model": TINY, "samples": samples, "steps": args.steps, "lr": 1e-3, "warmup": 4,
+        "model": TINY, "samples": samples, "steps": args.steps, "lr": args.lr, "warmup": args.warmup,
         "swiftclip": a.tolist(), "open_clip_train": b.tolist(),
         "max_abs_difference": float(np.abs(a - b).max()),
         "wall_s": {"swiftclip": swift_wall, "open_clip_train": torch_wall},
@@ -143,19 +146,18 @@ def main():
     ax.axhline(np.log(samples), color="grey", linewidth=0.8, linestyle=":", label=f"ln {samples} (chance)")
     ax.set_xlabel("step")
     ax.set_ylabel("contrastive loss")
-    ax.set_title(f"Same initial weights and data: tiny ConvNeXt-V2 CLIP, batch {samples}, lr 1e-3, warmup 4")
+    ax.set_title(f"Same initial weights and data: tiny ConvNeXt-V2 CLIP, batch {samples}, lr {args.lr:g}, warmup {args.warmup}")
     ax.title.set_fontsize(9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(REPO, "docs", "train_loss_curves.png"), dpi=110)
 
-    out = os.path.join(REPO, "benchmarks", "results", f"{result['date']}-train-pipeline")
     json.dump(result, open(out + ".json", "w"), indent=1)
     lines = [f"# swiftclip train vs open_clip_train.main ({result['date']}, {result['cores']} cores)", ""]
     if "pipeline" in result:
         p = result["pipeline"]
         lines += ["The seed's pipeline (" + p["command"] + "), whole command, minimum of "
-                  f"{args.repeats} alternating run(s):", "",
+                  f"{len(p['wall_s']['swiftclip'])} alternating run(s):", "",
                   "| system | wall s | images/s | final loss |", "|---|---|---|---|"]
         for k in ("swiftclip", "open_clip_train"):
             lines.append(f"| {k} | {min(p['wall_s'][k]):.1f} | {p['images_per_s'][k]:.2f} | {p['final_loss'][k]:.4f} |")

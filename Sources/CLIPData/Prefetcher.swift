@@ -3,32 +3,43 @@ import Foundation
 
 /// Items 0..<count made in order on one background thread, at most `ahead` of the consumer, so
 /// that decoding the next batch overlaps computing on this one (a DataLoader's prefetch). The
-/// training loader, `embed-image`/`classify`/`preprocess` and evaluation all read through it.
+/// training loaders, `embed-image`/`classify`/`preprocess` and evaluation all read through it.
 ///
-/// Memory is bounded by `ahead + 1` items whatever `count` is. `make` may use threads of its own
-/// (the image decoders do). An error from `make` is thrown by `next()` for that item, in order;
-/// later items are still made.
+/// With `producers` > 1, thread p makes the items whose index ≡ p (mod producers), each thread in
+/// increasing order, as PyTorch's DataLoader workers take turns (the webdataset loader: item b is
+/// worker b mod workers's next batch, so each worker's state is touched by one thread only).
+/// Items are still handed out in index order.
+///
+/// Memory is bounded by `ahead · producers + 1` items whatever `count` is. `make` may use threads
+/// of its own (the image decoders do). An error from `make` is thrown by `next()` for that item, in
+/// order; later items are still made.
 public final class Prefetcher<Item>: @unchecked Sendable {
     public let count: Int
     private let ahead: Int
+    private let producers: Int
     private let make: (Int) throws -> Item
 
     private let lock = NSCondition()
     private var ready: [Int: Result<Item, Error>] = [:]
-    private var nextToProduce: Int
+    /// Each producer's next index.
+    private var nextToProduce: [Int]
     private var nextToConsume: Int
     private var cancelled = false
-    private var producer: Thread?
+    private var started = false
 
     /// - Parameters:
     ///   - start: the first item to make (resuming part way).
-    ///   - ahead: how many items may wait, made but not yet taken.
-    public init(count: Int, start: Int = 0, ahead: Int = 2, make: @escaping (Int) throws -> Item) {
+    ///   - ahead: how many items per producer may wait, made but not yet taken.
+    ///   - producers: background threads (see above).
+    public init(count: Int, start: Int = 0, ahead: Int = 2, producers: Int = 1, make: @escaping (Int) throws -> Item) {
         self.count = max(0, count)
         self.ahead = max(1, ahead)
+        self.producers = max(1, producers)
         self.make = make
-        nextToProduce = min(max(0, start), self.count)
-        nextToConsume = nextToProduce
+        let first = min(max(0, start), self.count), n = max(1, producers)
+        nextToConsume = first
+        // Producer p's first index at or after `first`.
+        nextToProduce = (0..<n).map { p in first + ((p - first % n) + n) % n }
     }
 
     deinit { cancel() }
@@ -57,28 +68,30 @@ public final class Prefetcher<Item>: @unchecked Sendable {
     private func startIfNeeded() {
         lock.lock()
         defer { lock.unlock() }
-        guard producer == nil else { return }
-        // The thread holds the prefetcher only while it makes an item or waits a moment, so one
-        // dropped before its last item is freed (deinit cancels) and the thread ends.
-        let thread = Thread { [weak self] in
-            while let prefetcher = self, prefetcher.produceOne() {}
+        guard !started else { return }
+        started = true
+        // A thread holds the prefetcher only while it makes an item or waits a moment, so one
+        // dropped before its last item is freed (deinit cancels) and the threads end.
+        for p in 0..<producers {
+            let thread = Thread { [weak self] in
+                while let prefetcher = self, prefetcher.produceOne(p) {}
+            }
+            thread.name = producers == 1 ? "swiftclip-prefetch" : "swiftclip-prefetch-\(p)"
+            thread.start()
         }
-        thread.name = "swiftclip-prefetch"
-        producer = thread
-        thread.start()
     }
 
-    /// Makes the next item if there is room; false when there is nothing left to make.
-    private func produceOne() -> Bool {
+    /// Makes producer p's next item if there is room; false when it has nothing left to make.
+    private func produceOne(_ p: Int) -> Bool {
         lock.lock()
-        if !cancelled && nextToProduce < count && nextToProduce - nextToConsume >= ahead {
+        if !cancelled && nextToProduce[p] < count && nextToProduce[p] - nextToConsume >= ahead * producers {
             _ = lock.wait(until: Date(timeIntervalSinceNow: 0.2))
             lock.unlock()
             return true
         }
-        if cancelled || nextToProduce >= count { lock.unlock(); return false }
-        let index = nextToProduce
-        nextToProduce += 1
+        if cancelled || nextToProduce[p] >= count { lock.unlock(); return false }
+        let index = nextToProduce[p]
+        nextToProduce[p] += producers
         lock.unlock()
         let result = Result { try make(index) }
         lock.lock()

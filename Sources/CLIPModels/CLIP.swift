@@ -126,9 +126,12 @@ extension CLIPModel {
         return (image, text, Saved(image: imageSaved, text: textSaved))
     }
 
-    /// Adds every (unfrozen) parameter's gradient, given ∂loss/∂features of both towers.
-    public func backward(image dImage: Tensor, text dText: Tensor, saved: Saved) throws {
+    /// Adds every (unfrozen) parameter's gradient, given ∂loss/∂features of both towers. The text
+    /// tower goes first; `afterText` runs once its gradients are final (data-parallel training
+    /// starts their allreduce there, while the image tower's backward runs).
+    public func backward(image dImage: Tensor, text dText: Tensor, saved: Saved, afterText: (() throws -> Void)? = nil) throws {
         if let s = saved.text { try text.backward(dText, saved: s) }
+        try afterText?()
         if let s = saved.image { try visual.backward(dImage, saved: s) }
     }
 }

@@ -14,6 +14,9 @@ public final class Parameter: @unchecked Sendable {
     public var isFrozen = false
     /// Incremented by every write to `value`.
     public private(set) var version = 0
+    /// Called whenever a backward pass asks for this gradient's buffer (the data-parallel trainer
+    /// uses it to let MPI progress gradient buckets already under way).
+    public var onGradientAccess: (() -> Void)?
 
     public var shape: [Int] { value.shape }
     public var count: Int { value.count }
@@ -48,6 +51,7 @@ public final class Parameter: @unchecked Sendable {
     /// the parameter is frozen. Valid until the gradient is next replaced.
     public func gradPointer() -> UnsafeMutablePointer<Float>? {
         if isFrozen { return nil }
+        onGradientAccess?()
         if grad == nil { grad = Tensor(zeros: value.shape) }
         return grad!.withUnsafeMutableBufferPointer { $0.baseAddress! }
     }

@@ -19,6 +19,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var arguments: [String: String]
     /// Ties the weights file to its optimizer file.
     public var checkpointID: String
+    /// Data parallel: every rank's generator, in rank order (`rng` is rank 0's); nil for one process.
+    public var rankRNG: [[UInt64]]? = nil
 }
 
 /// A training checkpoint is two safetensors files written atomically (temporary file, fsync,

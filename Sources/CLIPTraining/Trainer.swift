@@ -1,3 +1,4 @@
+import CLIPDistributed
 import CLIPEngine
 import CLIPModels
 import CLIPNN
@@ -18,8 +19,18 @@ public final class CLIPTrainer {
     /// Draws stochastic-depth masks.
     public var rng: SeededGenerator
 
+    /// Data parallel (`enableDataParallel`): the job, open_clip's `--gather-with-grad` and
+    /// `--local-loss`, and the gradient allreduce.
+    public private(set) var communicator = Communicator.single
+    public private(set) var gatherWithGrad = false, localLoss = false
+    public private(set) var allreduce: GradientAllreduce?
+    /// Pairs in the last step's global batch (all ranks together).
+    public private(set) var lastGlobalBatch = 0
+
     public struct StepResult {
         public let loss: Double, learningRate: Double, gradNorm: Double?
+        /// Pairs in the step's global batch (all ranks' micro-batches).
+        public let samples: Int
     }
 
     public init(model: CLIPModel, settings: AdamW.Settings, schedule: LearningRateSchedule, gradClipNorm: Double? = nil, seed: UInt64 = 0) {
@@ -46,16 +57,42 @@ public final class CLIPTrainer {
         for p in model.parameters.parameters where !p.key.hasPrefix("visual.") && p.key != "logit_scale" { p.isFrozen = locked }
     }
 
+    /// Makes the steps data parallel over `communicator` (call after locking towers: frozen
+    /// parameters are left out of the allreduce). The loss is open_clip's ClipLoss over the global
+    /// batch with all-gathered features (`DistributedClipLoss`); gradients are averaged over ranks.
+    public func enableDataParallel(communicator: Communicator, gatherWithGrad: Bool, localLoss: Bool,
+                                   bucketBytes: Int = GradientAllreduce.defaultBucketBytes) {
+        self.communicator = communicator
+        self.gatherWithGrad = gatherWithGrad
+        self.localLoss = localLoss
+        guard communicator.size > 1 else { allreduce = nil; return }
+        let reducer = GradientAllreduce(parameters: model.parameters.parameters, communicator: communicator, bucketBytes: bucketBytes)
+        allreduce = reducer
+        for p in model.parameters.parameters { p.onGradientAccess = { [weak reducer] in reducer?.progress() } }
+    }
+
     /// The loss and every parameter's gradient at the current values (gradients are zeroed first).
+    /// Data parallel: the loss over the global batch, and this rank's gradients before averaging.
     public func lossAndGradients(images: Tensor, tokens: [[Int]]) throws -> Double {
         OpProfiler.measure("zero_grad") { model.parameters.zeroGrad() }
         let (image, text, saved) = try model.forwardForTraining(images: images, tokens: tokens, checkpointing: gradCheckpointing, rng: &rng)
         let (imageN, textN) = (Ops.l2Normalize(image), Ops.l2Normalize(text))
-        let loss = try OpProfiler.measure("ClipLoss") { try ClipLoss.compute(image: imageN, text: textN, logitScale: model.logitScale) }
-        if let g = model.logitScaleParameter.gradPointer() { g[0] += Float(loss.dLogitScale) }
-        try model.backward(image: try Ops.l2NormalizeBackward(loss.dImage, input: image),
-                           text: try Ops.l2NormalizeBackward(loss.dText, input: text), saved: saved)
-        return loss.loss
+        let loss: Double, dImage: Tensor, dText: Tensor, dScale: Double
+        if communicator.size > 1 {
+            let r = try OpProfiler.measure("ClipLoss") {
+                try DistributedClipLoss.compute(image: imageN, text: textN, logitScale: model.logitScale, communicator: communicator,
+                                                gatherWithGrad: gatherWithGrad, localLoss: localLoss)
+            }
+            (loss, dImage, dText, dScale, lastGlobalBatch) = (r.loss, r.dImage, r.dText, r.dLogitScale, r.globalBatch)
+        } else {
+            let r = try OpProfiler.measure("ClipLoss") { try ClipLoss.compute(image: imageN, text: textN, logitScale: model.logitScale) }
+            (loss, dImage, dText, dScale, lastGlobalBatch) = (r.loss, r.dImage, r.dText, r.dLogitScale, imageN.shape[0])
+        }
+        if let g = model.logitScaleParameter.gradPointer() { g[0] += Float(dScale) }
+        try model.backward(image: try Ops.l2NormalizeBackward(dImage, input: image),
+                           text: try Ops.l2NormalizeBackward(dText, input: text), saved: saved,
+                           afterText: { [allreduce] in try allreduce?.startEarlyBuckets() })
+        return loss
     }
 
     /// Gradients with open_clip_train's `--accum-freq` semantics over `microBatches`: the features
@@ -68,6 +105,9 @@ public final class CLIPTrainer {
     public func accumulatedLossAndGradients(_ microBatches: [(images: Tensor, tokens: [[Int]])]) throws -> Double {
         guard !microBatches.isEmpty else { throw TensorError.invalidArgument("no micro-batches to accumulate") }
         if microBatches.count == 1 { return try lossAndGradients(images: microBatches[0].images, tokens: microBatches[0].tokens) }
+        guard communicator.size == 1 else {
+            throw TensorError.invalidArgument("--accum-freq above 1 is not implemented for data-parallel (MPI) training yet")
+        }
         model.parameters.zeroGrad()
         var cachedImage: [Tensor] = [], cachedText: [Tensor] = []
         let stochastic = ((model.visual as? TimmImageTower)?.dropPath ?? 0) > 0
@@ -93,6 +133,7 @@ public final class CLIPTrainer {
                                text: Ops.l2NormalizeBackward(loss.dText.slice(rows: offset..<offset + rows), input: text), saved: saved)
             last = loss.loss
         }
+        lastGlobalBatch = microBatches.reduce(0) { $0 + $1.images.shape[0] }
         return last
     }
 
@@ -108,10 +149,11 @@ public final class CLIPTrainer {
         let lr = schedule.learningRate(at: step)
         optimizer.settings.lr = lr
         let loss = try accumulatedLossAndGradients(microBatches)
+        try allreduce?.finish()
         let norm = gradClipNorm.map { clipGradNorm(model.parameters.parameters, maxNorm: $0) }
         optimizer.step()
         model.logitScaleParameter.updateValue { $0[0] = min(max($0[0], 0), Float(Foundation.log(100.0))) }
         step += 1
-        return StepResult(loss: loss, learningRate: lr, gradNorm: norm)
+        return StepResult(loss: loss, learningRate: lr, gradNorm: norm, samples: lastGlobalBatch)
     }
 }

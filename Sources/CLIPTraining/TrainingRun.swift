@@ -1,4 +1,5 @@
 import CLIPData
+import CLIPDistributed
 import CLIPEngine
 import CLIPEvaluation
 import CLIPModels
@@ -31,7 +32,7 @@ public enum TrainingError: Error, CustomStringConvertible {
 
 /// What `swiftclip train` takes: open_clip_train.main's arguments, same names and defaults.
 public struct TrainingOptions: Sendable {
-    public enum DatasetType: String, Sendable { case csv, synthetic }
+    public enum DatasetType: String, Sendable { case csv, synthetic, webdataset }
     public enum Scheduler: String, Sendable { case cosine, const, constCooldown = "const-cooldown" }
 
     public var model: String
@@ -63,8 +64,13 @@ public struct TrainingOptions: Sendable {
     public var resume: String?
     public var valFrequency = 1, zeroshotFrequency = 2
     public var logEveryNSteps = 100
-    /// Samples of the synthetic set (default 100); a cap on samples per epoch for CSV data.
+    /// Samples of the synthetic set (default 100); a cap on samples per epoch for CSV data; the
+    /// samples of an epoch for webdataset (default: the shards' sizes.json).
     public var trainNumSamples: Int?
+    /// Webdataset: draw shards with replacement (`--dataset-resampled`).
+    public var datasetResampled = false
+    /// Data parallel: open_clip's `--gather-with-grad` and `--local-loss`.
+    public var gatherWithGrad = false, localLoss = false
     /// `.bf16` is open_clip's `--precision amp_bf16`: the forward GEMMs in bf16 (weights repacked
     /// from the fp32 master copy after every step, activations rounded where a GEMM reads them);
     /// master weights, optimizer state, loss and the backward pass stay fp32 (docs/precision.md).
@@ -90,6 +96,7 @@ public struct TrainingOptions: Sendable {
             "save_most_recent": "\(saveMostRecent)", "delete_previous_checkpoint": "\(deletePreviousCheckpoint)",
             "resume": opt(resume), "val_frequency": "\(valFrequency)", "zeroshot_frequency": "\(zeroshotFrequency)",
             "log_every_n_steps": "\(logEveryNSteps)", "train_num_samples": opt(trainNumSamples),
+            "dataset_resampled": "\(datasetResampled)", "gather_with_grad": "\(gatherWithGrad)", "local_loss": "\(localLoss)",
         ]
         for (k, v) in arguments { r[k] = v }
         return r
@@ -109,7 +116,11 @@ public final class TrainingRun {
     public let model: CLIPModel
     public let trainer: CLIPTrainer
     public let tokenizer: CLIPTokenizer
-    public let source: any CaptionedImageSource
+    /// The training pairs (CSV, synthetic); nil for webdataset, which streams `shards`.
+    public let source: (any CaptionedImageSource)?
+    public let shards: [String]
+    /// The data-parallel job (`Communicator.single` for one process). Rank 0 alone writes files.
+    public let communicator: Communicator
     public let transform: TrainTransform
     public let directory: URL
     public var checkpoints: URL { directory.appendingPathComponent("checkpoints") }
@@ -126,50 +137,82 @@ public final class TrainingRun {
 
     private(set) var state: TrainingState
     private var lastCheckpoint: String?
-    private let log: FileHandle
-    private let stepsLog: FileHandle
+    private let log: FileHandle?
+    private let stepsLog: FileHandle?
     public private(set) var skippedSamples = 0
 
-    public init(options o: TrainingOptions, tokenizer: CLIPTokenizer, zeroShot: (dataset: LabeledImageDataset, templates: [String])? = nil) throws {
+    public init(options o: TrainingOptions, tokenizer: CLIPTokenizer, zeroShot: (dataset: LabeledImageDataset, templates: [String])? = nil,
+                communicator: Communicator = .single) throws {
         guard o.batchSize >= 1, o.epochs >= 1, o.accumFreq >= 1 else {
             throw TrainingError.badOption("--batch-size, --epochs and --accum-freq must be at least 1")
         }
+        if communicator.size > 1 && o.accumFreq > 1 {
+            throw TrainingError.badOption("--accum-freq above 1 is not implemented for data-parallel (MPI) training yet")
+        }
         options = o
+        self.communicator = communicator
         self.tokenizer = tokenizer
         self.zeroShot = zeroShot
         let fm = FileManager.default
 
-        // The run's folder: a new one, unless resuming it.
-        let name = o.name ?? Self.defaultName(o)
+        // The run's folder: a new one, unless resuming it (rank 0's name and checks; only rank 0 writes).
+        let name = try communicator.broadcast(o.name ?? Self.defaultName(o))
         directory = o.logs.appendingPathComponent(name)
         let resuming = o.resume != nil
         if o.resume == "latest" && o.name == nil {
             throw TrainingError.badOption("--resume latest needs --name (the run to continue)")
         }
-        if fm.fileExists(atPath: directory.path) && !resuming && o.name != nil {
-            throw TrainingError.experimentExists(directory.path)
+        if communicator.isRoot {
+            if fm.fileExists(atPath: directory.path) && !resuming && o.name != nil {
+                throw TrainingError.experimentExists(directory.path)
+            }
+            try fm.createDirectory(at: directory.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+            log = try Self.appending(directory.appendingPathComponent("out.log"))
+            stepsLog = try Self.appending(directory.appendingPathComponent("steps.jsonl"))
+        } else {
+            log = nil
+            stepsLog = nil
         }
-        try fm.createDirectory(at: directory.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
-        log = try Self.appending(directory.appendingPathComponent("out.log"))
-        stepsLog = try Self.appending(directory.appendingPathComponent("steps.jsonl"))
 
         // Model: random from the seed, or --pretrained (open_clip weights or one of our checkpoints).
         model = try CLIPModel(model: o.model, weightsURL: o.pretrained, seed: o.seed, precision: o.precision)
         let imageSize = model.config.vision.imageSize
         transform = try TrainTransform(imageSize: imageSize, scale: o.augScale, ratio: o.augRatio)
 
+        let world = communicator.size
         switch o.datasetType {
         case .synthetic:
             source = try SyntheticShapes(seed: o.seed, count: o.trainNumSamples ?? 100, imageSize: imageSize)
+            shards = []
         case .csv:
             guard let train = o.trainData else { throw TrainingError.badOption("--train-data is required with --dataset-type csv") }
             source = try CSVPairs(file: train, imageKey: o.csvImgKey, captionKey: o.csvCaptionKey, separator: o.csvSeparator)
+            shards = []
+        case .webdataset:
+            guard let train = o.trainData else { throw TrainingError.badOption("--train-data is required with --dataset-type webdataset") }
+            source = nil
+            shards = try ShardList.existingShards(train.relativePath)
         }
         validation = try o.valData.map { try CSVPairs(file: $0, imageKey: o.csvImgKey, captionKey: o.csvCaptionKey, separator: o.csvSeparator) }
-        let samples = min(o.trainNumSamples ?? source.count, source.count)
-        batchesPerEpoch = samples / o.batchSize
-        guard batchesPerEpoch >= o.accumFreq else {
-            throw TrainingError.badOption("\(samples) training samples make \(batchesPerEpoch) batch(es) of \(o.batchSize) per epoch (the last partial batch is dropped), fewer than --accum-freq \(o.accumFreq)")
+        let globalBatch = o.batchSize * world
+        let samples: Int
+        if let source {
+            samples = min(o.trainNumSamples ?? source.count, source.count)
+            batchesPerEpoch = samples / globalBatch
+        } else {
+            guard let n = try o.trainNumSamples ?? ShardList.sampleCount(shards) else {
+                throw TrainingError.badOption("--dataset-type webdataset needs --train-num-samples (no sizes.json beside the shards lists them all)")
+            }
+            if !o.datasetResampled && shards.count < o.workers * world {
+                throw TrainingError.badOption("\(shards.count) shard(s) for --workers \(o.workers) × \(world) rank(s): each loader worker needs at least one "
+                                              + "(use fewer --workers, more shards, or --dataset-resampled)")
+            }
+            samples = n
+            batchesPerEpoch = WebDatasetLoader.batchesPerEpoch(samples: n, batchSize: o.batchSize, worldSize: world, workers: o.workers)
+        }
+        guard batchesPerEpoch >= o.accumFreq, batchesPerEpoch > 0 else {
+            throw TrainingError.badOption("\(samples) training samples make \(batchesPerEpoch) batch(es) of \(o.batchSize)"
+                + (world > 1 ? " × \(world) ranks" : "") + " per epoch (the last partial batch is dropped), fewer than --accum-freq \(o.accumFreq)")
         }
         stepsPerEpoch = batchesPerEpoch / o.accumFreq
         totalSteps = stepsPerEpoch * o.epochs
@@ -189,15 +232,19 @@ public final class TrainingRun {
             schedule = .constCooldown(baseLR: settings.lr, warmup: o.warmup, steps: totalSteps, cooldownSteps: stepsPerEpoch * ec,
                                       power: o.lrCooldownPower, endLR: o.lrCooldownEnd)
         }
-        trainer = CLIPTrainer(model: model, settings: settings, schedule: schedule, gradClipNorm: o.gradClipNorm, seed: o.seed)
+        // Each rank draws its own stochastic-depth masks; rank 0 those of a single process.
+        trainer = CLIPTrainer(model: model, settings: settings, schedule: schedule, gradClipNorm: o.gradClipNorm,
+                              seed: communicator.rank == 0 ? o.seed : BatchLoader.mix(o.seed, UInt64(communicator.rank), 0x5241_4E4B))
         trainer.gradCheckpointing = o.gradCheckpointing
         if o.lockImage { trainer.lockImageTower() }
         if o.lockText { trainer.lockTextTower() }
+        trainer.enableDataParallel(communicator: communicator, gatherWithGrad: o.gatherWithGrad, localLoss: o.localLoss)
         state = TrainingState(epoch: 0, batchesDone: 0, step: 0, rng: trainer.rng.snapshot, optimizerSteps: [:],
                               arguments: o.record, checkpointID: "")
 
         if let resume = o.resume { try restore(resume) }
-        try writeParams()
+        try broadcastParameters(model.parameters.parameters, communicator: communicator)
+        if communicator.isRoot { try writeParams() }
     }
 
     static func defaultName(_ o: TrainingOptions) -> String {
@@ -222,14 +269,15 @@ public final class TrainingRun {
         let f = DateFormatter()
         f.dateFormat = "yyyy-MM-dd,HH:mm:ss"
         f.locale = Locale(identifier: "en_US_POSIX")
-        log.write(Data("\(f.string(from: Date())) | INFO | \(line)\n".utf8))
-        echo(line)
+        log?.write(Data("\(f.string(from: Date())) | INFO | \(line)\n".utf8))
+        if communicator.isRoot { echo(line) }
     }
 
     /// params.txt as open_clip writes it: `name: value` per argument, sorted.
     func writeParams() throws {
         var args = options.record
         args["name"] = directory.lastPathComponent
+        args["world_size"] = "\(communicator.size)"
         let text = args.keys.sorted().map { "\($0): \(args[$0]!)" }.joined(separator: "\n") + "\n"
         try Data(text.utf8).write(to: directory.appendingPathComponent("params.txt"))
     }
@@ -251,11 +299,13 @@ public final class TrainingRun {
     func restore(_ resume: String) throws {
         let url: URL
         if resume == "latest" {
-            guard let found = try latestCheckpoint() else {
+            // Rank 0 chooses, so that every rank resumes from the same file.
+            let chosen = try communicator.broadcast(communicator.isRoot ? (try latestCheckpoint()?.path ?? "") : "")
+            guard !chosen.isEmpty else {
                 logLine("No latest resume checkpoint found in \(checkpoints.path).")
                 return
             }
-            url = found
+            url = URL(fileURLWithPath: chosen)
         } else {
             url = URL(fileURLWithPath: resume)
         }
@@ -266,7 +316,16 @@ public final class TrainingRun {
         try model.parameters.update(weights.tensors(), strict: true, source: url.path)
         try Checkpoint.restoreOptimizer(trainer.optimizer, from: url, state: s)
         trainer.step = s.step
-        trainer.rng = try SeededGenerator(snapshot: s.rng)
+        let world = communicator.size
+        if let ranks = s.rankRNG, ranks.count == world {
+            trainer.rng = try SeededGenerator(snapshot: ranks[communicator.rank])
+        } else {
+            trainer.rng = try SeededGenerator(snapshot: s.rng)
+            if (s.rankRNG?.count ?? 1) != world {
+                logLine("Note: the checkpoint was written by \(s.rankRNG?.count ?? 1) rank(s), this run has \(world): "
+                        + "data order and stochastic depth differ from a run that kept its world size.")
+            }
+        }
         state = s
         state.arguments = options.record
         lastCheckpoint = url.path
@@ -279,8 +338,10 @@ public final class TrainingRun {
     @discardableResult
     public func run() throws -> [EvaluationMetrics] {
         var results: [EvaluationMetrics] = []
-        logLine("Model \(options.model): \(model.parameterCounts.total) parameters; \(source.count) samples, "
-                + "\(batchesPerEpoch) batches of \(options.batchSize) per epoch, \(totalSteps) steps")
+        let data = source.map { "\($0.count) samples" } ?? "\(shards.count) webdataset shard(s)"
+        let ranks = communicator.size > 1 ? " per rank on each of \(communicator.size) ranks" : ""
+        logLine("Model \(options.model): \(model.parameterCounts.total) parameters; \(data), "
+                + "\(batchesPerEpoch) batches of \(options.batchSize)\(ranks) per epoch, \(totalSteps) steps")
         for epoch in state.epoch..<options.epochs {
             logLine("Start epoch \(epoch)")
             try trainEpoch(epoch)
@@ -297,9 +358,17 @@ public final class TrainingRun {
 
     func trainEpoch(_ epoch: Int) throws {
         let start = state.epoch == epoch ? state.batchesDone : 0
-        let loader = try BatchLoader(source: source, transform: transform, batchSize: options.batchSize, seed: options.seed,
+        let (rank, world) = (communicator.rank, communicator.size)
+        let loader: any TrainingBatchSource
+        if let source {
+            loader = try BatchLoader(source: source, transform: transform, batchSize: options.batchSize, seed: options.seed,
                                      epoch: epoch, workers: options.workers, startBatch: start,
-                                     samples: options.trainNumSamples)
+                                     samples: options.trainNumSamples, rank: rank, worldSize: world)
+        } else {
+            loader = try WebDatasetLoader(shards: shards, transform: transform, batchSize: options.batchSize, seed: options.seed,
+                                          epoch: epoch, batchCount: batchesPerEpoch, workers: options.workers, rank: rank,
+                                          worldSize: world, resampled: options.datasetResampled, startBatch: start)
+        }
         defer { loader.cancel() }
         var batch = start
         var lossAverage = RunningMean(), timeAverage = RunningMean(), dataAverage = RunningMean()
@@ -309,7 +378,9 @@ public final class TrainingRun {
             var samples = 0
             for _ in 0..<options.accumFreq {
                 guard let b = try loader.next() else { break }
-                for s in b.skipped { logLine("skipped sample: \(s.message)") }
+                for s in b.skipped {
+                    if communicator.isRoot { logLine("skipped sample: \(s.message)") } else { echo("[rank \(rank)] skipped sample: \(s.message)") }
+                }
                 skippedSamples += b.skipped.count
                 let ids = tokenizer.tokenize(b.captions, contextLength: model.config.text.contextLength).map { $0.map(Int.init) }
                 micro.append((b.images, ids))
@@ -328,23 +399,32 @@ public final class TrainingRun {
             tick = DispatchTime.now().uptimeNanoseconds
             lossAverage.add(result.loss); timeAverage.add(stepSeconds); dataAverage.add(dataSeconds)
             let stepInEpoch = batch / options.accumFreq
+            samples = result.samples
             let rate = Double(samples) / stepSeconds
             let scale = Foundation.exp(Double(model.logitScale))
-            writeStep(["epoch": Double(epoch), "step": Double(trainer.step), "loss": result.loss, "lr": result.learningRate,
-                       "logit_scale": scale, "samples_per_s": rate, "data_s": dataSeconds, "step_s": stepSeconds])
+            var record = ["epoch": Double(epoch), "step": Double(trainer.step), "loss": result.loss, "lr": result.learningRate,
+                          "logit_scale": scale, "samples_per_s": rate, "data_s": dataSeconds, "step_s": stepSeconds]
+            if let g = result.gradNorm { record["grad_norm"] = g }   // with --grad-clip-norm: the norm before clipping
+            if let r = trainer.allreduce {
+                record["allreduce_exposed_s"] = r.exposedSeconds
+                record["global_batch"] = Double(samples)
+            }
+            writeStep(record)
             let done = stepInEpoch == stepsPerEpoch
             let remaining = Double(totalSteps - trainer.step) * timeAverage.mean
             status?(String(format: "epoch %d step %d/%d loss %.4f lr %.3g logit scale %.2f %.1f samples/s ETA %@",
                            epoch, stepInEpoch, stepsPerEpoch, result.loss, result.learningRate, scale, rate, duration(remaining)))
             if stepInEpoch % max(1, options.logEveryNSteps) == 0 || done {
-                let seen = batch * options.batchSize, total = batchesPerEpoch * options.batchSize
+                let seen = batch * options.batchSize * world, total = batchesPerEpoch * options.batchSize * world
                 logLine(String(format: "Train Epoch: %d [%d/%d (%.0f%%)] Data (t): %.3f Batch (t): %.3f, %.4g/s LR: %.6f Logit Scale: %.3f Contrastive_loss: %.4f (%.4f) Loss: %.4f (%.4f)",
                                epoch, seen, total, 100 * Double(seen) / Double(total), dataAverage.mean, timeAverage.mean,
-                               Double(options.batchSize * options.accumFreq) / timeAverage.mean, result.learningRate, scale,
+                               Double(options.batchSize * options.accumFreq * world) / timeAverage.mean, result.learningRate, scale,
                                result.loss, lossAverage.mean, result.loss, lossAverage.mean))
             }
             state.batchesDone = batch
-            if shouldStop() && !done {
+            // Every rank stops at the same step when any was asked to (Ctrl-C reaches them one by one).
+            let stop = try communicator.allreduceMax([shouldStop() ? 1 : 0])[0] != 0
+            if stop && !done {
                 let url = checkpoints.appendingPathComponent("epoch_latest.safetensors")
                 try saveCheckpoint(to: url)
                 throw TrainingError.interrupted(checkpoint: url.path)
@@ -362,7 +442,7 @@ public final class TrainingRun {
 
     func writeStep(_ values: [String: Double]) {
         let data = (try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys])) ?? Data()
-        stepsLog.write(data + Data("\n".utf8))
+        stepsLog?.write(data + Data("\n".utf8))
     }
 
     // MARK: Checkpoints
@@ -370,6 +450,14 @@ public final class TrainingRun {
     func saveCheckpoint(to url: URL) throws {
         state.step = trainer.step
         state.rng = trainer.rng.snapshot
+        if communicator.size > 1 {
+            // Every rank's generator, so that a resume with the same world size is exact.
+            let snap = trainer.rng.snapshot
+            let words = try communicator.allgather(SIMD2<UInt64>(snap[0], snap[1]))
+            state.rankRNG = words.map { [$0[0], $0[1]] }
+        }
+        lastCheckpoint = url.path
+        guard communicator.isRoot else { return }
         state.checkpointID = UUID().uuidString
         try Checkpoint.save(model: model, optimizer: trainer.optimizer, state: state, to: url)
         lastCheckpoint = url.path
@@ -383,13 +471,13 @@ public final class TrainingRun {
         if completed == options.epochs || (options.saveFrequency > 0 && completed % options.saveFrequency == 0) {
             try saveCheckpoint(to: checkpoints.appendingPathComponent("epoch_\(completed).safetensors"))
         }
-        if options.deletePreviousCheckpoint {
+        if options.deletePreviousCheckpoint && communicator.isRoot {
             Checkpoint.delete(checkpoints.appendingPathComponent("epoch_\(completed - 1).safetensors"))
         }
         let latest = checkpoints.appendingPathComponent("epoch_latest.safetensors")
         if options.saveMostRecent {
             try saveCheckpoint(to: latest)
-        } else if FileManager.default.fileExists(atPath: latest.path) {
+        } else if communicator.isRoot && FileManager.default.fileExists(atPath: latest.path) {
             Checkpoint.delete(latest)
         }
     }
@@ -401,6 +489,7 @@ public final class TrainingRun {
     /// `valFrequency` epochs and at the last. Appends to checkpoints/results.jsonl.
     public func evaluate(epoch: Int) throws -> EvaluationMetrics {
         var metrics: EvaluationMetrics = [:]
+        guard communicator.isRoot else { return metrics }   // open_clip evaluates on the master rank only
         let last = epoch == options.epochs
         if let z = zeroShot, options.zeroshotFrequency > 0, epoch % options.zeroshotFrequency == 0 || last {
             let r = try ZeroShotEvaluation.evaluate(model: model, tokenizer: tokenizer, dataset: z.dataset, templates: z.templates,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIPDistributed
 import CLIPEngine
 import CLIPModels
 import CLIPTraining
@@ -11,7 +12,7 @@ struct BenchTrain: ParsableCommand {
         discussion: """
         Random weights (or --weights), random images, realistic captions tokenized with the CLIP BPE. Each step \
         is one open_clip_train step at accum_freq 1 (schedule const, no clipping). Peak memory is the process's \
-        peak resident set (ru_maxrss) after the steps: run one batch size per process to compare with other systems.
+        peak resident set (ru_maxrss) after the steps: run one batch size per process to compare with other systems.         Under mpirun each rank takes --batch (data parallel, --gather-with-grad): rank 0 reports the global samples/s,         the allreduce time not hidden behind the backward pass, and one blocking allreduce of all gradients for comparison.
         """)
 
     @OptionGroup var options: ModelOptions
@@ -38,7 +39,9 @@ struct BenchTrain: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() throws { try runAsRank(bench) }
+
+    func bench(_ communicator: Communicator) throws {
         try runReportingErrors {
             let config = try ModelRegistry.config(named: options.model)
             // Weights, their gradients and AdamW's two moments; the batch's activations, kept for backward.
@@ -58,23 +61,55 @@ struct BenchTrain: ParsableCommand {
             let trainer = CLIPTrainer(model: model, settings: .openCLIPDefaults(modelName: options.model),
                                       schedule: .const(baseLR: 5e-4, warmup: 0))
             trainer.gradCheckpointing = gradCheckpointing
+            trainer.enableDataParallel(communicator: communicator, gatherWithGrad: true, localLoss: false)
+            try broadcastParameters(model.parameters.parameters, communicator: communicator)
             for _ in 0..<warmup { try trainer.step(images: images, tokens: tokens) }
-            var times: [Double] = []
+            var times: [Double] = [], exposed: [Double] = [], early = 0
             for _ in 0..<steps {
+                try communicator.barrier()
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 try trainer.step(images: images, tokens: tokens)
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                if let r = trainer.allreduce {
+                    exposed.append(r.exposedSeconds)
+                    if r.earlyCompletedDuringBackward { early += 1 }
+                }
             }
             var usage = rusage()
             getrusage(RUSAGE_SELF.rawValue, &usage)
             times.sort()
             let median = times[times.count / 2]
+            let ranks = communicator.size
             var row: [String: Any] = [
                 "system": "swiftclip-\(precision)", "model": options.model, "batch": batch, "steps": steps,
                 "median_step_s": median, "min_step_s": times.first!, "max_step_s": times.last!,
-                "images_per_s": Double(batch) / median, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
-                "threads": Parallel.threadCount, "params": model.parameterCounts.total, "grad_checkpointing": gradCheckpointing,
+                "images_per_s": Double(batch * ranks) / median, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
+                "threads": Parallel.threadCount, "params": model.parameterCounts.total, "ranks": ranks,
+                "grad_checkpointing": gradCheckpointing,
             ]
+            if let r = trainer.allreduce {
+                // The same gradients in one blocking allreduce, as if nothing overlapped.
+                let all = model.parameters.parameters.filter { !$0.isFrozen }
+                let count = all.reduce(0) { $0 + $1.count }
+                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+                defer { buffer.deallocate() }
+                buffer.initialize(repeating: 1, count: count)
+                var blocking: [Double] = []
+                for _ in 0..<3 {
+                    try communicator.barrier()
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    try communicator.allreduceSum(buffer, count: count)
+                    blocking.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                }
+                exposed.sort()
+                blocking.sort()
+                row["allreduce_bytes"] = r.bytes
+                row["allreduce_buckets"] = r.bucketCount
+                row["allreduce_exposed_median_s"] = exposed[exposed.count / 2]
+                row["allreduce_blocking_median_s"] = blocking[1]
+                row["text_buckets_done_before_backward_ended"] = "\(early) of \(steps) steps"
+            }
+
             if breakdown {
                 OpProfiler.reset()
                 OpProfiler.isEnabled = true
@@ -84,15 +119,22 @@ struct BenchTrain: ParsableCommand {
                 OpProfiler.isEnabled = false
                 row["breakdown_s"] = Dictionary(uniqueKeysWithValues: OpProfiler.report.map { ($0.name, $0.seconds) })
             }
+            guard communicator.isRoot else { return }
             if json {
                 let data = try JSONSerialization.data(withJSONObject: row, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
                 return
             }
-            print("model \(options.model), batch \(batch), \(precision), \(Parallel.threadCount) threads, \(steps) timed steps"
+            print("model \(options.model), batch \(batch)" + (ranks > 1 ? " per rank × \(ranks) ranks" : "") + ", \(precision)"
+                  + ", \(Parallel.threadCount) threads" + (ranks > 1 ? " per rank" : "") + ", \(steps) timed steps"
                   + (gradCheckpointing ? ", gradient checkpointing" : ""))
             print(String(format: "step %.2f s (min %.2f, max %.2f), %.2f images/s, peak RSS %.0f MB",
-                         median, times.first!, times.last!, Double(batch) / median, Double(usage.ru_maxrss) / 1024))
+                         median, times.first!, times.last!, Double(batch * ranks) / median, Double(usage.ru_maxrss) / 1024))
+            if let e = row["allreduce_exposed_median_s"] as? Double, let b = row["allreduce_blocking_median_s"] as? Double {
+                print(String(format: "allreduce of %.0f MB in %d buckets: %.3f s per step not hidden by the backward; one blocking allreduce of it all %.3f s; text buckets done before the backward ended: %@",
+                             Double(row["allreduce_bytes"] as! Int) / 1e6, row["allreduce_buckets"] as! Int, e, b,
+                             row["text_buckets_done_before_backward_ended"] as! String))
+            }
             if let b = row["breakdown_s"] as? [String: Double], let total = row["profiled_step_s"] as? Double {
                 let line = { (name: String, sec: Double) in
                     print("    " + name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: " %8.3f s  %5.1f%%", sec, 100 * sec / total))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLIPData
+import CLIPDistributed
 import CLIPEngine
 import CLIPEvaluation
 import CLIPTraining
@@ -14,9 +15,17 @@ struct Train: ParsableCommand {
 
     @Option(help: "Built-in model name or open_clip JSON config.") var model = "RN50"
     @Option(help: "Start from these weights: open_clip safetensors or a swiftclip checkpoint.") var pretrained: String?
-    @Option(name: .customLong("train-data"), help: "Training CSV (open_clip's CsvDataset format).") var trainData: String?
+    @Option(name: .customLong("train-data"), help: "Training CSV (open_clip's CsvDataset format), or webdataset shards: 'shards/{00000..00099}.tar', sources joined by '::'.")
+    var trainData: String?
     @Option(name: .customLong("val-data"), help: "Validation CSV: loss and retrieval metrics.") var valData: String?
-    @Option(name: .customLong("dataset-type"), help: "csv, synthetic (coloured shapes, in memory), or auto (csv).") var datasetType = "auto"
+    @Option(name: .customLong("dataset-type"), help: "csv, webdataset (tar shards), synthetic (coloured shapes, in memory), or auto (webdataset for .tar, else csv).")
+    var datasetType = "auto"
+    @Flag(name: .customLong("dataset-resampled"), help: "Webdataset: draw shards with replacement (open_clip's --dataset-resampled).")
+    var datasetResampled = false
+    @Flag(name: .customLong("gather-with-grad"), help: "Data parallel: let the loss's gradient flow through the all-gathered features of every rank.")
+    var gatherWithGrad = false
+    @Flag(name: .customLong("local-loss"), help: "Data parallel: each rank's loss over its own rows against the global batch.")
+    var localLoss = false
     @Option(name: .customLong("csv-separator"), help: "CSV field separator (default: tab).") var csvSeparator = "\t"
     @Option(name: .customLong("csv-img-key")) var csvImgKey = "filepath"
     @Option(name: .customLong("csv-caption-key")) var csvCaptionKey = "title"
@@ -51,7 +60,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("val-frequency")) var valFrequency = 1
     @Option(name: .customLong("zeroshot-frequency")) var zeroshotFrequency = 2
     @Option(name: .customLong("log-every-n-steps")) var logEveryNSteps = 100
-    @Option(name: .customLong("train-num-samples"), help: "Samples of the synthetic set (default 100); a cap per epoch for CSV.")
+    @Option(name: .customLong("train-num-samples"), help: "Samples of the synthetic set (default 100); a cap per epoch for CSV; samples per epoch for webdataset (default: sizes.json).")
     var trainNumSamples: Int?
     @Option(help: "fp32, or amp_bf16: bf16 forward GEMMs, fp32 master weights, optimizer state, loss and backward (docs/precision.md).")
     var precision = "fp32"
@@ -66,9 +75,8 @@ struct Train: ParsableCommand {
     /// open_clip_train flags swiftclip train does not implement: named in the error, never ignored.
     static let unsupported: [String: String] = [
         "--imagenet-val": "use --zeroshot-data", "--imagenet-v2": "use --zeroshot-data",
-        "--local-loss": "distributed training is not implemented yet", "--gather-with-grad": "distributed training is not implemented yet",
-        "--dataset-resampled": "webdataset is not implemented yet", "--train-data-upsampling-factors": "webdataset is not implemented yet",
-        "--val-num-samples": "webdataset is not implemented yet",
+        "--train-data-upsampling-factors": "not implemented yet: give each source its share of shards instead",
+        "--val-num-samples": "validation reads a CSV (--val-data)",
     ]
     static let openCLIPFlags: Set<String> = [
         "--cache-dir", "--log-local", "--momentum", "--opt", "--use-bn-sync", "--skip-scheduler", "--pretrained-image",
@@ -109,10 +117,10 @@ struct Train: ParsableCommand {
         guard ["cosine", "const", "const-cooldown"].contains(lrScheduler) else {
             throw ValidationError("--lr-scheduler must be cosine, const or const-cooldown, got '\(lrScheduler)'")
         }
-        guard ["auto", "csv", "synthetic"].contains(datasetType) else {
-            throw ValidationError(datasetType == "webdataset" ? "--dataset-type webdataset is not implemented yet"
-                                  : "--dataset-type must be csv, synthetic or auto, got '\(datasetType)'")
+        guard ["auto", "csv", "synthetic", "webdataset"].contains(datasetType) else {
+            throw ValidationError("--dataset-type must be csv, webdataset, synthetic or auto, got '\(datasetType)'")
         }
+        if datasetResampled && resolvedDatasetType != .webdataset { throw ValidationError("--dataset-resampled needs --dataset-type webdataset") }
         guard precision == "fp32" || precision == "amp_bf16" else {
             throw ValidationError("--precision \(precision) is not supported: swiftclip train runs fp32 or amp_bf16")
         }
@@ -144,15 +152,35 @@ struct Train: ParsableCommand {
         return (scale, ratio)
     }
 
-    func run() throws {
+    /// open_clip's `auto`: webdataset when the data names tar files, CSV otherwise.
+    var resolvedDatasetType: TrainingOptions.DatasetType {
+        switch datasetType {
+        case "synthetic": return .synthetic
+        case "webdataset": return .webdataset
+        case "csv": return .csv
+        default: return trainData.map { $0.contains(".tar") } == true ? .webdataset : .csv
+        }
+    }
+
+    func run() throws { try runAsRank(train) }
+
+    func train(_ communicator: Communicator) throws {
         try runReportingErrors {
-            if let threads { Parallel.threadCount = threads }
+            if let threads {
+                Parallel.threadCount = threads
+            } else if let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init), local > 1 {
+                // Several ranks on this machine: share the cores instead of each taking all of them.
+                Parallel.threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount / local)
+            }
             var o = TrainingOptions(model: model)
             o.precision = precision == "amp_bf16" ? .bf16 : .fp32
             o.pretrained = pretrained.map { URL(fileURLWithPath: $0) }
             o.trainData = trainData.map { URL(fileURLWithPath: $0) }
             o.valData = valData.map { URL(fileURLWithPath: $0) }
-            o.datasetType = datasetType == "synthetic" ? .synthetic : .csv
+            o.datasetType = resolvedDatasetType
+            o.datasetResampled = datasetResampled
+            o.gatherWithGrad = gatherWithGrad
+            o.localLoss = localLoss
             o.csvSeparator = csvSeparator == "\\t" ? "\t" : csvSeparator
             o.csvImgKey = csvImgKey; o.csvCaptionKey = csvCaptionKey
             o.batchSize = batchSize; o.epochs = epochs; o.epochsCooldown = epochsCooldown
@@ -181,7 +209,7 @@ struct Train: ParsableCommand {
                 let templates = try zeroshotTemplates.map { try readLines(URL(fileURLWithPath: $0)) } ?? CIFARClassNames.templates
                 zeroShot = (set, templates)
             }
-            let run = try TrainingRun(options: o, tokenizer: tokenizer, zeroShot: zeroShot)
+            let run = try TrainingRun(options: o, tokenizer: tokenizer, zeroShot: zeroShot, communicator: communicator)
             let terminal = isatty(STDERR_FILENO) == 1
             run.echo = { line in FileHandle.standardError.write(Data(((terminal ? "\r\u{1B}[K" : "") + line + "\n").utf8)) }
             if terminal { run.status = { FileHandle.standardError.write(Data("\r\u{1B}[K\($0)".utf8)) } }
@@ -197,6 +225,7 @@ struct Train: ParsableCommand {
             run.shouldStop = { stop.isRequested }
             defer { source.cancel() }
             let results = try run.run()
+            guard communicator.isRoot else { return }
             if let last = results.last {
                 print("trained \(epochs) epoch(s): " + last.keys.sorted().map { String(format: "%@ %.4f", $0, last[$0]!) }.joined(separator: ", "))
             } else {
