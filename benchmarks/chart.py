@@ -9,16 +9,21 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ORDER = ["swiftclip-fp32", "onnxruntime-swiftclip-export", "onnxruntime", "pytorch", "pytorch-bf16-autocast"]
-LABEL = {"swiftclip-fp32": "SwiftCLIP fp32", "onnxruntime-swiftclip-export": "ORT on SwiftCLIP's export",
-         "onnxruntime": "ORT on torch.onnx.export", "pytorch": "PyTorch fp32", "pytorch-bf16-autocast": "PyTorch bf16 autocast"}
-COLOR = {"swiftclip-fp32": "#d9480f", "onnxruntime-swiftclip-export": "#f59f00", "onnxruntime": "#1c7ed6",
+ORDER = ["swiftclip-fp32", "swiftclip-bf16", "swiftclip-int8", "onnxruntime-swiftclip-export", "onnxruntime",
+         "onnxruntime-int8", "pytorch", "pytorch-bf16-autocast"]
+LABEL = {"swiftclip-fp32": "SwiftCLIP fp32", "swiftclip-bf16": "SwiftCLIP bf16", "swiftclip-int8": "SwiftCLIP int8",
+         "onnxruntime-swiftclip-export": "ORT on SwiftCLIP's export", "onnxruntime": "ORT on torch.onnx.export",
+         "onnxruntime-int8": "ORT int8 (quantize_dynamic)", "pytorch": "PyTorch fp32",
+         "pytorch-bf16-autocast": "PyTorch bf16 autocast"}
+COLOR = {"swiftclip-fp32": "#d9480f", "swiftclip-bf16": "#f76707", "swiftclip-int8": "#ffa94d",
+         "onnxruntime-swiftclip-export": "#f59f00", "onnxruntime": "#1c7ed6", "onnxruntime-int8": "#74c0fc",
          "pytorch": "#495057", "pytorch-bf16-autocast": "#adb5bd"}
 
 
 def main():
     info = json.load(open(sys.argv[1]))
-    rows = info["results"]
+    # Rows measured only for their own peak RSS (run_issue2.sh swiftclip-rss) are not drawn.
+    rows = [r for r in info["results"] if not r["system"].endswith("-own-process")]
     panels = sorted({(r["model"], r["tower"], int(r["batch"])) for r in rows},
                     key=lambda k: (k[0] != "convnext_v2_tiny", k[0], k[1], k[2]))
     models = sorted({p[0] for p in panels}, key=lambda m: (m != "convnext_v2_tiny", m))
@@ -47,10 +52,13 @@ def main():
             ax.margins(y=0.15)
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLOR[s]) for s in ORDER if any(r["system"] == s for r in rows)]
     labels = [LABEL[s] for s in ORDER if any(r["system"] == s for r in rows)]
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    columns = len(labels) if len(labels) <= 5 else (len(labels) + 1) // 2
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
     m = info["machine"]
-    fig.suptitle(f"CPU inference, {m['cpu_model']}, {m['cpus']} CPUs — bar labels: median latency", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    threads = sorted({r.get("threads") for r in rows if r.get("threads")})
+    fig.suptitle(f"CPU inference, {m['cpu_model']}, {m['cpus']} CPUs, {'/'.join(map(str, threads))} thread(s)"
+                 " — bar labels: median latency", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 if columns == len(labels) else 0.1, 1, 0.95))
     fig.savefig(sys.argv[2], dpi=110)
     print(f"wrote {sys.argv[2]}", file=sys.stderr)
 

@@ -11,13 +11,19 @@
 # Env:
 #   SWIFTCLIP_VENV   reference venv (default tools/reference/.venv; see tools/reference/setup_venv.sh)
 #   SWIFTCLIP_BIN    swiftclip binary (default .build/release/swiftclip; missing -> skipped, noted)
-#   SYSTEMS          default "swiftclip pytorch pytorch-bf16 onnxruntime onnxruntime-swiftclip"
+#   SYSTEMS          default "swiftclip pytorch pytorch-bf16 onnxruntime onnxruntime-swiftclip"; also
+#                    onnxruntime-int8 (quantize_dynamic of the torch export) and swiftclip-rss (one
+#                    process per SwiftCLIP precision, for peak RSS)
+#   THREADS          threads for every system (default: all CPUs; 1 is the fairer choice on a loaded machine,
+#                    where spinning thread pools of the peers lose far more than they do alone)
+#   SWIFT_PRECISIONS swiftclip's --precision list, timed interleaved in one process (default fp32)
 #   MODELS           default "convnext_v2_tiny ViT-B-32" (MODEL=one also works)
 #   CONFIGS          default "image:1 image:32 text:1 text:32"
 #   CHART_PYTHON     a Python with matplotlib for docs/benchmarks.png (default: the venv's, else .venv-ci's)
 #   ROUNDS           repeat the whole interleaved sweep N times (default 1)
 #   REPEATS_LARGE    timed runs at batch >= 16 for the Python peers (default 3)
 #   TAG              results file name part (default issue2)
+#   CHART            where the chart goes (default docs/benchmarks.png)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
@@ -29,6 +35,8 @@ configs=(${CONFIGS:-image:1 image:32 text:1 text:32})
 rounds="${ROUNDS:-1}"
 repeats_large="${REPEATS_LARGE:-3}"
 tag="${TAG:-issue2}"
+swift_precisions="${SWIFT_PRECISIONS:-fp32}"
+threads_arg=(); [ -n "${THREADS:-}" ] && threads_arg=(--threads "$THREADS")
 stamp="$(date +%Y-%m-%d)"
 outdir="benchmarks/results"
 raw="$(mktemp -d)"
@@ -61,12 +69,21 @@ for ((round = 1; round <= rounds; round++)); do
       case "$sys" in
         swiftclip)
           [ "$have_swift" = 1 ] || continue
-          "$bin" bench --model "$model" --tower "$tower" --batch-sizes "$batch" --json > "$f" \
+          "$bin" bench --model "$model" --tower "$tower" --batch-sizes "$batch" --precision "$swift_precisions" "${threads_arg[@]}" --json > "$f" \
             || { echo "swiftclip bench failed" >&2; rm -f "$f"; } ;;
-        pytorch|pytorch-bf16|onnxruntime)
+        swiftclip-rss)
+          # One process per precision: its peak RSS is that precision's alone (timings not used).
+          [ "$have_swift" = 1 ] || continue
+          for p in ${swift_precisions//,/ }; do
+            "$bin" bench --model "$model" --tower "$tower" --batch-sizes "$batch" --precision "$p" --repeats 3 "${threads_arg[@]}" --json \
+              | "$py" -c 'import json,sys; r=json.load(sys.stdin); [x.update(system=x["system"]+"-own-process") for x in r]; print(json.dumps(r))' \
+              > "${f%-r$round.json}-$p-r$round.json" || { echo "swiftclip-rss $p failed" >&2; rm -f "${f%-r$round.json}-$p-r$round.json"; }
+          done ;;
+        pytorch|pytorch-bf16|onnxruntime|onnxruntime-int8)
           rt=torch; [ "$sys" = pytorch-bf16 ] && rt=torch-bf16; [ "$sys" = onnxruntime ] && rt=ort
+          [ "$sys" = onnxruntime-int8 ] && rt=ort-int8
           "$py" tools/reference/bench_peers.py --model "$model" --tower "$tower" --batch-sizes "$batch" \
-            --runtime "$rt" --repeats-large "$repeats_large" --json > "$f" \
+            --runtime "$rt" --repeats-large "$repeats_large" "${threads_arg[@]}" --json > "$f" \
             2> >(grep -v -e "No pretrained weights" -e DeprecationWarning -e "torch.onnx.export(" >&2) \
             || { echo "$sys failed" >&2; rm -f "$f"; } ;;
         onnxruntime-swiftclip)
@@ -98,7 +115,7 @@ for c in "$py" "$repo/.venv-ci/bin/python"; do
   "$c" -c "import matplotlib" 2>/dev/null && chart_py="$c"
 done
 if [ -n "$chart_py" ]; then
-  "$chart_py" benchmarks/chart.py "$outdir/$stamp-$tag.json" docs/benchmarks.png
+  "$chart_py" benchmarks/chart.py "$outdir/$stamp-$tag.json" "${CHART:-docs/benchmarks.png}"
 else
   echo "note: no Python with matplotlib (set CHART_PYTHON); chart not drawn" >&2
 fi

@@ -11,10 +11,15 @@ final class GraphBuilder {
     private var initializerNames = Set<String>()
     private var counters: [String: Int] = [:]
     private let weights: [String: Tensor]
+    /// Weight matrices as float16 initializers + Cast (ONNXExportOptions.fp16Weights); the Cast
+    /// output of each, by initializer name.
+    private let fp16Weights: Bool
+    private var castWeights: [String: String] = [:]
 
-    init(opset: Int, weights: [String: Tensor]) {
+    init(opset: Int, weights: [String: Tensor], fp16Weights: Bool = false) {
         self.opset = opset
         self.weights = weights
+        self.fp16Weights = fp16Weights
     }
 
     // MARK: names, nodes, attributes
@@ -93,6 +98,17 @@ final class GraphBuilder {
         values.withUnsafeBufferPointer { floatInitializer(name, $0, dims: dims) }
     }
 
+    /// A weight's initializer: float32, or for a matrix under `fp16Weights` float16 + `Cast` to float.
+    func weightInitializer(_ name: String, _ values: UnsafeBufferPointer<Float>, dims: [Int], matrix: Bool) -> String {
+        guard fp16Weights && matrix else { return floatInitializer(name, values, dims: dims) }
+        if let cast = castWeights[name] { return cast }
+        let halves = values.map { Float16($0).bitPattern.littleEndian }
+        addInitializer(name + ".fp16", dims: dims, type: .float16, raw: halves.withUnsafeBufferPointer { Data(buffer: $0) })
+        let cast = op("Cast", name + ".fp16", attributes: [Self.attribute("to", int: Int(Onnx_TensorProto.DataType.float.rawValue))])
+        castWeights[name] = cast
+        return cast
+    }
+
     func int64Constant(_ values: [Int64], dims: [Int]? = nil) -> String {
         let name = "const_i64_" + values.map(String.init).joined(separator: "_") + (dims == [] ? "_scalar" : "")
         if !initializerNames.contains(name) {
@@ -114,14 +130,14 @@ final class GraphBuilder {
 
     func weight(_ key: String) throws -> String {
         let t = try tensor(key)
-        return t.withUnsafeBufferPointer { floatInitializer(key, $0, dims: t.shape) }
+        return t.withUnsafeBufferPointer { weightInitializer(key, $0, dims: t.shape, matrix: t.rank >= 2) }
     }
 
     /// A weight reshaped (same data, new dims), e.g. the class embedding as [1, 1, width].
     func weight(_ key: String, reshapedTo dims: [Int]) throws -> String {
         let t = try tensor(key)
         precondition(dims.reduce(1, *) == t.count)
-        return t.withUnsafeBufferPointer { floatInitializer("\(key).reshaped", $0, dims: dims) }
+        return t.withUnsafeBufferPointer { weightInitializer("\(key).reshaped", $0, dims: dims, matrix: t.rank >= 2) }
     }
 
     /// Rows `rows` of a Linear weight [out, in] (or [out, in, 1, 1]) transposed to [in, rows.count],
@@ -131,12 +147,13 @@ final class GraphBuilder {
         let out = t.shape[0], input = t.count / max(out, 1)
         let r = rows ?? 0..<out
         let name = "\(key)\(suffix).T"
+        if let cast = castWeights[name] { return cast }
         if initializerNames.contains(name) { return name }
         var data = [Float](repeating: 0, count: input * r.count)
         t.withUnsafeBufferPointer { w in
             for (j, o) in r.enumerated() { for i in 0..<input { data[i * r.count + j] = w[o * input + i] } }
         }
-        return floatInitializer(name, data, dims: [input, r.count])
+        return data.withUnsafeBufferPointer { weightInitializer(name, $0, dims: [input, r.count], matrix: true) }
     }
 
     /// A slice of a 1-D weight (e.g. the q, k or v part of `in_proj_bias`).

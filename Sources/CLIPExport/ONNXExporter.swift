@@ -50,11 +50,17 @@ public struct ONNXExportOptions: Equatable, Sendable {
     /// Total initializer bytes above which weights are written as external data
     /// (`<output>.data`, ONNX's `location`/`offset`/`length` fields) instead of inside the .onnx file.
     public var externalDataThreshold: Int
+    /// `export-onnx --precision fp16`: every weight matrix (rank ≥ 2 in open_clip's state dict)
+    /// stored as a float16 initializer followed by a `Cast` to float (half the file; the graph
+    /// still computes in fp32). Vectors (biases, norms) and constants stay float32.
+    public var fp16Weights: Bool
 
-    public init(opset: Int = 17, batch: Batch = .dynamic, externalDataThreshold: Int = defaultExternalDataThreshold) {
+    public init(opset: Int = 17, batch: Batch = .dynamic, externalDataThreshold: Int = defaultExternalDataThreshold,
+                fp16Weights: Bool = false) {
         self.opset = opset
         self.batch = batch
         self.externalDataThreshold = externalDataThreshold
+        self.fp16Weights = fp16Weights
     }
 }
 
@@ -90,7 +96,7 @@ public struct ONNXExporter {
     /// The whole ModelProto, weights inline.
     public func makeModel(tower: ONNXTower) throws -> Onnx_ModelProto {
         let weights = Dictionary(model.weights.stateDict.map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a })
-        let g = GraphBuilder(opset: options.opset, weights: weights)
+        let g = GraphBuilder(opset: options.opset, weights: weights, fp16Weights: options.fp16Weights)
         let input: Onnx_ValueInfoProto
         let output: String
         let config = model.config

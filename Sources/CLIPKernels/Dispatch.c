@@ -9,6 +9,7 @@ extern const clip_kernel_table clip_baseline_table;
 #if defined(__x86_64__)
 extern const clip_kernel_table clip_avx2_table;
 extern const clip_kernel_table clip_avx512_table;
+extern const clip_kernel_table clip_avx512bf16_table;
 #endif
 
 int clip_kernels_cpu_level(void) {
@@ -17,7 +18,8 @@ int clip_kernels_cpu_level(void) {
     // __builtin_cpu_supports also checks (XGETBV) that the OS enabled the AVX/AVX-512 state.
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
-        return CLIP_ISA_AVX512;
+        return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni") ? CLIP_ISA_AVX512_BF16
+                                                                                             : CLIP_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CLIP_ISA_AVX2;
 #endif
     return CLIP_ISA_BASELINE;
@@ -26,6 +28,7 @@ int clip_kernels_cpu_level(void) {
 const clip_kernel_table *clip_kernels_for_level(int level) {
     if (level < CLIP_ISA_BASELINE || level > clip_kernels_cpu_level()) return NULL;
 #if defined(__x86_64__)
+    if (level == CLIP_ISA_AVX512_BF16) return &clip_avx512bf16_table;
     if (level == CLIP_ISA_AVX512) return &clip_avx512_table;
     if (level == CLIP_ISA_AVX2) return &clip_avx2_table;
 #endif
@@ -41,7 +44,8 @@ static void choose(void) {
     const char *cap = getenv("SWIFTCLIP_ISA");
     if (cap && *cap) {
         int wanted = -1;
-        if (strcmp(cap, "avx512") == 0) wanted = CLIP_ISA_AVX512;
+        if (strcmp(cap, "avx512bf16") == 0) wanted = CLIP_ISA_AVX512_BF16;
+        else if (strcmp(cap, "avx512") == 0) wanted = CLIP_ISA_AVX512;
         else if (strcmp(cap, "avx2") == 0) wanted = CLIP_ISA_AVX2;
         else if (strcmp(cap, "baseline") == 0) wanted = CLIP_ISA_BASELINE;
         if (wanted < 0) request_invalid = 1;

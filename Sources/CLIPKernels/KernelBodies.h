@@ -147,6 +147,19 @@ static void KFN(scale)(const float *src, float *dst, clip_index count, float s) 
 
 // MARK: Packed GEMM
 
+/// The epilogue of a finished tile of fp32 sums: bias and the residual added, stored.
+INLINE void store_tile(const int rows, vf acc[GEMM_MR][GEMM_NV], float *c, clip_index ldc, const float *bias, int accumulate) {
+    for (int r = 0; r < rows; r++) {
+        float *dst = c + r * ldc;
+        for (int v = 0; v < GEMM_NV; v++) {
+            vf s = acc[r][v];
+            if (bias) s += vload(bias + v * VW);
+            if (accumulate) s += vload(dst + v * VW);
+            vstore(dst + v * VW, s);
+        }
+    }
+}
+
 /// `rows` (≤ GEMM_MR, a constant after inlining) × GEMM_NR of C over the full K: the accumulators
 /// stay in registers; per k, GEMM_NV vectors of B and one broadcast of A per row.
 INLINE void micro_tile(const int rows, const int a_transposed, const float *a, clip_index lda, const float *b, clip_index k,
@@ -164,53 +177,68 @@ INLINE void micro_tile(const int rows, const int a_transposed, const float *a, c
             for (int v = 0; v < GEMM_NV; v++) acc[r][v] = acc[r][v] + av * bv[v];
         }
     }
-    for (int r = 0; r < rows; r++) {
-        float *dst = c + r * ldc;
-        for (int v = 0; v < GEMM_NV; v++) {
-            vf s = acc[r][v];
-            if (bias) s += vload(bias + v * VW);
-            if (accumulate) s += vload(dst + v * VW);
-            vstore(dst + v * VW, s);
-        }
-    }
+    store_tile(rows, acc, c, ldc, bias, accumulate);
 }
 
-/// micro_tile with the row count (and A's orientation) as compile-time constants for each case.
-static void KFN(tile_rows)(int rows, int a_transposed, const float *a, clip_index lda, const float *b, clip_index k,
+/// What a GEMM micro-tile reads besides its position: A (fp32, bf16 or uint8 rows, or fp32 Aᵀ),
+/// B's panels and their groups of k (k itself for fp32), and int8's scales and sums.
+typedef struct gemm_operands {
+    const void *a;
+    clip_index lda;
+    const void *packed;
+    clip_index groups;
+    const float *a_scale;
+    const int32_t *a_zero;
+    const float *col_scale;
+    const int32_t *col_sum;
+    /// bf16 (widening levels): B's current panel widened to fp32, and which panel it is.
+    struct widened_panel *widened;
+} gemm_operands;
+
+/// rows × GEMM_NR of C at (row, panel·32 + sub) over the full k, bias (offset to the tile's
+/// columns, nullable) and the residual (`accumulate`) added in registers.
+typedef void (*gemm_tile_fn)(int rows, const gemm_operands *g, clip_index row, clip_index panel, clip_index sub,
+                             float *c, clip_index ldc, const float *bias, int accumulate);
+
+/// `TILE_SWITCH(rows, CALL)` calls CALL(R) with R = rows (≤ GEMM_MR) as a compile-time constant.
+#define MR_CAP(r) ((r) <= GEMM_MR ? (r) : GEMM_MR)
+#define TILE_SWITCH(rows, CALL)                                                                    \
+    switch (rows) {                                                                                \
+    case 1: CALL(1); break;                                                                        \
+    case 2: CALL(MR_CAP(2)); break;                                                                \
+    case 3: CALL(MR_CAP(3)); break;                                                                \
+    case 4: CALL(MR_CAP(4)); break;                                                                \
+    case 5: CALL(MR_CAP(5)); break;                                                                \
+    case 6: CALL(MR_CAP(6)); break;                                                                \
+    case 7: CALL(MR_CAP(7)); break;                                                                \
+    case 8: CALL(MR_CAP(8)); break;                                                                \
+    default: break;                                                                                \
+    }
+
+static void KFN(tile_fp32)(int rows, const gemm_operands *g, clip_index row, clip_index panel, clip_index sub,
                            float *c, clip_index ldc, const float *bias, int accumulate) {
-    switch (rows * 2 + (a_transposed != 0)) {
-#define TILE_CASE(R) case 2 * R: micro_tile(R, 0, a, lda, b, k, c, ldc, bias, accumulate); break; \
-                     case 2 * R + 1: micro_tile(R, 1, a, lda, b, k, c, ldc, bias, accumulate); break;
-        TILE_CASE(1)
-#if GEMM_MR >= 2
-        TILE_CASE(2)
-#endif
-#if GEMM_MR >= 3
-        TILE_CASE(3)
-#endif
-#if GEMM_MR >= 4
-        TILE_CASE(4)
-#endif
-#if GEMM_MR >= 5
-        TILE_CASE(5)
-#endif
-#if GEMM_MR >= 6
-        TILE_CASE(6)
-#endif
-#if GEMM_MR >= 7
-        TILE_CASE(7)
-#endif
-#if GEMM_MR >= 8
-        TILE_CASE(8)
-#endif
-#undef TILE_CASE
-    default: break;
-    }
+    const float *a = (const float *)g->a + row * g->lda;
+    const float *b = (const float *)g->packed + panel * g->groups * CLIP_PANEL_WIDTH + sub;
+#define CALL(R) micro_tile(R, 0, a, g->lda, b, g->groups, c, ldc, bias, accumulate)
+    TILE_SWITCH(rows, CALL)
+#undef CALL
 }
 
-static void KFN(gemm_packed_any)(int a_transposed, const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
-                                 float *c, clip_index ldc, const float *bias, int activation, int accumulate,
-                                 clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
+/// A transposed (Aᵀ stored row-major): a tile's rows are adjacent floats of one line.
+static void KFN(tile_fp32_at)(int rows, const gemm_operands *g, clip_index row, clip_index panel, clip_index sub,
+                              float *c, clip_index ldc, const float *bias, int accumulate) {
+    const float *a = (const float *)g->a + row;
+    const float *b = (const float *)g->packed + panel * g->groups * CLIP_PANEL_WIDTH + sub;
+#define CALL(R) micro_tile(R, 1, a, g->lda, b, g->groups, c, ldc, bias, accumulate)
+    TILE_SWITCH(rows, CALL)
+#undef CALL
+}
+
+/// The blocking every packed GEMM shares, over one format's tile: rows row_lo..<row_hi of C and
+/// B's panels panel_lo..<panel_hi; the activation over each stored tile while it is in L1.
+INLINE void gemm_blocks(gemm_tile_fn tile, const gemm_operands *g, clip_index n, float *c, clip_index ldc,
+                        const float *bias, int activation, int accumulate,
+                        clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
     // A block of rows of A stays in L1/L2 while B's panels stream past.
     const clip_index block_rows = GEMM_MR * 16;
     for (clip_index block = row_lo; block < row_hi; block += block_rows) {
@@ -220,21 +248,19 @@ static void KFN(gemm_packed_any)(int a_transposed, const float *a, clip_index ld
                 clip_index col = panel * CLIP_PANEL_WIDTH + sub;
                 if (col >= n) break;
                 clip_index cols = n - col < GEMM_NR ? n - col : GEMM_NR;
-                const float *bp = packed + panel * k * CLIP_PANEL_WIDTH + sub;
                 for (clip_index row = block; row < block_end; row += GEMM_MR) {
                     int rows = (int)(block_end - row < GEMM_MR ? block_end - row : GEMM_MR);
-                    const float *ap = a_transposed ? a + row : a + row * lda;
                     float *cp = c + row * ldc + col;
                     if (cols == GEMM_NR) {
-                        KFN(tile_rows)(rows, a_transposed, ap, lda, bp, k, cp, ldc, bias ? bias + col : 0, accumulate);
+                        tile(rows, g, row, panel, sub, cp, ldc, bias ? bias + col : 0, accumulate);
                         if (activation != CLIP_ACTIVATION_NONE)
                             for (int r = 0; r < rows; r++) activate(cp + r * ldc, GEMM_NR, activation);
                     } else {
                         // Past the last whole tile: the padded panel computes into a scratch tile.
-                        float tile[GEMM_MR * GEMM_NR];
-                        KFN(tile_rows)(rows, a_transposed, ap, lda, bp, k, tile, GEMM_NR, 0, 0);
+                        float scratch[GEMM_MR * GEMM_NR];
+                        tile(rows, g, row, panel, sub, scratch, GEMM_NR, 0, 0);
                         for (int r = 0; r < rows; r++) {
-                            float *t = tile + r * GEMM_NR, *dst = cp + r * ldc;
+                            float *t = scratch + r * GEMM_NR, *dst = cp + r * ldc;
                             if (bias) for (clip_index j = 0; j < cols; j++) t[j] += bias[col + j];
                             activate(t, cols, activation);
                             for (clip_index j = 0; j < cols; j++) dst[j] = accumulate ? dst[j] + t[j] : t[j];
@@ -249,13 +275,15 @@ static void KFN(gemm_packed_any)(int a_transposed, const float *a, clip_index ld
 static void KFN(gemm_packed)(const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
                              float *c, clip_index ldc, const float *bias, int activation, int accumulate,
                              clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
-    KFN(gemm_packed_any)(0, a, lda, packed, k, n, c, ldc, bias, activation, accumulate, row_lo, row_hi, panel_lo, panel_hi);
+    gemm_operands g = {a, lda, packed, k, 0, 0, 0, 0, 0};
+    gemm_blocks(KFN(tile_fp32), &g, n, c, ldc, bias, activation, accumulate, row_lo, row_hi, panel_lo, panel_hi);
 }
 
 static void KFN(gemm_packed_at)(const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
                                 float *c, clip_index ldc, int accumulate,
                                 clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
-    KFN(gemm_packed_any)(1, a, lda, packed, k, n, c, ldc, 0, CLIP_ACTIVATION_NONE, accumulate, row_lo, row_hi, panel_lo, panel_hi);
+    gemm_operands g = {a, lda, packed, k, 0, 0, 0, 0, 0};
+    gemm_blocks(KFN(tile_fp32_at), &g, n, c, ldc, 0, CLIP_ACTIVATION_NONE, accumulate, row_lo, row_hi, panel_lo, panel_hi);
 }
 
 /// Panels panel_lo..<panel_hi of B [k, n] packed; B[kk][j] = src[kk·ld + j], or src[j·ld + kk]
@@ -620,28 +648,42 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
     }
 }
 
+#include "ReducedPrecisionBodies.h"
+
 // MARK: The table
 
-const clip_kernel_table KFN(table) = {
-    .name = ISA_NAME,
-    .level = ISA_LEVEL,
-    .gemm_row_block = GEMM_MR * 16,
-    .gemm_packed = KFN(gemm_packed),
-    .gelu = KFN(gelu),
-    .quick_gelu = KFN(quick_gelu),
-    .add = KFN(add),
-    .scale = KFN(scale),
-    .layer_norm_rows = KFN(layer_norm_rows),
-    .softmax_rows = KFN(softmax_rows),
-    .l2_normalize_rows = KFN(l2_normalize_rows),
-    .accumulate_rows = KFN(accumulate_rows),
-    .channel_affine_rows = KFN(channel_affine_rows),
-    .depthwise_conv_rows = KFN(depthwise_conv_rows),
-    .gemm_packed_at = KFN(gemm_packed_at),
-    .pack_panels = KFN(pack_panels),
-    .gelu_backward = KFN(gelu_backward),
-    .quick_gelu_backward = KFN(quick_gelu_backward),
-    .adamw_update = KFN(adamw_update),
-    .sum_squares = KFN(sum_squares),
-    .depthwise_weight_grad_rows = KFN(depthwise_weight_grad_rows),
-};
+/// A level's table; `bf16_dot`/`i8` name its native reduced-precision GEMMs where it has them (the
+/// AVX512_BF16 level defines a second table with `vdpbf16ps` / `vpdpbusd`).
+#define KERNEL_TABLE(var, name_, level_, bf16_dot, i8)                                                 \
+    const clip_kernel_table var = {                                                                \
+        .name = name_,                                                                             \
+        .level = level_,                                                                           \
+        .gemm_row_block = GEMM_MR * 16,                                                            \
+        .gemm_packed = KFN(gemm_packed),                                                           \
+        .gelu = KFN(gelu),                                                                         \
+        .quick_gelu = KFN(quick_gelu),                                                             \
+        .add = KFN(add),                                                                           \
+        .scale = KFN(scale),                                                                       \
+        .layer_norm_rows = KFN(layer_norm_rows),                                                   \
+        .softmax_rows = KFN(softmax_rows),                                                         \
+        .l2_normalize_rows = KFN(l2_normalize_rows),                                               \
+        .accumulate_rows = KFN(accumulate_rows),                                                   \
+        .channel_affine_rows = KFN(channel_affine_rows),                                           \
+        .depthwise_conv_rows = KFN(depthwise_conv_rows),                                           \
+        .gemm_packed_at = KFN(gemm_packed_at),                                                     \
+        .pack_panels = KFN(pack_panels),                                                           \
+        .gelu_backward = KFN(gelu_backward),                                                       \
+        .quick_gelu_backward = KFN(quick_gelu_backward),                                           \
+        .adamw_update = KFN(adamw_update),                                                         \
+        .sum_squares = KFN(sum_squares),                                                           \
+        .depthwise_weight_grad_rows = KFN(depthwise_weight_grad_rows),                             \
+        .round_rows_bf16 = KFN(round_rows_bf16),                                                   \
+        .pack_panels_bf16 = KFN(pack_panels_bf16),                                                 \
+        .gemm_bf16 = KFN(gemm_bf16),                                                               \
+        .gemm_bf16_dot = bf16_dot,                                                                 \
+        .quantize_rows_u8 = KFN(quantize_rows_u8),                                                 \
+        .pack_panels_i8 = KFN(pack_panels_i8),                                                     \
+        .gemm_i8 = i8,                                                                             \
+    };
+
+KERNEL_TABLE(KFN(table), ISA_NAME, ISA_LEVEL, 0, KFN(gemm_i8))

@@ -18,11 +18,13 @@ public final class CLIPModel {
     /// Builds the model from `config`, loading `source` strictly (every key present with its exact
     /// shape, no extra keys) or, without a source, initialising as open_clip/timm do from `seed`.
     /// `convNeXt` overrides the depths/dims of a timm ConvNeXt tower's name (as timm.create_model's
-    /// `depths=`/`dims=` do).
-    public init(config: CLIPConfig, weights source: WeightSource? = nil, seed: UInt64 = 0, convNeXt spec: ConvNeXtSpec? = nil) throws {
+    /// `depths=`/`dims=` do). `precision` is the format the GEMM weights are packed in for
+    /// inference (docs/precision.md); the parameters stay fp32.
+    public init(config: CLIPConfig, weights source: WeightSource? = nil, seed: UInt64 = 0, convNeXt spec: ConvNeXtSpec? = nil,
+                precision: Precision = .fp32) throws {
         self.config = config
         try config.requireMemory(parameters: config.parameterCount, what: "model \(config.source) (weights)")
-        let builder = WeightBuilder(source: source, seed: seed)
+        let builder = WeightBuilder(source: source, seed: seed, precision: precision)
         let root = builder.root
         visual = try Self.imageTower(root.scope("visual"), config: config, convNeXt: spec)
         text = try TextTransformer(root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
@@ -32,10 +34,14 @@ public final class CLIPModel {
     }
 
     /// A built-in name or JSON path, with optional open_clip safetensors weights.
-    public convenience init(model nameOrPath: String, weightsURL: URL? = nil, seed: UInt64 = 0) throws {
+    public convenience init(model nameOrPath: String, weightsURL: URL? = nil, seed: UInt64 = 0, precision: Precision = .fp32) throws {
         let config = try ModelRegistry.config(named: nameOrPath)
-        try self.init(config: config, weights: try weightsURL.map { try SafetensorsWeights(url: $0) }, seed: seed)
+        try self.init(config: config, weights: try weightsURL.map { try SafetensorsWeights(url: $0) }, seed: seed,
+                      precision: precision)
     }
+
+    /// The format the GEMM weights are packed in.
+    public var precision: Precision { weights.precision }
 
     /// images: [N, 3, H, W] preprocessed -> [N, embed_dim] (open_clip's `encode_image`).
     public func encodeImage(_ images: Tensor, normalize: Bool = false) throws -> Tensor {
@@ -70,9 +76,10 @@ public final class CLIPModel {
 extension CLIPModel {
     /// One tower alone with random weights (no text tower in memory when benchmarking the image
     /// tower, and vice versa), and its parameter count as open_clip counts it for that tower.
-    public static func randomImageTower(config: CLIPConfig, seed: UInt64) throws -> (encoder: ImageEncoder, parameters: Int) {
+    public static func randomImageTower(config: CLIPConfig, seed: UInt64,
+                                        precision: Precision = .fp32) throws -> (encoder: ImageEncoder, parameters: Int) {
         try config.requireMemory(parameters: config.imageTowerParameters, what: "image tower of \(config.source) (weights)")
-        let builder = WeightBuilder(source: nil, seed: seed)
+        let builder = WeightBuilder(source: nil, seed: seed, precision: precision)
         let visual = try imageTower(builder.root.scope("visual"), config: config)
         return (visual, builder.parameterCount())
     }
@@ -88,9 +95,10 @@ extension CLIPModel {
     }
 
     /// The text tower alone with random weights; the count includes `logit_scale` as `info` does.
-    public static func randomTextTower(config: CLIPConfig, seed: UInt64) throws -> (encoder: TextTransformer, parameters: Int) {
+    public static func randomTextTower(config: CLIPConfig, seed: UInt64,
+                                       precision: Precision = .fp32) throws -> (encoder: TextTransformer, parameters: Int) {
         try config.requireMemory(parameters: config.textTowerParameters, what: "text tower of \(config.source) (weights)")
-        let builder = WeightBuilder(source: nil, seed: seed)
+        let builder = WeightBuilder(source: nil, seed: seed, precision: precision)
         let text = try TextTransformer(builder.root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
         return (text, builder.parameterCount() + 1)
     }

@@ -71,7 +71,7 @@ public struct ConvNeXt {
                     for o in 0..<out { for i in 0..<inF { buf[o * inF + i] *= g[flat: o] } }
                 }
                 if b != nil { b!.withUnsafeMutableBufferPointer { buf in for o in 0..<out { buf[o] *= g[flat: o] } } }
-                return (try PackedMatrix(linearWeight: w), b)
+                return (try PackedMatrix(linearWeight: w, precision: fc2.precision), b)
             }
         }
 

@@ -59,12 +59,16 @@ public final class WeightBuilder {
     public let tree = ParameterTree()
     /// open_clip's `state_dict()`, in declaration order, in open_clip's layouts (current values).
     public var stateDict: [(key: String, tensor: Tensor)] { tree.parameters.map { ($0.key, $0.value) } }
+    /// The format layers pack their GEMM weights in (the parameters themselves stay fp32).
+    public let precision: Precision
 
     /// - Parameters:
     ///   - source: the weights to load, or nil for seeded random initialisation.
-    public init(source: WeightSource?, seed: UInt64 = 0) {
+    ///   - precision: what `Linear`/`PatchConv2d` pack their weights as (docs/precision.md).
+    public init(source: WeightSource?, seed: UInt64 = 0, precision: Precision = .fp32) {
         self.source = source
         self.rng = SeededGenerator(seed: seed)
+        self.precision = precision
     }
 
     public var root: WeightScope { WeightScope(builder: self, prefix: "") }
@@ -126,6 +130,9 @@ public final class WeightBuilder {
 public struct WeightScope {
     public let builder: WeightBuilder
     public let prefix: String
+
+    /// The format the layers declared here pack their GEMM weights in (the builder's).
+    public var precision: Precision { builder.precision }
 
     public func scope(_ name: String) -> WeightScope {
         WeightScope(builder: builder, prefix: prefix.isEmpty ? name : "\(prefix).\(name)")

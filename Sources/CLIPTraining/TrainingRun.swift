@@ -71,6 +71,10 @@ public struct TrainingOptions: Sendable {
     public var datasetResampled = false
     /// Data parallel: open_clip's `--gather-with-grad` and `--local-loss`.
     public var gatherWithGrad = false, localLoss = false
+    /// `.bf16` is open_clip's `--precision amp_bf16`: the forward GEMMs in bf16 (weights repacked
+    /// from the fp32 master copy after every step, activations rounded where a GEMM reads them);
+    /// master weights, optimizer state, loss and the backward pass stay fp32 (docs/precision.md).
+    public var precision: Precision = .fp32
     /// Flags beyond these options (zero-shot set, precision, …) for params.txt and the checkpoints.
     public var arguments: [String: String] = [:]
 
@@ -171,7 +175,7 @@ public final class TrainingRun {
         }
 
         // Model: random from the seed, or --pretrained (open_clip weights or one of our checkpoints).
-        model = try CLIPModel(model: o.model, weightsURL: o.pretrained, seed: o.seed)
+        model = try CLIPModel(model: o.model, weightsURL: o.pretrained, seed: o.seed, precision: o.precision)
         let imageSize = model.config.vision.imageSize
         transform = try TrainTransform(imageSize: imageSize, scale: o.augScale, ratio: o.augRatio)
 

@@ -9,7 +9,9 @@ struct Bench: ParsableCommand {
         discussion: """
         Peak memory is the process's peak resident set (getrusage ru_maxrss) after the runs of each batch \
         size, so it accumulates across batch sizes: run one tower and one batch size per process to \
-        compare peaks with other systems (benchmarks/ scripts do).
+        compare peaks with other systems (benchmarks/ scripts do). With several --precision values the \
+        towers are built side by side and timed interleaved (one run of each in turn), so that the rows \
+        share the machine's drift; their peak memory is then the sum of all of them.
         """)
 
     enum Tower: String, ExpressibleByArgument { case image, text }
@@ -23,9 +25,11 @@ struct Bench: ParsableCommand {
     var textLength: Int?
     @Flag(name: .long, help: "Print time per operation kind (mean of 5 more runs with the profiler on).") var breakdown = false
     @Flag(name: .long, help: "Machine-readable JSON (a list of result objects).") var json = false
+    @Option(name: .long, help: "Comma-separated precisions (fp32, bf16, int8), timed interleaved in one run.") var precision = "fp32"
 
     func validate() throws {
         _ = try parseBatchSizes(batchSizes)
+        _ = try parsePrecisions(precision)
         try requireOption(warmup, in: OptionLimits.warmup, "--warmup")
         if let repeats { try requireOption(repeats, in: OptionLimits.repeats, "--repeats") }
         if let textLength { try requireOption(textLength, in: OptionLimits.contextLength, "--text-length") }
@@ -43,35 +47,40 @@ struct Bench: ParsableCommand {
                 throw InputError(description: "\(config.source): text_cfg.vocab_size \(config.text.vocabSize) / context_length "
                                  + "\(config.text.contextLength) are too small to make benchmark tokens (need ≥ 4 / ≥ 2)")
             }
-            var encodeImage: ((Tensor) throws -> Tensor)?
-            var encodeText: (([[Int]]) throws -> Tensor)?
-            let parameters: Int
-            if let url = options.weightsURL {
-                let model = try CLIPModel(model: options.model, weightsURL: url, seed: options.seed)
-                encodeImage = { try model.encodeImage($0) }
-                encodeText = { try model.encodeText($0) }
-                parameters = tower == .image ? model.parameterCounts.visual : model.parameterCounts.text
-            } else if tower == .image {
-                let (encoder, count) = try CLIPModel.randomImageTower(config: config, seed: options.seed)
-                encodeImage = { try encoder($0) }
-                parameters = count
-            } else {
-                let (encoder, count) = try CLIPModel.randomTextTower(config: config, seed: options.seed)
-                encodeText = { try encoder($0) }
-                parameters = count
+            let precisions = try parsePrecisions(precision)
+            /// One tower per precision: its forward over images or token rows, and its parameter count.
+            struct Built {
+                let precision: Precision
+                var encodeImage: ((Tensor) throws -> Tensor)?
+                var encodeText: (([[Int]]) throws -> Tensor)?
+                let parameters: Int
             }
+            let built: [Built] = try precisions.map { p in
+                if let url = options.weightsURL {
+                    let model = try CLIPModel(model: options.model, weightsURL: url, seed: options.seed, precision: p)
+                    return Built(precision: p, encodeImage: { try model.encodeImage($0) }, encodeText: { try model.encodeText($0) },
+                                 parameters: tower == .image ? model.parameterCounts.visual : model.parameterCounts.text)
+                } else if tower == .image {
+                    let (encoder, count) = try CLIPModel.randomImageTower(config: config, seed: options.seed, precision: p)
+                    return Built(precision: p, encodeImage: { try encoder($0) }, encodeText: nil, parameters: count)
+                } else {
+                    let (encoder, count) = try CLIPModel.randomTextTower(config: config, seed: options.seed, precision: p)
+                    return Built(precision: p, encodeImage: nil, encodeText: { try encoder($0) }, parameters: count)
+                }
+            }
+            let parameters = built[0].parameters
             var results: [[String: Any]] = []
             var rng = SeededGenerator(seed: 7)
             for batch in sizes {
                 let activations = tower == .image ? config.imageActivationBytes(batch: batch)
                     : config.textActivationBytes(batch: batch, length: config.text.contextLength)
                 try config.requireMemory(parameters: 0, activations: activations, what: "a batch of \(batch) through the \(tower.rawValue) tower")
-                let forward: () throws -> Void
+                let forwards: [() throws -> Void]
                 switch tower {
                 case .image:
                     let s = config.vision.imageSize
                     let images = Tensor.random(shape: [batch, 3, s, s], in: -2...2, using: &rng)
-                    forward = { _ = try encodeImage!(images) }
+                    forwards = built.map { b in { _ = try b.encodeImage!(images) } }
                 case .text:
                     let ctx = config.text.contextLength
                     let length = min(max(textLength ?? ctx, 2), ctx)
@@ -81,51 +90,62 @@ struct Bench: ParsableCommand {
                         [vocab - 2] + (0..<(length - 2)).map { _ in Int.random(in: 1..<(vocab - 2), using: &rng) } + [vocab - 1]
                             + Array(repeating: 0, count: ctx - length)
                     }
-                    forward = { _ = try encodeText!(rows) }
+                    forwards = built.map { b in { _ = try b.encodeText!(rows) } }
                 }
-                for _ in 0..<warmup { try forward() }
-                var times: [Double] = []
-                let budget = 4.0
+                for forward in forwards { for _ in 0..<warmup { try forward() } }
+                // Interleaved: each pass runs every precision once, in a rotating order.
+                var times = [[Double]](repeating: [], count: forwards.count)
+                let budget = 4.0 * Double(forwards.count)
                 let started = DispatchTime.now().uptimeNanoseconds
+                var pass = 0
                 while true {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    try forward()
-                    times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                    for i in 0..<forwards.count {
+                        let which = (i + pass) % forwards.count
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        try forwards[which]()
+                        times[which].append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                    }
+                    pass += 1
                     let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-                    if let repeats { if times.count >= repeats { break } } else if times.count >= 3 && (elapsed > budget || times.count >= 50) { break }
+                    if let repeats { if pass >= repeats { break } } else if pass >= 3 && (elapsed > budget || pass >= 50) { break }
                 }
-                times.sort()
-                let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-                let pct = { (p: Double) in times[min(times.count - 1, Int(Double(times.count - 1) * p + 0.5))] }
                 var usage = rusage()
                 getrusage(RUSAGE_SELF.rawValue, &usage)
-                var row: [String: Any] = [
-                    "system": "swiftclip-fp32", "model": options.model, "tower": tower.rawValue, "batch": batch,
-                    "median_ms": median, "p10_ms": pct(0.1), "p90_ms": pct(0.9), "repeats": times.count,
-                    "items_per_s": Double(batch) / (median / 1000), "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
-                    "params": parameters, "threads": Parallel.threadCount,
-                ]
-                if tower == .text { row["text_length"] = min(max(textLength ?? config.text.contextLength, 2), config.text.contextLength) }
-                if breakdown {
-                    OpProfiler.reset()
-                    OpProfiler.isEnabled = true
-                    let profiledRuns = 5
-                    for _ in 0..<profiledRuns { try forward() }
-                    OpProfiler.isEnabled = false
-                    row["breakdown_ms"] = Dictionary(uniqueKeysWithValues: OpProfiler.report.map {
-                        ($0.name, $0.seconds * 1000 / Double(profiledRuns))
-                    })
+                for (i, b) in built.enumerated() {
+                    let sorted = times[i].sorted()
+                    let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+                    let pct = { (p: Double) in sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p + 0.5))] }
+                    var row: [String: Any] = [
+                        "system": "swiftclip-\(b.precision)", "precision": b.precision.rawValue, "model": options.model,
+                        "tower": tower.rawValue, "batch": batch,
+                        "median_ms": median, "p10_ms": pct(0.1), "p90_ms": pct(0.9), "repeats": sorted.count,
+                        "items_per_s": Double(batch) / (median / 1000), "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
+                        "params": parameters, "threads": Parallel.threadCount, "kernels": KernelLevel.active,
+                        "bf16_kernel": KernelLevel.bf16Kernel,
+                    ]
+                    if tower == .text { row["text_length"] = min(max(textLength ?? config.text.contextLength, 2), config.text.contextLength) }
+                    if breakdown {
+                        OpProfiler.reset()
+                        OpProfiler.isEnabled = true
+                        let profiledRuns = 5
+                        for _ in 0..<profiledRuns { try forwards[i]() }
+                        OpProfiler.isEnabled = false
+                        row["breakdown_ms"] = Dictionary(uniqueKeysWithValues: OpProfiler.report.map {
+                            ($0.name, $0.seconds * 1000 / Double(profiledRuns))
+                        })
+                    }
+                    results.append(row)
                 }
-                results.append(row)
             }
             if json {
                 let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print("model \(options.model), \(tower.rawValue) tower, \(parameters) params, \(Parallel.threadCount) threads")
-                print("batch   median ms    p10 ms    p90 ms   items/s  peak RSS MB")
+                print("model \(options.model), \(tower.rawValue) tower, \(parameters) params, \(Parallel.threadCount) threads, kernels \(KernelLevel.active)")
+                print("precision batch   median ms    p10 ms    p90 ms   items/s  peak RSS MB")
                 for r in results {
-                    print(String(format: "%5d %11.2f %9.2f %9.2f %9.1f %12.0f", r["batch"] as! Int, r["median_ms"] as! Double,
+                    print(String(format: "%-9@ %5d %11.2f %9.2f %9.2f %9.1f %12.0f", r["precision"] as! String as NSString,
+                                 r["batch"] as! Int, r["median_ms"] as! Double,
                                  r["p10_ms"] as! Double, r["p90_ms"] as! Double, r["items_per_s"] as! Double, r["peak_rss_mb"] as! Double))
                     if let b = r["breakdown_ms"] as? [String: Double] {
                         let total = r["median_ms"] as! Double

@@ -23,6 +23,8 @@ struct BenchTrain: ParsableCommand {
     @Flag(name: .long, help: "Print time per operation kind over one more step (profiler on).") var breakdown = false
     @Flag(name: .customLong("grad-checkpointing"), help: "Recompute each block in backward (open_clip's --grad-checkpointing).") var gradCheckpointing = false
     @Flag(name: .long, help: "Machine-readable JSON.") var json = false
+    @Option(name: .long, help: "fp32 or amp_bf16 (bf16 forward GEMMs; fp32 master weights, optimizer, loss, backward).")
+    var precision = "fp32"
 
     static let subjects = ["a dog", "two cats", "an old man", "a red car", "a wooden table", "a child", "a bowl of soup", "a city street"]
     static let scenes = ["sitting on a sofa", "in the rain at night", "next to a window", "on a sunny beach",
@@ -32,6 +34,9 @@ struct BenchTrain: ParsableCommand {
         try requireOption(batch, in: OptionLimits.batchSize, "--batch")
         try requireOption(warmup, in: OptionLimits.warmup, "--warmup")
         try requireOption(steps, in: OptionLimits.repeats, "--steps")
+        guard precision == "fp32" || precision == "amp_bf16" else {
+            throw ValidationError("--precision must be fp32 or amp_bf16, got '\(precision)'")
+        }
     }
 
     func run() throws { try runAsRank(bench) }
@@ -45,7 +50,8 @@ struct BenchTrain: ParsableCommand {
             }.flatMap { $0.overflow ? nil : $0.partialValue }
             try config.requireMemory(parameters: config.parameterCount.flatMap { $0 <= Int.max / 2 ? 2 * $0 : nil },
                                      activations: activations, what: "training \(options.model) at batch \(batch)")
-            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
+                                      precision: precision == "amp_bf16" ? .bf16 : .fp32)
             let tokenizer = try vocabulary.tokenizer()
             var rng = SeededGenerator(seed: 3)
             let captions = (0..<batch).map { i in "a photo of \(Self.subjects[i % 8]) \(Self.scenes[(i / 8 + i * 3) % 8])." }
@@ -75,7 +81,7 @@ struct BenchTrain: ParsableCommand {
             let median = times[times.count / 2]
             let ranks = communicator.size
             var row: [String: Any] = [
-                "system": "swiftclip-fp32", "model": options.model, "batch": batch, "steps": steps,
+                "system": "swiftclip-\(precision)", "model": options.model, "batch": batch, "steps": steps,
                 "median_step_s": median, "min_step_s": times.first!, "max_step_s": times.last!,
                 "images_per_s": Double(batch * ranks) / median, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
                 "threads": Parallel.threadCount, "params": model.parameterCounts.total, "ranks": ranks,
@@ -119,7 +125,7 @@ struct BenchTrain: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
                 return
             }
-            print("model \(options.model), batch \(batch)" + (ranks > 1 ? " per rank × \(ranks) ranks" : "")
+            print("model \(options.model), batch \(batch)" + (ranks > 1 ? " per rank × \(ranks) ranks" : "") + ", \(precision)"
                   + ", \(Parallel.threadCount) threads" + (ranks > 1 ? " per rank" : "") + ", \(steps) timed steps"
                   + (gradCheckpointing ? ", gradient checkpointing" : ""))
             print(String(format: "step %.2f s (min %.2f, max %.2f), %.2f images/s, peak RSS %.0f MB",

@@ -9,6 +9,7 @@ struct Classify: ParsableCommand {
         discussion: "Each label's text embedding averages the normalised embeddings of its templates, as open_clip does.")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var precisionOption: PrecisionOption
     @OptionGroup var vocabulary: VocabularyOptions
     @Option(name: .long, help: "Comma-separated class names.") var labels: String
     @Option(name: .long, help: "Prompt template; repeat for several ('{}' is the class name).") var template: [String] = ["a photo of a {}."]
@@ -18,7 +19,8 @@ struct Classify: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let names = labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
+                                      precision: precisionOption.precision)
             try requireTokenizerFits(model.config)
             let classifier = try ZeroShotClassifier(model: model, tokenizer: vocabulary.tokenizer(), classNames: names, templates: template)
             let inputs = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: 32)

@@ -19,6 +19,7 @@ struct EmbedImage: ParsableCommand {
         """)
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var precisionOption: PrecisionOption
     @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
     @Option(name: .long, help: "Output .npy file.") var output: String
     @Option(name: .long, help: "Where to write the input of each row (default: OUT.rows.txt beside OUT.npy).") var rows: String?
@@ -32,7 +33,8 @@ struct EmbedImage: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
+                                      precision: precisionOption.precision)
             let images = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: batchSize)
             let embeddings = try NPYRowWriter(url: URL(fileURLWithPath: output), rowShape: [model.config.embedDim])
             let names = try RowNamesFile(output: output, explicit: rows)
@@ -65,6 +67,7 @@ struct EmbedText: ParsableCommand {
         abstract: "Text embeddings (open_clip's encode_text) of texts or token ids, written as float32 .npy (N, embed_dim).")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var precisionOption: PrecisionOption
     @OptionGroup var vocabulary: VocabularyOptions
     @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
     @Option(name: .long, help: "Token ids (N, context_length) as int32 or int64 .npy, instead of texts.") var tokens: String?
@@ -80,7 +83,8 @@ struct EmbedText: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
+                                      precision: precisionOption.precision)
             let rows: [[Int]]
             if let tokens {
                 rows = try readTokenRows(path: tokens, vocabSize: model.config.text.vocabSize, contextLength: model.config.text.contextLength)

@@ -24,6 +24,7 @@ struct Eval: ParsableCommand {
     enum DatasetKind: String, ExpressibleByArgument, CaseIterable { case cifar10, cifar100, folder, csv }
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var precisionOption: PrecisionOption
     @OptionGroup var vocabulary: VocabularyOptions
     @Option(name: .long, help: "cifar10, cifar100, folder or csv.") var dataset: DatasetKind
     @Option(name: .long, help: "Dataset folder (CSV file for --dataset csv).") var data: String
@@ -51,7 +52,8 @@ struct Eval: ParsableCommand {
             if dataset == .csv {
                 let pairs = try CSVPairs(file: dataURL, imageKey: csvImgKey, captionKey: csvCaptionKey,
                                          separator: csvSeparator == "\\t" ? "\t" : csvSeparator)
-                let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+                let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
+                                      precision: precisionOption.precision)
                 try requireTokenizerFits(model.config)
                 let progress = Progress(label: "embedding pairs", total: pairs.count)
                 let start = Date()
@@ -75,9 +77,11 @@ struct Eval: ParsableCommand {
             if let classnames { try set.overrideClassNames(readListFile(classnames, option: "--classnames"), source: classnames) }
             if let templates { templateList = try readListFile(templates, option: "--templates") }
 
-            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
+            let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
+                                      precision: precisionOption.precision)
             try requireTokenizerFits(model.config)
             let identity = "\(options.model)|" + (options.weights.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "seed \(options.seed)")
+                + (precisionOption.precision == .fp32 ? "" : "|\(precisionOption.precision)")
             let (classifier, cached) = try ZeroShotEvaluation.classifier(
                 model: model, tokenizer: vocabulary.tokenizer(), classNames: set.classNames, templates: templateList,
                 cache: classifierCache.map { URL(fileURLWithPath: $0) }, modelIdentity: identity)
@@ -102,6 +106,7 @@ struct Eval: ParsableCommand {
                 ["name": c.name, "count": c.count, "correct": c.correct, "top1": c.top1, "top5": c.top5]
             }
             try writeJSON(["dataset": dataset.rawValue, "data": data, "model": options.model, "weights": options.weights ?? NSNull(),
+                           "precision": precisionOption.precision.rawValue,
                            "templates": templateList.count, "n": r.n, "top1": r.top1, "top5": r.top5, "per_class": perClass,
                            "predictions": r.predictions, "labels": r.labels, "seconds": seconds])
         }

@@ -20,6 +20,8 @@ struct ExportONNX: ParsableCommand {
     @Option(name: .long, help: "ONNX opset (13–21). Below 17, LayerNorm is decomposed into basic ops; GELU always uses Erf.")
     var opset: Int = 17
     @Option(name: .long, help: "Batch dimension: 'dynamic' (dim_param batch) or a fixed size.") var batch: String = "dynamic"
+    @Option(name: .long, help: "fp32, or fp16: weight matrices stored as float16 initializers, cast to float in the graph (half the file).")
+    var precision: String = "fp32"
 
     func validate() throws {
         guard ONNXExportOptions.supportedOpsets.contains(opset) else {
@@ -28,15 +30,19 @@ struct ExportONNX: ParsableCommand {
         do { _ = try ONNXExportOptions.Batch(parsing: batch) } catch { throw ValidationError("--batch: \(error)") }
         if case .fixed(let n)? = try? ONNXExportOptions.Batch(parsing: batch) { try requireOption(n, in: OptionLimits.batchSize, "--batch") }
         try requireNonEmptyPaths([(output, "--output")])
+        guard precision == "fp32" || precision == "fp16" else {
+            throw ValidationError("--precision must be fp32 or fp16 (int8 export is not implemented), got '\(precision)'")
+        }
     }
 
     func run() throws {
         try runReportingErrors {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
-            let exportOptions = ONNXExportOptions(opset: opset, batch: try ONNXExportOptions.Batch(parsing: batch))
+            let exportOptions = ONNXExportOptions(opset: opset, batch: try ONNXExportOptions.Batch(parsing: batch),
+                                                  fp16Weights: precision == "fp16")
             let url = URL(fileURLWithPath: output)
             let summary = try ONNXExporter(model: model, options: exportOptions).write(tower: tower, to: url)
-            var line = "wrote \(output): \(tower.rawValue) tower, opset \(opset), batch \(batch), \(summary.nodeCount) nodes, "
+            var line = "wrote \(output): \(tower.rawValue) tower, opset \(opset), batch \(batch), \(precision) weights, \(summary.nodeCount) nodes, "
                 + "\(summary.initializerCount) initializers, \(summary.modelBytes) bytes"
             if let data = summary.externalDataURL { line += " + external data \(data.path) (\(summary.externalDataBytes) bytes)" }
             FileHandle.standardError.write(Data((line + "\n").utf8))

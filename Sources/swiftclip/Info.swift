@@ -52,10 +52,10 @@ func grouped(_ n: Int) -> String {
     return out
 }
 
-/// "avx512", or "avx2 (SWIFTCLIP_ISA; CPU: avx512)" when capped.
+/// "avx512bf16", or "avx2 (SWIFTCLIP_ISA; CPU: avx512bf16)" when capped.
 var kernelDescription: String {
     var text = KernelLevel.active
     if KernelLevel.active != KernelLevel.cpuBest { text += " (capped by SWIFTCLIP_ISA; CPU: \(KernelLevel.cpuBest))" }
-    if KernelLevel.requestIgnored { text += " (SWIFTCLIP_ISA not understood: use avx512, avx2 or baseline)" }
+    if KernelLevel.requestIgnored { text += " (SWIFTCLIP_ISA not understood: use avx512bf16, avx512, avx2 or baseline)" }
     return text
 }

@@ -38,6 +38,27 @@ struct ModelOptions: ParsableArguments {
     var weightsURL: URL? { weights.map { URL(fileURLWithPath: $0) } }
 }
 
+extension Precision: ExpressibleByArgument {}
+
+/// `--precision`, for the commands that run inference (embed-image, embed-text, classify, eval).
+struct PrecisionOption: ParsableArguments {
+    @Option(name: .long, help: "fp32, bf16 or int8: the format the GEMM weights are stored and multiplied in (docs/precision.md).")
+    var precision: Precision = .fp32
+}
+
+/// "fp32,bf16" -> [.fp32, .bf16]; an unknown or repeated item is a usage error.
+func parsePrecisions(_ text: String, option: String = "--precision") throws -> [Precision] {
+    let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    let list = try items.map { item -> Precision in
+        guard let p = Precision(rawValue: item) else {
+            throw ValidationError("\(option) must be comma-separated fp32, bf16, int8; got '\(text)' (item '\(item)')")
+        }
+        return p
+    }
+    guard Set(list).count == list.count else { throw ValidationError("\(option): '\(text)' names a precision twice") }
+    return list
+}
+
 /// Turns a library error into a one-line message and a non-zero exit, instead of a trap.
 func runReportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let error as ExitCode {

@@ -62,7 +62,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-every-n-steps")) var logEveryNSteps = 100
     @Option(name: .customLong("train-num-samples"), help: "Samples of the synthetic set (default 100); a cap per epoch for CSV; samples per epoch for webdataset (default: sizes.json).")
     var trainNumSamples: Int?
-    @Option(help: "fp32 (other precisions are not supported yet).") var precision = "fp32"
+    @Option(help: "fp32, or amp_bf16: bf16 forward GEMMs, fp32 master weights, optimizer state, loss and backward (docs/precision.md).")
+    var precision = "fp32"
     @Option(name: .customLong("zeroshot-data"), help: "Zero-shot set during training: a folder (one sub-folder per class) or CIFAR files.")
     var zeroshotData: String?
     @Option(name: .customLong("zeroshot-dataset"), help: "folder, cifar10 or cifar100.") var zeroshotDataset = "folder"
@@ -120,8 +121,8 @@ struct Train: ParsableCommand {
             throw ValidationError("--dataset-type must be csv, webdataset, synthetic or auto, got '\(datasetType)'")
         }
         if datasetResampled && resolvedDatasetType != .webdataset { throw ValidationError("--dataset-resampled needs --dataset-type webdataset") }
-        guard precision == "fp32" else {
-            throw ValidationError("--precision \(precision) is not supported yet: swiftclip train runs fp32 (pass --precision fp32)")
+        guard precision == "fp32" || precision == "amp_bf16" else {
+            throw ValidationError("--precision \(precision) is not supported: swiftclip train runs fp32 or amp_bf16")
         }
         guard ["folder", "cifar10", "cifar100"].contains(zeroshotDataset) else {
             throw ValidationError("--zeroshot-dataset must be folder, cifar10 or cifar100, got '\(zeroshotDataset)'")
@@ -172,6 +173,7 @@ struct Train: ParsableCommand {
                 Parallel.threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount / local)
             }
             var o = TrainingOptions(model: model)
+            o.precision = precision == "amp_bf16" ? .bf16 : .fp32
             o.pretrained = pretrained.map { URL(fileURLWithPath: $0) }
             o.trainData = trainData.map { URL(fileURLWithPath: $0) }
             o.valData = valData.map { URL(fileURLWithPath: $0) }

@@ -2,35 +2,11 @@ import XCTest
 import CLIPKernels
 import CLIPEngine
 
-/// Every kernel of every instruction-set level this CPU has (AVX-512, AVX2, portable), called
+/// Every kernel of every instruction-set level this CPU has (AVX512_BF16, AVX-512, AVX2, portable), called
 /// directly through its table and checked against Float64 — whatever level `SWIFTCLIP_ISA`
 /// selects for the rest of the suite. Shapes are awkward on purpose: rows and columns that leave
 /// partial GEMM tiles at each level's tile size, channel counts past the last whole vector.
-final class KernelLevelTests: XCTestCase {
-    var rng = SeededGenerator(seed: 20261202)
-
-    /// (name, table) of each level available here; the portable one always is.
-    var levels: [(String, clip_kernel_table)] {
-        (0...2).compactMap { clip_kernels_for_level(Int32($0)) }.map { (String(cString: $0.pointee.name), $0.pointee) }
-    }
-
-    func random(_ count: Int, _ range: ClosedRange<Float> = -1...1) -> [Float] {
-        (0..<count).map { _ in Float.random(in: range, using: &rng) }
-    }
-
-    func check(_ got: [Float], _ want: [Double], tolerance: Double, relative: Bool = false, _ what: String,
-                     file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(got.count, want.count, what, file: file, line: line)
-        var worst = 0.0, at = 0
-        for i in 0..<min(got.count, want.count) {
-            let scale = relative ? max(abs(want[i]), 1e-30) : 1
-            let e = abs(Double(got[i]) - want[i]) / scale
-            if !(e <= worst) { worst = e; at = i }
-        }
-        XCTAssertLessThanOrEqual(worst, tolerance, "\(what): worst error at \(at): got \(got[at]) want \(want[at])",
-                                 file: file, line: line)
-    }
-
+final class KernelLevelTests: KernelTestCase {
     func testLevelsAreListedAndTheActiveOneIsAmongThem() {
         XCTAssertEqual(levels.first?.0, "baseline")
         XCTAssertTrue(levels.map(\.0).contains(KernelLevel.active))

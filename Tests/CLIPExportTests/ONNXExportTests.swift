@@ -124,6 +124,27 @@ final class ONNXExportTests: XCTestCase {
     func testTextTower() throws { try checkExport("convnext_v2_atto", .text) }
     func testQuickGELUTextTower() throws { try checkExport("vit_tiny_quickgelu", .text) }
 
+    /// `--precision fp16`: weight matrices as float16 initializers. ONNX Runtime on that file must
+    /// equal SwiftCLIP (fp32) on the same weights rounded to float16 (so the rounding is all the
+    /// difference there is to fp32), and the file must be about half the fp32 one.
+    func testFP16WeightsMatchSwiftCLIPOnTheRoundedWeights() throws {
+        let python = try checkerPython()
+        for (fixture, tower) in [("convnext_v2_atto", ONNXTower.image), ("convnext_atto_mlp", .image),
+                                 ("vit_tiny_quickgelu", .image), ("vit_tiny_quickgelu", .text)] {
+            let model = try fixtureModel(fixture)
+            var rounded: [String: Tensor] = [:]
+            for (key, t) in model.weights.stateDict {
+                rounded[key] = t.rank >= 2 ? try Tensor(shape: t.shape, data: t.scalars.map { Float(Float16($0)) }) : t
+            }
+            let reference = try CLIPModel(config: model.config, weights: InMemoryWeights(rounded))
+            let fp32 = try ONNXExporter(model: model).write(tower: tower, to: try scratchDirectory().appendingPathComponent("fp32.onnx"))
+            let url = try scratchDirectory().appendingPathComponent("\(fixture)_\(tower.rawValue)_fp16.onnx")
+            let fp16 = try ONNXExporter(model: model, options: ONNXExportOptions(fp16Weights: true)).write(tower: tower, to: url)
+            try compareWithRuntime(python, reference, tower, url, batch: 3, label: "\(fixture) \(tower.rawValue) fp16 weights")
+            XCTAssertLessThan(Double(fp16.modelBytes), 0.6 * Double(fp32.modelBytes), "\(fixture) \(tower.rawValue) file size")
+        }
+    }
+
     /// Opset 13: LayerNorm decomposed; fixed batch.
     func testOpset13Decomposed() throws {
         let options = ONNXExportOptions(opset: 13, batch: .fixed(2))

@@ -8,7 +8,9 @@ final class HighLevelAPITests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let images = root.appendingPathComponent("Tests/CLIPDataTests/Fixtures")
 
-    static let clip: CLIP = {
+    static let clip = makeCLIP(.fp32)
+
+    static func makeCLIP(_ precision: Precision) -> CLIP {
         let config = """
         {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
          "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
@@ -16,8 +18,9 @@ final class HighLevelAPITests: XCTestCase {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-api-\(UUID().uuidString).json")
         try! Data(config.utf8).write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
-        return try! CLIP(model: url.path, vocabulary: root.appendingPathComponent("assets/bpe_simple_vocab_16e6.txt.gz"), seed: 7)
-    }()
+        return try! CLIP(model: url.path, vocabulary: root.appendingPathComponent("assets/bpe_simple_vocab_16e6.txt.gz"), seed: 7,
+                         precision: precision)
+    }
 
     /// Equal up to float rounding: a batch of 1 and a batch of 2 (or 3) may take different GEMM
     /// blockings (OpenBLAS picks kernels by shape and, unless OPENBLAS_CORETYPE pins it, by CPU).
@@ -68,5 +71,26 @@ final class HighLevelAPITests: XCTestCase {
         }
         XCTAssertThrowsError(try CLIP(model: "no_such_model"))
         XCTAssertEqual(try clip.embedTexts([]).count, 0)
+    }
+
+    /// `precision:` end to end on the real photos (and their re-encodings) of the fixtures: the worst
+    /// image's and text's cosine with the fp32 model of the same weights.
+    func testReducedPrecisionEmbeddingsStayCloseToFP32() throws {
+        let photos = try FileManager.default.contentsOfDirectory(atPath: Self.images.path)
+            .filter { $0.hasSuffix(".jpg") && ($0.hasPrefix("china") || $0.hasPrefix("flower")) }.sorted()
+            .map { Self.images.appendingPathComponent($0) }
+        XCTAssertGreaterThanOrEqual(photos.count, 4)
+        let texts = ["a photo of a flower", "a photo of a temple in china", "a diagram"]
+        let fp32Images = try Self.clip.embedImages(at: photos), fp32Texts = try Self.clip.embedTexts(texts)
+        for (precision, threshold) in [(Precision.bf16, Float(0.999)), (.int8, 0.99)] {
+            let clip = Self.makeCLIP(precision)
+            XCTAssertEqual(clip.model.precision, precision)
+            let images = try clip.embedImages(at: photos), textRows = try clip.embedTexts(texts)
+            let worstImage = zip(images, fp32Images).map { CLIP.cosineSimilarity($0, $1) }.min()!
+            let worstText = zip(textRows, fp32Texts).map { CLIP.cosineSimilarity($0, $1) }.min()!
+            XCTAssertGreaterThanOrEqual(worstImage, threshold, "\(precision) images")
+            XCTAssertGreaterThanOrEqual(worstText, threshold, "\(precision) texts")
+            XCTAssertNotEqual(images[0], fp32Images[0], "\(precision) is not fp32")
+        }
     }
 }

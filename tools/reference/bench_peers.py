@@ -9,6 +9,9 @@ What is timed
   text tower : model.encode_text(tokens)      tokens (B, context_length) int64, [sot ids... eot 0...]
   torch      : eval mode, fp32, under torch.inference_mode()
   torch-bf16 : the same under torch.autocast('cpu', dtype=torch.bfloat16) (fp32 weights)
+  ort-int8   : ONNX Runtime on onnxruntime.quantization.quantize_dynamic(<the ort file>, QInt8
+               weights; uint8 activations quantised per tensor at run time; cached as
+               out/onnx/<model>-<tower>-opset17.int8.onnx)
   ort        : ONNX Runtime CPUExecutionProvider on torch.onnx.export of the same tower
                (TorchScript exporter, opset 17, dynamic batch axis; cached as
                out/onnx/<model>-<tower>-opset17.onnx), graph optimisation ORT_ENABLE_ALL,
@@ -50,7 +53,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 
 SYSTEM_NAMES = {"torch": "pytorch", "torch-bf16": "pytorch-bf16-autocast", "ort": "onnxruntime",
-                "ort-swiftclip": "onnxruntime-swiftclip-export"}
+                "ort-int8": "onnxruntime-int8", "ort-swiftclip": "onnxruntime-swiftclip-export"}
 
 TINY_VISION = {"image_size": 32, "layers": 1, "width": 64, "head_width": 64, "patch_size": 32}
 TINY_TEXT = {"context_length": 8, "vocab_size": 64, "width": 64, "heads": 1, "layers": 1}
@@ -182,7 +185,7 @@ def pct(v, q):
 def run(a):
     batches = [int(b) for b in a.batch_sizes.split(",") if b]
     versions = {"python": platform.python_version()}
-    if a.runtime == "ort":
+    if a.runtime in ("ort", "ort-int8"):
         import onnxruntime as ort
         path, meta_path, check_path = onnx_paths(a)
         if not (os.path.exists(path) and os.path.exists(meta_path)) or a.reexport:
@@ -193,6 +196,13 @@ def run(a):
         with open(meta_path) as f:
             meta = json.load(f)
         params = meta["params"]
+        if a.runtime == "ort-int8":
+            quantized = path[: -len(".onnx")] + ".int8.onnx"
+            if not os.path.exists(quantized) or a.reexport:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+                quantize_dynamic(path, quantized + ".tmp", weight_type=QuantType.QInt8)
+                os.replace(quantized + ".tmp", quantized)
+            path = quantized
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = a.threads
@@ -282,7 +292,7 @@ def main():
     ap.add_argument("--model", required=True, choices=["convnext_v2_tiny", "ViT-B-32"])
     ap.add_argument("--tower", required=True, choices=["image", "text"])
     ap.add_argument("--batch-sizes", default="1,32")
-    ap.add_argument("--runtime", default="torch", choices=["torch", "torch-bf16", "ort", "ort-swiftclip"])
+    ap.add_argument("--runtime", default="torch", choices=["torch", "torch-bf16", "ort", "ort-int8", "ort-swiftclip"])
     ap.add_argument("--onnx-file", help="ort-swiftclip: the .onnx written by swiftclip export-onnx")
     ap.add_argument("--meta-json", help="ort-swiftclip: swiftclip info --json of the same model")
     ap.add_argument("--warmup", type=int, default=None, help="default: 3 (batch < 16), 1 (batch >= 16)")

@@ -1,3 +1,4 @@
+import Foundation
 import CLIPKernels
 
 /// The C kernel table chosen for this CPU on first use (AVX-512, AVX2+FMA or the portable build),
@@ -5,15 +6,22 @@ import CLIPKernels
 /// per-function target attribute, so the ISA-specific code lives in the `CLIPKernels` C target.
 let kernels: clip_kernel_table = clip_kernels().pointee
 
+/// The bf16 GEMM: the level's widening one, or `vdpbf16ps` when SWIFTCLIP_BF16_KERNEL=dot and the
+/// level has it (docs/precision.md: slower on the project's machine, kept for CPUs where it is not).
+let bf16UsesDot = ProcessInfo.processInfo.environment["SWIFTCLIP_BF16_KERNEL"] == "dot" && kernels.gemm_bf16_dot != nil
+let bf16GEMM = bf16UsesDot ? kernels.gemm_bf16_dot! : kernels.gemm_bf16
+
 /// Which kernel variant the engine runs, for `swiftclip info` and the benchmarks.
 public enum KernelLevel {
-    /// "avx512", "avx2" or "baseline".
+    /// "avx512bf16", "avx512", "avx2" or "baseline".
     public static var active: String { String(cString: kernels.name) }
     /// The best variant this CPU supports, whatever `SWIFTCLIP_ISA` says.
     public static var cpuBest: String {
         clip_kernels_for_level(clip_kernels_cpu_level()).map { String(cString: $0.pointee.name) } ?? "baseline"
     }
-    /// `SWIFTCLIP_ISA` was set to a value other than avx512, avx2, baseline (and was ignored).
+    /// "dot" (`vdpbf16ps`) or "widen" (bf16 widened to fp32 FMAs): the bf16 GEMM in use.
+    public static var bf16Kernel: String { bf16UsesDot ? "dot" : "widen" }
+    /// `SWIFTCLIP_ISA` was set to a value other than avx512bf16, avx512, avx2, baseline (and was ignored).
     public static var requestIgnored: Bool { clip_kernels_isa_request_invalid() != 0 }
 }
 

@@ -5,38 +5,94 @@ import CLIPKernels
 /// output columns stored k-major ([K][32] per panel, zero-padded past N), the layout the 8×32
 /// micro-kernels stream (`CLIPKernels`). Measured here (Zen 5, 2 threads) on ConvNeXt's shapes:
 /// ~450 GFLOP/s against ~130–250 for Debian's OpenBLAS, whose Haswell kernels stop at AVX2.
+///
+/// In `bf16` or `int8` the panels hold only that format (k in groups of 2 or 4, `CLIP_BF16_GROUP`,
+/// `CLIP_I8_GROUP`): no fp32 copy is kept, so the packed weight takes a half or a quarter of the
+/// fp32 bytes (int8 adds a scale and a sum per column).
 public struct PackedMatrix: @unchecked Sendable {
     public let k: Int
     public let n: Int
+    public let precision: Precision
     let panels: Int
+    /// The panels, in `precision`'s format (the Float-typed buffer is only their allocation).
     let storage: TensorStorage
+    /// int8: per output column, the weight scale (Float) and Σ of its quantised weights (Int32 bits).
+    let columnScales: TensorStorage?
+    let columnSums: TensorStorage?
 
     static let panelWidth = Int(CLIP_PANEL_WIDTH)
 
     /// From nn.Linear's weight [N, K] (y = x·Wᵀ).
-    public init(linearWeight w: Tensor) throws {
+    public init(linearWeight w: Tensor, precision: Precision = .fp32) throws {
         guard w.rank == 2 else { throw TensorError.shapeMismatch("linear weight must be [out, in], got \(w.shape)") }
-        self.init(w.storage.pointer, ld: w.shape[1], transposed: true, k: w.shape[1], n: w.shape[0])
+        self.init(w.storage.pointer, ld: w.shape[1], transposed: true, k: w.shape[1], n: w.shape[0], precision: precision)
     }
 
     /// From a [K, N] matrix (y = x·W: open_clip's `proj`, patch-conv GEMM weights; in training,
     /// activations [rows, features] as the right-hand side of a weight gradient).
-    public init(kByN w: Tensor) throws {
+    public init(kByN w: Tensor, precision: Precision = .fp32) throws {
         guard w.rank == 2 else { throw TensorError.shapeMismatch("matrix must be [K, N], got \(w.shape)") }
-        self.init(w.storage.pointer, ld: w.shape[1], transposed: false, k: w.shape[0], n: w.shape[1])
+        self.init(w.storage.pointer, ld: w.shape[1], transposed: false, k: w.shape[0], n: w.shape[1], precision: precision)
     }
 
     /// B[kk][j] = src[kk·ld + j], or src[j·ld + kk] when `transposed`; panels packed in parallel.
-    init(_ src: UnsafePointer<Float>, ld: Int, transposed: Bool, k: Int, n: Int) {
+    init(_ src: UnsafePointer<Float>, ld: Int, transposed: Bool, k: Int, n: Int, precision: Precision = .fp32) {
         self.k = k
         self.n = n
-        panels = (n + Self.panelWidth - 1) / Self.panelWidth
-        storage = TensorStorage(count: panels * k * Self.panelWidth)
-        let dst = storage.pointer, panels = self.panels
-        Parallel.forEachChunk(panels, workPerItem: k * Self.panelWidth) { range in
-            kernels.pack_panels(src, ld, transposed ? 1 : 0, k, n, dst, range.lowerBound, range.upperBound)
+        self.precision = precision
+        let panels = (n + Self.panelWidth - 1) / Self.panelWidth
+        self.panels = panels
+        let t: Int32 = transposed ? 1 : 0
+        let work = k * Self.panelWidth
+        switch precision {
+        case .fp32:
+            storage = TensorStorage(count: panels * k * Self.panelWidth)
+            columnScales = nil
+            columnSums = nil
+            let dst = storage.pointer
+            Parallel.forEachChunk(panels, workPerItem: work) { range in
+                kernels.pack_panels(src, ld, t, k, n, dst, range.lowerBound, range.upperBound)
+            }
+        case .bf16:
+            let values = panels * Self.groups(k, .bf16) * Int(CLIP_BF16_GROUP) * Self.panelWidth
+            storage = TensorStorage(count: (values + 1) / 2)
+            columnScales = nil
+            columnSums = nil
+            let dst = storage.raw.bindMemory(to: UInt16.self, capacity: values)
+            Parallel.forEachChunk(panels, workPerItem: work) { range in
+                kernels.pack_panels_bf16(src, ld, t, k, n, dst, range.lowerBound, range.upperBound)
+            }
+        case .int8:
+            let values = panels * Self.groups(k, .int8) * Int(CLIP_I8_GROUP) * Self.panelWidth
+            storage = TensorStorage(count: (values + 3) / 4)
+            let scales = TensorStorage(count: panels * Self.panelWidth), sums = TensorStorage(count: panels * Self.panelWidth)
+            columnScales = scales
+            columnSums = sums
+            let dst = storage.raw.bindMemory(to: Int8.self, capacity: values)
+            let sumPointer = sums.raw.bindMemory(to: Int32.self, capacity: sums.count)
+            Parallel.forEachChunk(panels, workPerItem: work) { range in
+                kernels.pack_panels_i8(src, ld, t, k, n, dst, scales.pointer, sumPointer, range.lowerBound, range.upperBound)
+            }
         }
     }
+
+    /// Groups of k a reduced-precision row holds (⌈k/2⌉ bf16 pairs, ⌈k/4⌉ int8 quads).
+    static func groups(_ k: Int, _ precision: Precision) -> Int {
+        switch precision {
+        case .fp32: return k
+        case .bf16: return (k + Int(CLIP_BF16_GROUP) - 1) / Int(CLIP_BF16_GROUP)
+        case .int8: return (k + Int(CLIP_I8_GROUP) - 1) / Int(CLIP_I8_GROUP)
+        }
+    }
+
+    /// Bytes held by the packed form (panels, and int8's per-column scale and sum).
+    public var bytes: Int {
+        storage.count * 4 + (columnScales?.count ?? 0) * 4 + (columnSums?.count ?? 0) * 4
+    }
+}
+
+extension TensorStorage {
+    var raw: UnsafeMutableRawPointer { UnsafeMutableRawPointer(pointer) }
 }
 
 extension Ops {
@@ -44,27 +100,71 @@ extension Ops {
     /// kernel's register tiles (8×32 AVX-512, 6×16 AVX2, 4×8 portable) with bias and the residual
     /// add in registers and the activation over each stored tile while it is in L1. Threads take
     /// whole row blocks, or (few rows: text tokens, late ConvNeXt stages at batch 1) column panels.
+    /// A bf16 or int8 B first converts A's rows (in parallel) to that format: rounded to bf16, or
+    /// quantised to uint8 with a scale and zero point per row.
     ///
     /// `aTransposed`: A is given as Aᵀ ([k, m] row-major, leading dimension `lda`), which is how a
-    /// weight gradient dW = dYᵀ·X reads dY; then no bias or activation.
+    /// weight gradient dW = dYᵀ·X reads dY; then no bias or activation, and B is fp32.
     static func packedGEMM(_ a: UnsafePointer<Float>, m: Int, lda: Int, _ b: PackedMatrix,
                            _ c: UnsafeMutablePointer<Float>, ldc: Int,
                            bias: UnsafePointer<Float>?, activation: Activation, accumulate: Bool, aTransposed: Bool = false) {
         guard m > 0, b.n > 0 else { return }
+        precondition(!aTransposed || b.precision == .fp32, "packedGEMM: a transposed A needs an fp32 B")
+        let code = activation.kernelCode, acc: Int32 = accumulate ? 1 : 0
+        switch b.precision {
+        case .fp32:
+            let weights = UnsafePointer(b.storage.pointer)
+            scheduleGEMM(m: m, b) { rows, panels in
+                if aTransposed {
+                    kernels.gemm_packed_at(a, lda, weights, b.k, b.n, c, ldc, acc,
+                                           rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
+                } else {
+                    kernels.gemm_packed(a, lda, weights, b.k, b.n, c, ldc, bias, code, acc,
+                                        rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
+                }
+            }
+        case .bf16:
+            let ld = PackedMatrix.groups(b.k, .bf16) * Int(CLIP_BF16_GROUP)
+            let rows = TensorStorage(count: (m * ld + 1) / 2)
+            let converted = rows.raw.bindMemory(to: UInt16.self, capacity: m * ld)
+            Parallel.forEachChunk(m, workPerItem: b.k * 4) { r in
+                kernels.round_rows_bf16(a + r.lowerBound * lda, lda, b.k, converted + r.lowerBound * ld, ld, r.count)
+            }
+            let weights = UnsafePointer(b.storage.raw.assumingMemoryBound(to: UInt16.self))
+            // Each concurrent call widens its panel and row block into its own scratch.
+            let scratchFloats = (b.k + 1) / 2 * 2 * (PackedMatrix.panelWidth + kernels.gemm_row_block)
+            scheduleGEMM(m: m, b) { r, panels in
+                let scratch = TensorStorage(count: scratchFloats)
+                bf16GEMM(converted, ld, weights, b.k, b.n, c, ldc, bias, code, acc,
+                         r.lowerBound, r.upperBound, panels.lowerBound, panels.upperBound, scratch.pointer)
+            }
+            withExtendedLifetime(rows) {}
+        case .int8:
+            let ld = PackedMatrix.groups(b.k, .int8) * Int(CLIP_I8_GROUP)
+            let rows = TensorStorage(count: (m * ld + 3) / 4), scales = TensorStorage(count: m), zeros = TensorStorage(count: m)
+            let quantised = rows.raw.bindMemory(to: UInt8.self, capacity: m * ld)
+            let zeroPoints = zeros.raw.bindMemory(to: Int32.self, capacity: m)
+            Parallel.forEachChunk(m, workPerItem: b.k * 8) { r in
+                kernels.quantize_rows_u8(a + r.lowerBound * lda, lda, b.k, quantised + r.lowerBound * ld, ld,
+                                         scales.pointer + r.lowerBound, zeroPoints + r.lowerBound, r.count)
+            }
+            let weights = UnsafePointer(b.storage.raw.assumingMemoryBound(to: Int8.self))
+            let columnScales = UnsafePointer(b.columnScales!.pointer)
+            let columnSums = UnsafePointer(b.columnSums!.raw.assumingMemoryBound(to: Int32.self))
+            scheduleGEMM(m: m, b) { r, panels in
+                kernels.gemm_i8(quantised, ld, scales.pointer, zeroPoints, weights, columnScales, columnSums,
+                                b.k, b.n, c, ldc, bias, code, acc,
+                                r.lowerBound, r.upperBound, panels.lowerBound, panels.upperBound)
+            }
+            withExtendedLifetime((rows, scales, zeros)) {}
+        }
+    }
+
+    /// Splits C's rows (or, with few rows, B's panels) over the threads the product is worth.
+    private static func scheduleGEMM(m: Int, _ b: PackedMatrix, _ compute: (Range<Int>, Range<Int>) -> Void) {
         let rowBlock = kernels.gemm_row_block
         let blocks = (m + rowBlock - 1) / rowBlock
         let threads = min(Parallel.budget, max(1, (2 * m * b.n * b.k) / 20_000_000))
-        let weights = UnsafePointer(b.storage.pointer)
-        let code = activation.kernelCode
-        func compute(_ rows: Range<Int>, _ panels: Range<Int>) {
-            if aTransposed {
-                kernels.gemm_packed_at(a, lda, weights, b.k, b.n, c, ldc, accumulate ? 1 : 0,
-                                       rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
-            } else {
-                kernels.gemm_packed(a, lda, weights, b.k, b.n, c, ldc, bias, code, accumulate ? 1 : 0,
-                                    rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
-            }
-        }
         if threads <= 1 {
             compute(0..<m, 0..<b.panels)
         } else if blocks >= 2 * threads {

@@ -1,12 +1,13 @@
 // CLIPKernels: the engine's inner loops over raw pointers, compiled once per instruction-set level
 // (AVX-512, AVX2+FMA, portable: SSE2 on x86-64, NEON on arm64) and chosen once at start-up from
-// the CPU's features, capped by the SWIFTCLIP_ISA environment variable (avx512 | avx2 | baseline).
+// the CPU's features, capped by the SWIFTCLIP_ISA environment variable (avx512bf16 | avx512 | avx2 | baseline).
 // No shapes, tensors or threads here: the Swift engine checks shapes and splits work; each
 // function computes the rows or elements it is given.
 #ifndef CLIP_KERNELS_H
 #define CLIP_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -16,11 +17,23 @@ typedef ptrdiff_t clip_index;
 
 enum clip_activation { CLIP_ACTIVATION_NONE = 0, CLIP_ACTIVATION_GELU = 1, CLIP_ACTIVATION_QUICK_GELU = 2 };
 
-enum clip_isa_level { CLIP_ISA_BASELINE = 0, CLIP_ISA_AVX2 = 1, CLIP_ISA_AVX512 = 2 };
+/// AVX512_BF16 is AVX-512 plus the BF16 (`vdpbf16ps`) and VNNI (`vpdpbusd`) extensions (Zen 4 and
+/// later, Sapphire Rapids, Cooper Lake): the same table as AVX512 with native bf16 and int8 GEMMs.
+enum clip_isa_level { CLIP_ISA_BASELINE = 0, CLIP_ISA_AVX2 = 1, CLIP_ISA_AVX512 = 2, CLIP_ISA_AVX512_BF16 = 3 };
 
 /// Packed GEMM weights: panels of CLIP_PANEL_WIDTH output columns, k-major ([K][32] per panel,
 /// zero-padded past N). The same layout serves every level.
 #define CLIP_PANEL_WIDTH 32
+
+/// Reduced-precision packed weights keep the panels and take k in groups, the operand shape of
+/// `vdpbf16ps` (pairs of bf16) and `vpdpbusd` (quads of int8): panel p holds ⌈k/G⌉ groups, each
+/// CLIP_PANEL_WIDTH columns × G consecutive k values (column j's group at [j·G ..< j·G + G]),
+/// zero past k and n. bf16 values are the upper halves of IEEE floats (round to nearest even).
+#define CLIP_BF16_GROUP 2
+#define CLIP_I8_GROUP 4
+
+/// Floats of scratch one gemm_bf16 call needs: one panel and one block of A rows widened to fp32.
+#define CLIP_BF16_SCRATCH(k, row_block) (((k) + 1) / 2 * 2 * (CLIP_PANEL_WIDTH + (row_block)))
 
 typedef struct clip_kernel_table {
     /// "avx512", "avx2" or "baseline" (the portable variant: SSE2 on x86-64, NEON on arm64).
@@ -91,6 +104,54 @@ typedef struct clip_kernel_table {
                                                 float *_Nullable db, clip_index h, clip_index w, clip_index c,
                                                 clip_index kh, clip_index kw, clip_index padding, clip_index oh,
                                                 clip_index ow, clip_index row_lo, clip_index row_hi);
+
+    // Reduced precision (inference). Activations are converted per row where the GEMM consumes
+    // them; accumulation is fp32 (bf16) or int32 (int8); the epilogue is the fp32 one.
+
+    /// Rows of src (leading dimension lds, k floats) rounded to nearest-even bf16 into dst
+    /// (leading dimension ldd ≥ k, even); dst[k ..< ldd] of each row set to zero. NaN stays NaN.
+    void (*_Nonnull round_rows_bf16)(const float *_Nonnull src, clip_index lds, clip_index k, uint16_t *_Nonnull dst,
+                                     clip_index ldd, clip_index rows);
+    /// As pack_panels, into the bf16 group layout (dst: panels · ⌈k/2⌉ · 64 values).
+    void (*_Nonnull pack_panels_bf16)(const float *_Nonnull src, clip_index ld, int transposed, clip_index k, clip_index n,
+                                      uint16_t *_Nonnull dst, clip_index panel_lo, clip_index panel_hi);
+    /// As gemm_packed with A in bf16 (round_rows_bf16's layout, lda even) and B from pack_panels_bf16;
+    /// products of bf16 values (exact in fp32) summed in fp32. This one widens both operands to
+    /// fp32 once per row block / panel and runs the fp32 micro-tile (measured here faster than
+    /// `vdpbf16ps`, whose rate on the project's machine is ~0.6× that of fp32 FMAs: docs/precision.md),
+    /// in `scratch`: CLIP_BF16_SCRATCH(k, gemm_row_block) floats per concurrent call.
+    void (*_Nonnull gemm_bf16)(const uint16_t *_Nonnull a, clip_index lda, const uint16_t *_Nonnull packed,
+                               clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
+                               const float *_Nullable bias, int activation, int accumulate,
+                               clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi,
+                               float *_Nonnull scratch);
+    /// gemm_bf16 on `vdpbf16ps` (AVX512_BF16 level only, else NULL): the same result up to the
+    /// order of the fp32 additions; chosen with SWIFTCLIP_BF16_KERNEL=dot. `scratch` is not used.
+    void (*_Nullable gemm_bf16_dot)(const uint16_t *_Nonnull a, clip_index lda, const uint16_t *_Nonnull packed,
+                                    clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
+                                    const float *_Nullable bias, int activation, int accumulate,
+                                    clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi,
+                                    float *_Nonnull scratch);
+    /// Dynamic per-row asymmetric uint8 quantisation (ONNX's DynamicQuantizeLinear, per row):
+    /// scale = (max(x, 0) − min(x, 0)) / 255, zero = round(−min(x, 0) / scale), q = sat(round(x / scale) + zero);
+    /// dst leading dimension ldd ≥ k (a multiple of 4), padding zero. A row of zeros gets scale 1;
+    /// a non-finite row gets scale NaN (its outputs are NaN).
+    void (*_Nonnull quantize_rows_u8)(const float *_Nonnull src, clip_index lds, clip_index k, uint8_t *_Nonnull dst,
+                                      clip_index ldd, float *_Nonnull scale, int32_t *_Nonnull zero_point, clip_index rows);
+    /// As pack_panels, quantising each output column j symmetrically: col_scale[j] = max|B[·][j]| / 127
+    /// (1 for a zero column), q = round(B / col_scale) in [−127, 127], col_sum[j] = Σ q; the
+    /// int8 group layout (dst: panels · ⌈k/4⌉ · 128 bytes); col_* hold panels · 32 entries (0 past n).
+    void (*_Nonnull pack_panels_i8)(const float *_Nonnull src, clip_index ld, int transposed, clip_index k, clip_index n,
+                                    int8_t *_Nonnull dst, float *_Nonnull col_scale, int32_t *_Nonnull col_sum,
+                                    clip_index panel_lo, clip_index panel_hi);
+    /// C = act(a_scale[r] · col_scale[j] · (Σ_k qa[r][k] · qb[k][j] − a_zero[r] · col_sum[j]) + bias[j]) (or +=),
+    /// A from quantize_rows_u8 (lda a multiple of 4), B from pack_panels_i8; int32 sums.
+    void (*_Nonnull gemm_i8)(const uint8_t *_Nonnull a, clip_index lda, const float *_Nonnull a_scale,
+                             const int32_t *_Nonnull a_zero, const int8_t *_Nonnull packed,
+                             const float *_Nonnull col_scale, const int32_t *_Nonnull col_sum,
+                             clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
+                             const float *_Nullable bias, int activation, int accumulate,
+                             clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi);
 } clip_kernel_table;
 
 /// The table for this CPU (chosen on the first call, thread-safely; never changes afterwards).
@@ -99,7 +160,7 @@ const clip_kernel_table *_Nonnull clip_kernels(void);
 /// The best level this CPU supports, ignoring SWIFTCLIP_ISA.
 int clip_kernels_cpu_level(void);
 
-/// 1 when SWIFTCLIP_ISA was set to something other than avx512, avx2 or baseline (then ignored).
+/// 1 when SWIFTCLIP_ISA was set to something other than avx512bf16, avx512, avx2 or baseline (then ignored).
 int clip_kernels_isa_request_invalid(void);
 
 /// The table of one level, or NULL when this CPU (or this build's architecture) lacks it.

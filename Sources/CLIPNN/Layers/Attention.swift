@@ -12,7 +12,8 @@ public struct MultiheadSelfAttention {
         }
         self.heads = heads
         inProj = try Linear(weight: scope.parameter("in_proj_weight", shape: [3 * width, width], initializer: inProjInit),
-                            bias: scope.parameter("in_proj_bias", shape: [3 * width], initializer: .zeros))
+                            bias: scope.parameter("in_proj_bias", shape: [3 * width], initializer: .zeros),
+                            precision: scope.precision)
         outProj = try Linear(scope.scope("out_proj"), in: width, out: width, weightInit: outProjInit, biasInit: .zeros)
     }
 

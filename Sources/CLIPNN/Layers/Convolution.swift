@@ -2,12 +2,13 @@ import CLIPEngine
 
 /// Convolution whose kernel equals its stride (ConvNeXt stem 4/4 and downsample 2/2, ViT patch
 /// embedding). Declared in PyTorch's OIHW layout under open_clip's key, run as patch gather + GEMM
-/// on channels-last maps; the packed GEMM form is a cache of the parameter.
+/// on channels-last maps; the packed GEMM form is a cache of the parameter, in the scope's precision.
 public struct PatchConv2d {
     public let kernel: Int
     public let outChannels: Int
     public let weightParameter: Parameter
     public let biasParameter: Parameter?
+    public let precision: Precision
     private let packedCache = DerivedCache<PackedMatrix>()
 
     public init(_ scope: WeightScope, in inChannels: Int, out outChannels: Int, kernel: Int, bias hasBias: Bool,
@@ -16,12 +17,13 @@ public struct PatchConv2d {
         biasParameter = hasBias ? try scope.parameter("bias", shape: [outChannels], initializer: biasInit) : nil
         self.kernel = kernel
         self.outChannels = outChannels
+        precision = scope.precision
         _ = try packed()
     }
 
     func packed() throws -> PackedMatrix {
         try packedCache.value(of: [weightParameter]) {
-            try PackedMatrix(kByN: Ops.patchConvWeight(fromOIHW: weightParameter.value))
+            try PackedMatrix(kByN: Ops.patchConvWeight(fromOIHW: weightParameter.value), precision: precision)
         }
     }
 

@@ -3,12 +3,15 @@ import CLIPEngine
 /// `nn.Linear`: weight [out, in] (PyTorch layout), optional bias. A 1×1 `nn.Conv2d` on a
 /// channels-last map is the same computation; `storedAs1x1Conv` declares the weight as
 /// [out, in, 1, 1], the shape timm's `conv_mlp` ConvNeXts save. The packed GEMM form is a cache of
-/// the parameter, rebuilt after the value changes.
+/// the parameter, rebuilt after the value changes, in the scope's `precision` (the parameter
+/// stays fp32: training, saving and export read it).
 public struct Linear {
     public let weightParameter: Parameter
     public let biasParameter: Parameter?
     public let inFeatures: Int
     public let outFeatures: Int
+    /// The format of the packed weight the forward pass multiplies by.
+    public let precision: Precision
     private let packedCache = DerivedCache<PackedMatrix>()
 
     /// PyTorch's default init (uniform ±1/sqrt(in)) unless the model says otherwise.
@@ -18,11 +21,11 @@ public struct Linear {
         let w = try scope.parameter("weight", shape: [outFeatures, inFeatures] + (storedAs1x1Conv ? [1, 1] : []),
                                     initializer: weightInit ?? .uniform(bound: bound))
         let b = hasBias ? try scope.parameter("bias", shape: [outFeatures], initializer: biasInit ?? .uniform(bound: bound)) : nil
-        try self.init(weight: w, bias: b)
+        try self.init(weight: w, bias: b, precision: scope.precision)
     }
 
     /// A layer over already declared parameters (attention's packed `in_proj_weight`).
-    public init(weight: Parameter, bias: Parameter?) throws {
+    public init(weight: Parameter, bias: Parameter?, precision: Precision = .fp32) throws {
         guard weight.shape.count >= 2, weight.shape.dropFirst(2).allSatisfy({ $0 == 1 }) else {
             throw TensorError.shapeMismatch("Linear weight '\(weight.key)' has shape \(weight.shape) (need [out, in] or [out, in, 1, 1])")
         }
@@ -33,6 +36,7 @@ public struct Linear {
         biasParameter = bias
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
+        self.precision = precision
         _ = try packed()
     }
 
@@ -41,7 +45,7 @@ public struct Linear {
     public var bias: Tensor? { biasParameter?.value }
 
     func packed() throws -> PackedMatrix {
-        try packedCache.value(of: [weightParameter]) { try PackedMatrix(linearWeight: weight) }
+        try packedCache.value(of: [weightParameter]) { try PackedMatrix(linearWeight: weight, precision: precision) }
     }
 
     public func callAsFunction(_ x: Tensor, activation: Activation = .none) throws -> Tensor {

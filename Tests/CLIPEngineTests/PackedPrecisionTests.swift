@@ -1,0 +1,44 @@
+import XCTest
+import CLIPEngine
+
+/// `PackedMatrix` in bf16 and int8 through `Ops.linear` (the layers' path, threads included):
+/// the bytes it holds, and its error against the fp32 product in Float64.
+final class PackedPrecisionTests: XCTestCase {
+    var rng = SeededGenerator(seed: 7)
+
+    func tensor(_ shape: [Int]) -> Tensor {
+        try! Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float.random(in: -1...1, using: &rng) })
+    }
+
+    func testBytesHalveAndQuarter() throws {
+        let w = tensor([384, 96])   // nn.Linear [out, in]
+        let fp32 = try PackedMatrix(linearWeight: w), bf16 = try PackedMatrix(linearWeight: w, precision: .bf16)
+        let int8 = try PackedMatrix(linearWeight: w, precision: .int8)
+        XCTAssertEqual(fp32.bytes, 384 * 96 * 4)
+        XCTAssertEqual(bf16.bytes, 384 * 96 * 2)
+        XCTAssertEqual(int8.bytes, 384 * 96 + 384 * 8)   // + a scale and a sum per output column
+        XCTAssertEqual(bf16.precision, .bf16)
+    }
+
+    /// Large enough that the product is split over threads (rows, and then columns).
+    func testLinearErrorAgainstFloat64() throws {
+        for (m, k, n) in [(300, 96, 384), (3, 768, 512), (50, 3, 7)] {
+            let x = tensor([m, k]), w = tensor([n, k]), b = tensor([n])
+            var want = [Double](repeating: 0, count: m * n)
+            for i in 0..<m { for j in 0..<n {
+                var s = Double(b[flat: j])
+                for kk in 0..<k { s += Double(x[flat: i * k + kk]) * Double(w[flat: j * k + kk]) }
+                want[i * n + j] = s
+            } }
+            let norm = (want.map { $0 * $0 }.reduce(0, +) / Double(want.count)).squareRoot()
+            for (precision, tolerance) in [(Precision.fp32, 1e-6), (.bf16, 8e-3), (.int8, 3e-2)] {
+                let y = try Ops.linear(x, packed: PackedMatrix(linearWeight: w, precision: precision), bias: b)
+                var err = 0.0
+                for i in 0..<(m * n) { err += (Double(y[flat: i]) - want[i]) * (Double(y[flat: i]) - want[i]) }
+                let rms = (err / Double(m * n)).squareRoot() / norm
+                XCTAssertLessThanOrEqual(rms, tolerance, "\(precision) \(m)x\(k)x\(n) relative RMS error")
+                if precision != .fp32 { XCTAssertGreaterThan(rms, 1e-6, "\(precision) actually rounds") }
+            }
+        }
+    }
+}
