@@ -60,49 +60,8 @@ def common_flags(data, batch, epochs, extra):
             "--log-every-n-steps", "1"] + extra
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--skip-pipeline", action="store_true", help="keep the pipeline timing of today's results file")
-    args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="swiftclip-train-bench-")
-    result = {"date": datetime.date.today().isoformat(), "machine": os.uname().machine, "cores": os.cpu_count()}
-    out = os.path.join(REPO, "benchmarks", "results", f"{result['date']}-train-pipeline")
-    if args.skip_pipeline and os.path.exists(out + ".json"):
-        previous = json.load(open(out + ".json"))
-        if "pipeline" in previous:
-            result["pipeline"] = previous["pipeline"]
-
-    # 1. The seed's pipeline.
-    if not args.skip_pipeline:
-        data = os.path.join(work, "synthetic")
-        subprocess.run([SWIFTCLIP, "make-synthetic", "--samples", "100", "--output", data], check=True, stdout=subprocess.DEVNULL)
-        flags = common_flags(data, 32, 2, [])
-        times = {"swiftclip": [], "open_clip_train": []}
-        for r in range(args.repeats):
-            logs = os.path.join(work, f"logs{r}")
-            times["swiftclip"].append(run([SWIFTCLIP, "train", "--model", "convnext_v2_tiny", "--vocab", VOCAB, "--logs", logs,
-                                           "--name", "swift"] + flags, data, os.path.join(work, f"swift{r}.log")))
-            times["open_clip_train"].append(run(OPEN_CLIP_TRAIN + ["--model", "convnext_v2_tiny", "--precision", "fp32",
-                                                                   "--save-frequency", "1", "--logs", logs, "--name", "torch"] + flags,
-                                                data, os.path.join(work, f"torch{r}.log")))
-            print(f"pipeline run {r}: swiftclip {times['swiftclip'][-1]:.1f} s, open_clip_train {times['open_clip_train'][-1]:.1f} s",
-                  flush=True)
-        images = 2 * (100 // 32) * 32
-        result["pipeline"] = {
-            "command": "convnext_v2_tiny, 100 samples, --batch-size 32 --epochs 2, defaults otherwise, fp32, CPU",
-            "images_trained": images,
-            "wall_s": {k: v for k, v in times.items()},
-            "images_per_s": {k: images / min(v) for k, v in times.items()},
-            "speedup": min(times["open_clip_train"]) / min(times["swiftclip"]),
-            "final_loss": {"swiftclip": losses(os.path.join(work, "swift0.log"))[-1],
-                           "open_clip_train": losses(os.path.join(work, "torch0.log"))[-1]},
-        }
-
-    # 2. Loss curves from the same initial weights on the same data.
+def curves(args, work, result):
+    """Both systems from one initial state; writes result["curves"] and docs/train_loss_curves.png."""
     import numpy as np
     sys.path.insert(0, os.path.join(REPO, "tools", "reference"))
     import _common as C
@@ -151,6 +110,58 @@ def main():
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(REPO, "docs", "train_loss_curves.png"), dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--skip-pipeline", action="store_true", help="keep the pipeline timing of today's results file")
+    ap.add_argument("--skip-curves", action="store_true", help="keep the loss curves of today's results file")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="swiftclip-train-bench-")
+    result = {"date": datetime.date.today().isoformat(), "machine": os.uname().machine, "cores": os.cpu_count()}
+    out = os.path.join(REPO, "benchmarks", "results", f"{result['date']}-train-pipeline")
+    if args.skip_pipeline and os.path.exists(out + ".json"):
+        previous = json.load(open(out + ".json"))
+        if "pipeline" in previous:
+            result["pipeline"] = previous["pipeline"]
+    if args.skip_curves and os.path.exists(out + ".json"):
+        previous = json.load(open(out + ".json"))
+        if "curves" in previous:
+            result["curves"] = previous["curves"]
+
+    # 1. The seed's pipeline.
+    if not args.skip_pipeline:
+        data = os.path.join(work, "synthetic")
+        subprocess.run([SWIFTCLIP, "make-synthetic", "--samples", "100", "--output", data], check=True, stdout=subprocess.DEVNULL)
+        flags = common_flags(data, 32, 2, [])
+        times = {"swiftclip": [], "open_clip_train": []}
+        for r in range(args.repeats):
+            logs = os.path.join(work, f"logs{r}")
+            times["swiftclip"].append(run([SWIFTCLIP, "train", "--model", "convnext_v2_tiny", "--vocab", VOCAB, "--logs", logs,
+                                           "--name", "swift"] + flags, data, os.path.join(work, f"swift{r}.log")))
+            times["open_clip_train"].append(run(OPEN_CLIP_TRAIN + ["--model", "convnext_v2_tiny", "--precision", "fp32",
+                                                                   "--save-frequency", "1", "--logs", logs, "--name", "torch"] + flags,
+                                                data, os.path.join(work, f"torch{r}.log")))
+            print(f"pipeline run {r}: swiftclip {times['swiftclip'][-1]:.1f} s, open_clip_train {times['open_clip_train'][-1]:.1f} s",
+                  flush=True)
+        images = 2 * (100 // 32) * 32
+        result["pipeline"] = {
+            "command": "convnext_v2_tiny, 100 samples, --batch-size 32 --epochs 2, defaults otherwise, fp32, CPU",
+            "images_trained": images,
+            "wall_s": {k: v for k, v in times.items()},
+            "images_per_s": {k: images / min(v) for k, v in times.items()},
+            "speedup": min(times["open_clip_train"]) / min(times["swiftclip"]),
+            "final_loss": {"swiftclip": losses(os.path.join(work, "swift0.log"))[-1],
+                           "open_clip_train": losses(os.path.join(work, "torch0.log"))[-1]},
+        }
+
+    # 2. Loss curves from the same initial weights on the same data.
+    if not args.skip_curves:
+        curves(args, work, result)
 
     json.dump(result, open(out + ".json", "w"), indent=1)
     lines = [f"# swiftclip train vs open_clip_train.main ({result['date']}, {result['cores']} cores)", ""]

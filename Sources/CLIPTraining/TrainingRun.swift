@@ -353,6 +353,15 @@ public final class TrainingRun {
             try saveEpochCheckpoints(completed)
         }
         if skippedSamples > 0 { logLine("\(skippedSamples) unreadable sample(s) were skipped (named above)") }
+        if stepsLog != nil {
+            // The whole run's curve, resumed parts included; a chart that cannot be drawn loses nothing else.
+            let chart = directory.appendingPathComponent("loss.png")
+            do {
+                if try LossChart.write(stepsLog: directory.appendingPathComponent("steps.jsonl"), to: chart) { logLine("Loss curve: \(chart.path)") }
+            } catch {
+                logLine("warning: could not write the loss curve \(chart.path): \(error)")
+            }
+        }
         return results
     }
 

@@ -118,6 +118,13 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertThrowsError(try TrainingRun(options: options("flags"), tokenizer: Self.tokenizer)) { error in
             XCTAssertTrue("\(error)".contains("already exists"), "\(error)")
         }
+
+        // The loss curve beside the logs: a 720×400 PNG with the curve's colour, drawn from all 9 steps.
+        let chart = try ImageDecoder.decode(contentsOf: run.directory.appendingPathComponent("loss.png"))
+        XCTAssertEqual([chart.width, chart.height], [LossChart.width, LossChart.height])
+        let blue = stride(from: 0, to: chart.pixels.count, by: 3).filter { chart.pixels[$0] == 31 && chart.pixels[$0 + 1] == 119 }.count
+        XCTAssertGreaterThan(blue, 100, "the curve is drawn")
+        XCTAssertEqual(LossChart.read(stepsLog: run.directory.appendingPathComponent("steps.jsonl")).map(\.step), Array(1...9))
     }
 
     func testLockedImageTrunkAndEvaluationResults() throws {
