@@ -123,6 +123,7 @@ public final class TrainingRun {
     public let communicator: Communicator
     public let transform: TrainTransform
     public let directory: URL
+    static let stepsLogName = "steps.jsonl"
     public var checkpoints: URL { directory.appendingPathComponent("checkpoints") }
     /// Zero-shot set evaluated every `zeroshotFrequency` epochs.
     public let zeroShot: (dataset: LabeledImageDataset, templates: [String])?
@@ -168,7 +169,7 @@ public final class TrainingRun {
             }
             try fm.createDirectory(at: directory.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
             log = try Self.appending(directory.appendingPathComponent("out.log"))
-            stepsLog = try Self.appending(directory.appendingPathComponent("steps.jsonl"))
+            stepsLog = try Self.appending(directory.appendingPathComponent(Self.stepsLogName))
         } else {
             log = nil
             stepsLog = nil
@@ -357,7 +358,7 @@ public final class TrainingRun {
             // The whole run's curve, resumed parts included; a chart that cannot be drawn loses nothing else.
             let chart = directory.appendingPathComponent("loss.png")
             do {
-                if try LossChart.write(stepsLog: directory.appendingPathComponent("steps.jsonl"), to: chart) { logLine("Loss curve: \(chart.path)") }
+                if try LossChart.write(stepsLog: directory.appendingPathComponent(Self.stepsLogName), to: chart) { logLine("Loss curve: \(chart.path)") }
             } catch {
                 logLine("warning: could not write the loss curve \(chart.path): \(error)")
             }

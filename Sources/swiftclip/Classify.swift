@@ -24,6 +24,7 @@ struct Classify: ParsableCommand {
             try requireTokenizerFits(model.config)
             let classifier = try ZeroShotClassifier(model: model, tokenizer: vocabulary.tokenizer(), classNames: names, templates: template)
             let inputs = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: 32)
+            try requireImageForwardMemory(model, batchSize: inputs.largestForwardPass)
             var rowNames: [String] = [], probabilities: [[Float]] = []
             let failed = try inputs.forEachBatch(label: "classifying images") { pixels, names in
                 probabilities += try classifier.probabilities(imageFeatures: embedImages(model, pixels, batchSize: 32, normalize: false))

@@ -36,6 +36,7 @@ struct EmbedImage: ParsableCommand {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
                                       precision: precisionOption.precision)
             let images = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: batchSize)
+            try requireImageForwardMemory(model, batchSize: images.largestForwardPass)
             let embeddings = try NPYRowWriter(url: URL(fileURLWithPath: output), rowShape: [model.config.embedDim])
             let names = try RowNamesFile(output: output, explicit: rows)
             let failed = try images.forEachBatch(label: "embedding images") { pixels, rowNames in
@@ -49,11 +50,15 @@ struct EmbedImage: ParsableCommand {
     }
 }
 
+/// Checks once, before any batch, that a forward pass over `batchSize` images fits in memory.
+func requireImageForwardMemory(_ model: CLIPModel, batchSize: Int) throws {
+    try model.config.requireMemory(parameters: 0, activations: model.config.imageActivationBytes(batch: batchSize),
+                                   what: "a forward pass over \(batchSize) images")
+}
+
 /// encode_image of `pixels` in forward passes of at most `batchSize` images.
 func embedImages(_ model: CLIPModel, _ pixels: Tensor, batchSize: Int, normalize: Bool) throws -> Tensor {
     let n = pixels.shape[0]
-    try model.config.requireMemory(parameters: 0, activations: model.config.imageActivationBytes(batch: min(n, batchSize)),
-                                   what: "a forward pass over \(min(n, batchSize)) images")
     var parts: [Tensor] = []
     for start in stride(from: 0, to: n, by: batchSize) {
         parts.append(try model.encodeImage(pixels.slice(rows: start..<min(n, start + batchSize)), normalize: normalize))

@@ -65,6 +65,8 @@ struct ImageInputs {
 
     let imageSize: Int
     let total: Int
+    /// The most images one forward pass will get: a batch, or fewer files (an .npy may hold any number).
+    let largestForwardPass: Int
     private let chunks: [Chunk]
 
     init(_ paths: [String], imageSize: Int, batchSize: Int) throws {
@@ -84,6 +86,8 @@ struct ImageInputs {
         }
         if !files.isEmpty { chunks.append(.files(files)) }
         self.chunks = chunks
+        let hasArrays = chunks.contains { if case .array = $0 { return true } else { return false } }
+        largestForwardPass = hasArrays ? batchSize : min(paths.count, batchSize)
     }
 
     /// A file as given, or a folder's image files (recursively, sorted by path).
