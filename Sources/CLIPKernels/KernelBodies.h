@@ -161,16 +161,17 @@ INLINE void store_tile(const int rows, vf acc[GEMM_MR][GEMM_NV], float *c, clip_
 }
 
 /// `rows` (≤ GEMM_MR, a constant after inlining) × GEMM_NR of C over the full K: the accumulators
-/// stay in registers; per k, GEMM_NV vectors of B and one broadcast of A per row.
-INLINE void micro_tile(const int rows, const int a_transposed, const float *a, clip_index lda, const float *b, clip_index k,
-                       float *c, clip_index ldc, const float *bias, int accumulate) {
+/// stay in registers; per k, GEMM_NV vectors of B (a row of a packed panel, ldb = CLIP_PANEL_WIDTH,
+/// or of a plain row-major matrix) and one broadcast of A per row.
+INLINE void micro_tile(const int rows, const int a_transposed, const float *a, clip_index lda, const float *b, clip_index ldb,
+                       clip_index k, float *c, clip_index ldc, const float *bias, int accumulate) {
     vf acc[GEMM_MR][GEMM_NV];
     for (int r = 0; r < GEMM_MR; r++)
         for (int v = 0; v < GEMM_NV; v++) acc[r][v] = vsplat(0);
     for (clip_index kk = 0; kk < k; kk++) {
         vf bv[GEMM_NV];
         for (int v = 0; v < GEMM_NV; v++) bv[v] = vload(b + v * VW);
-        b += CLIP_PANEL_WIDTH;
+        b += ldb;
         for (int r = 0; r < rows; r++) {
             // A transposed (Aᵀ stored row-major): a tile's rows are adjacent floats of one line.
             vf av = vsplat(a_transposed ? a[kk * lda + r] : a[r * lda + kk]);
@@ -219,17 +220,7 @@ static void KFN(tile_fp32)(int rows, const gemm_operands *g, clip_index row, cli
                            float *c, clip_index ldc, const float *bias, int accumulate) {
     const float *a = (const float *)g->a + row * g->lda;
     const float *b = (const float *)g->packed + panel * g->groups * CLIP_PANEL_WIDTH + sub;
-#define CALL(R) micro_tile(R, 0, a, g->lda, b, g->groups, c, ldc, bias, accumulate)
-    TILE_SWITCH(rows, CALL)
-#undef CALL
-}
-
-/// A transposed (Aᵀ stored row-major): a tile's rows are adjacent floats of one line.
-static void KFN(tile_fp32_at)(int rows, const gemm_operands *g, clip_index row, clip_index panel, clip_index sub,
-                              float *c, clip_index ldc, const float *bias, int accumulate) {
-    const float *a = (const float *)g->a + row;
-    const float *b = (const float *)g->packed + panel * g->groups * CLIP_PANEL_WIDTH + sub;
-#define CALL(R) micro_tile(R, 1, a, g->lda, b, g->groups, c, ldc, bias, accumulate)
+#define CALL(R) micro_tile(R, 0, a, g->lda, b, CLIP_PANEL_WIDTH, g->groups, c, ldc, bias, accumulate)
     TILE_SWITCH(rows, CALL)
 #undef CALL
 }
@@ -279,11 +270,57 @@ static void KFN(gemm_packed)(const float *a, clip_index lda, const float *packed
     gemm_blocks(KFN(tile_fp32), &g, n, c, ldc, bias, activation, accumulate, row_lo, row_hi, panel_lo, panel_hi);
 }
 
-static void KFN(gemm_packed_at)(const float *a, clip_index lda, const float *packed, clip_index k, clip_index n,
-                                float *c, clip_index ldc, int accumulate,
-                                clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi) {
-    gemm_operands g = {a, lda, packed, k, 0, 0, 0, 0, 0};
-    gemm_blocks(KFN(tile_fp32_at), &g, n, c, ldc, 0, CLIP_ACTIVATION_NONE, accumulate, row_lo, row_hi, panel_lo, panel_hi);
+/// One tile of C (+)= Aᵀ·B for gemm_at: `rows` of C from A's columns, B rows `ldb` apart.
+static void KFN(tile_at)(int rows, const float *a, clip_index lda, const float *b, clip_index ldb, clip_index k,
+                         float *c, clip_index ldc, int accumulate) {
+#define CALL(R) micro_tile(R, 1, a, lda, b, ldb, k, c, ldc, 0, accumulate)
+    TILE_SWITCH(rows, CALL)
+#undef CALL
+}
+
+/// K (activation rows) per block of gemm_at: a GEMM_AT_KC × GEMM_NR strip of B (32 KB at AVX-512's
+/// 32 columns) stays in L1 while every tile of a row block reads it, and GEMM_AT_MC columns of A
+/// over the same K (256 KB) stay in L2 while the strips of every column group pass.
+#define GEMM_AT_KC 256
+#define GEMM_AT_MC (GEMM_MR * 32)
+
+static void KFN(gemm_at)(const float *a, clip_index lda, const float *b, clip_index ldb, clip_index k, float *c,
+                         clip_index ldc, int accumulate, clip_index row_lo, clip_index row_hi, clip_index col_lo,
+                         clip_index col_hi) {
+    float strip[GEMM_AT_KC * GEMM_NR];
+    for (clip_index kb = 0; kb < k; kb += GEMM_AT_KC) {
+        const clip_index kc = k - kb < GEMM_AT_KC ? k - kb : GEMM_AT_KC;
+        const int add = accumulate || kb > 0;
+        const float *ak = a + kb * lda, *bk = b + kb * ldb;
+        for (clip_index block = row_lo; block < row_hi; block += GEMM_AT_MC) {
+            const clip_index block_end = block + GEMM_AT_MC < row_hi ? block + GEMM_AT_MC : row_hi;
+            for (clip_index col = col_lo; col < col_hi; col += GEMM_NR) {
+                const clip_index cols = col_hi - col < GEMM_NR ? col_hi - col : GEMM_NR;
+                const float *bs = bk + col;
+                clip_index ldbs = ldb;
+                if (cols < GEMM_NR) {
+                    // The last, partial column group: a zero-padded copy, so no load reads past B's rows.
+                    for (clip_index kk = 0; kk < kc; kk++)
+                        for (clip_index j = 0; j < GEMM_NR; j++) strip[kk * GEMM_NR + j] = j < cols ? bk[kk * ldb + col + j] : 0;
+                    bs = strip;
+                    ldbs = GEMM_NR;
+                }
+                for (clip_index row = block; row < block_end; row += GEMM_MR) {
+                    const int rows = (int)(block_end - row < GEMM_MR ? block_end - row : GEMM_MR);
+                    float *cp = c + row * ldc + col;
+                    if (cols == GEMM_NR) {
+                        KFN(tile_at)(rows, ak + row, lda, bs, ldbs, kc, cp, ldc, add);
+                    } else {
+                        float scratch[GEMM_MR * GEMM_NR];
+                        KFN(tile_at)(rows, ak + row, lda, bs, ldbs, kc, scratch, GEMM_NR, 0);
+                        for (int r = 0; r < rows; r++)
+                            for (clip_index j = 0; j < cols; j++)
+                                cp[r * ldc + j] = add ? cp[r * ldc + j] + scratch[r * GEMM_NR + j] : scratch[r * GEMM_NR + j];
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Panels panel_lo..<panel_hi of B [k, n] packed; B[kk][j] = src[kk·ld + j], or src[j·ld + kk]
@@ -670,7 +707,7 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
         .accumulate_rows = KFN(accumulate_rows),                                                   \
         .channel_affine_rows = KFN(channel_affine_rows),                                           \
         .depthwise_conv_rows = KFN(depthwise_conv_rows),                                           \
-        .gemm_packed_at = KFN(gemm_packed_at),                                                     \
+        .gemm_at = KFN(gemm_at),                                                                   \
         .pack_panels = KFN(pack_panels),                                                           \
         .gelu_backward = KFN(gelu_backward),                                                       \
         .quick_gelu_backward = KFN(quick_gelu_backward),                                           \

@@ -230,7 +230,7 @@ static void KFN(tile_bf16)(int rows, const gemm_operands *g, clip_index row, cli
                            float *c, clip_index ldc, const float *bias, int accumulate) {
     const float *a = widen_rows(g, row), *b = widen_panel(g, panel) + sub;
     const clip_index k = g->groups * CLIP_BF16_GROUP;
-#define CALL(R) micro_tile(R, 0, a, k, b, k, c, ldc, bias, accumulate)
+#define CALL(R) micro_tile(R, 0, a, k, b, CLIP_PANEL_WIDTH, k, c, ldc, bias, accumulate)
     TILE_SWITCH(rows, CALL)
 #undef CALL
 }

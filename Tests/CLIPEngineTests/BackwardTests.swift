@@ -163,6 +163,29 @@ final class BackwardTests: XCTestCase {
         }
     }
 
+    /// The weight gradients on shapes that reach every path of the blocked kernel (`gemm_at`): k
+    /// (activation rows) past one 256-row block with a tail, more output rows than one 256-row block
+    /// and not a multiple of the micro-tile, whole and partial 32-column groups, both thread splits
+    /// (by rows of dW, and by columns when dW has few rows); against a Float64 dyᵀ·x, accumulated
+    /// onto the buffer's previous values.
+    func testWeightGradientOnLargeAwkwardShapes() throws {
+        var rng = SeededGenerator(seed: 104)
+        for (m, inF, outF) in [(600, 70, 300), (5000, 200, 12), (257, 33, 9)] {
+            let x = rand([m, inF], &rng), w = rand([outF, inF], &rng), dy = rand([m, outF], &rng)
+            let (xd, dyd) = (d(x), d(dy))
+            var want = [Double](repeating: 0, count: outF * inF)
+            for r in 0..<m { for o in 0..<outF { let g = dyd[r * outF + o]; for i in 0..<inF { want[o * inF + i] += g * xd[r * inF + i] } } }
+            var gw: GradBuffer? = GradBuffer(count: outF * inF, rng: &rng)
+            _ = try withGrad(&gw) { try Ops.linearBackward(dy, input: x, weight: w, weightGrad: $0, biasGrad: nil, inputGrad: false) }
+            assertClose(gw!.added, want, "linear dW [\(m), \(inF)] → \(outF)", tol: 1e-5)
+            // matmul's dw [in, out] = xᵀ·dy: the same sums transposed.
+            var gm: GradBuffer? = GradBuffer(count: inF * outF, rng: &rng)
+            _ = try withGrad(&gm) { try Ops.matmulBackward(dy, input: x, weight: Tensor(zeros: [inF, outF]), weightGrad: $0, inputGrad: false) }
+            let wantT = (0..<(inF * outF)).map { want[($0 % outF) * inF + $0 / outF] }
+            assertClose(gm!.added, wantT, "matmul dw [\(m), \(inF)] → \(outF)", tol: 1e-5)
+        }
+    }
+
     func testMatmulBackward() throws {
         var rng = SeededGenerator(seed: 102)
         let x = rand([3, 11], &rng), w = rand([11, 5], &rng), r = rand([3, 5], &rng)

@@ -1,7 +1,7 @@
 // Backward of the GEMM-based ops in Linear.swift / PackedGEMM.swift: linear (nn.Linear layout),
 // matmul (x · w, open_clip's `proj` / `text_projection`) and the kernel == stride patch
-// convolution. Linear and matmul run on the packed GEMM kernels (dX = dY·W with W packed, dW =
-// dYᵀ·X with X packed and dY read transposed in place), the patch convolution through `sgemm`;
+// convolution. Linear and matmul run on the C kernels: dX = dY·W on the packed GEMM (W packed),
+// dW = dYᵀ·X on `gemm_at`, which reads dY and X where they lie; the patch convolution through `sgemm`;
 // gradients of parameters are *added* into the caller's buffers, so micro-batches accumulate
 // without copies.
 
@@ -35,14 +35,10 @@ extension Ops {
         if let weightGrad, m > 0 {
             if outByIn {
                 // dW[out, in] += dyᵀ · x
-                let packedX = PackedMatrix(x.storage.pointer, ld: inF, transposed: false, k: m, n: inF)
-                packedGEMM(dy.storage.pointer, m: outF, lda: outF, packedX, weightGrad, ldc: inF,
-                           bias: nil, activation: .none, accumulate: true, aTransposed: true)
+                weightGradientGEMM(dy.storage.pointer, columns: outF, x.storage.pointer, columns: inF, rows: m, into: weightGrad)
             } else {
                 // dw[in, out] += xᵀ · dy
-                let packedDY = PackedMatrix(dy.storage.pointer, ld: outF, transposed: false, k: m, n: outF)
-                packedGEMM(x.storage.pointer, m: inF, lda: inF, packedDY, weightGrad, ldc: outF,
-                           bias: nil, activation: .none, accumulate: true, aTransposed: true)
+                weightGradientGEMM(x.storage.pointer, columns: inF, dy.storage.pointer, columns: outF, rows: m, into: weightGrad)
             }
         }
         if let biasGrad { addColumnSums(dy.storage.pointer, rows: m, width: outF, into: biasGrad) }
@@ -107,6 +103,31 @@ extension Ops {
             }
         }
         return dx
+    }
+
+    /// c[p, q] += Σ_r a[r, p] · b[r, q] (c = aᵀ·b, [pColumns, qColumns]) for a [rows, pColumns] and
+    /// b [rows, qColumns]: a weight gradient, summed over every activation row. Threads take row
+    /// blocks of c (whole micro-tiles), or column groups when c has few rows.
+    static func weightGradientGEMM(_ a: UnsafePointer<Float>, columns p: Int, _ b: UnsafePointer<Float>, columns q: Int,
+                                   rows: Int, into c: UnsafeMutablePointer<Float>) {
+        guard rows > 0, p > 0, q > 0 else { return }
+        let threads = min(Parallel.budget, max(1, (2 * rows * p * q) / 20_000_000))
+        let tile = kernels.gemm_row_block / 16
+        if threads <= 1 {
+            kernels.gemm_at(a, p, b, q, rows, c, q, 1, 0, p, 0, q)
+        } else if p >= 4 * tile * threads {
+            let tiles = (p + tile - 1) / tile
+            Parallel.run(threads) { t in
+                let lo = tiles * t / threads * tile, hi = min(p, tiles * (t + 1) / threads * tile)
+                if lo < hi { kernels.gemm_at(a, p, b, q, rows, c, q, 1, lo, hi, 0, q) }
+            }
+        } else {
+            let groups = (q + 31) / 32
+            Parallel.run(threads) { t in
+                let lo = groups * t / threads * 32, hi = min(q, groups * (t + 1) / threads * 32)
+                if lo < hi { kernels.gemm_at(a, p, b, q, rows, c, q, 1, 0, p, lo, hi) }
+            }
+        }
     }
 
     /// into[c] += Σ_r x[r, c] (Double accumulation per column block).

@@ -28,8 +28,7 @@ public struct PackedMatrix: @unchecked Sendable {
         self.init(w.storage.pointer, ld: w.shape[1], transposed: true, k: w.shape[1], n: w.shape[0], precision: precision)
     }
 
-    /// From a [K, N] matrix (y = x·W: open_clip's `proj`, patch-conv GEMM weights; in training,
-    /// activations [rows, features] as the right-hand side of a weight gradient).
+    /// From a [K, N] matrix (y = x·W: open_clip's `proj`, patch-conv GEMM weights).
     public init(kByN w: Tensor, precision: Precision = .fp32) throws {
         guard w.rank == 2 else { throw TensorError.shapeMismatch("matrix must be [K, N], got \(w.shape)") }
         self.init(w.storage.pointer, ld: w.shape[1], transposed: false, k: w.shape[0], n: w.shape[1], precision: precision)
@@ -102,26 +101,17 @@ extension Ops {
     /// whole row blocks, or (few rows: text tokens, late ConvNeXt stages at batch 1) column panels.
     /// A bf16 or int8 B first converts A's rows (in parallel) to that format: rounded to bf16, or
     /// quantised to uint8 with a scale and zero point per row.
-    ///
-    /// `aTransposed`: A is given as Aᵀ ([k, m] row-major, leading dimension `lda`), which is how a
-    /// weight gradient dW = dYᵀ·X reads dY; then no bias or activation, and B is fp32.
     static func packedGEMM(_ a: UnsafePointer<Float>, m: Int, lda: Int, _ b: PackedMatrix,
                            _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                           bias: UnsafePointer<Float>?, activation: Activation, accumulate: Bool, aTransposed: Bool = false) {
+                           bias: UnsafePointer<Float>?, activation: Activation, accumulate: Bool) {
         guard m > 0, b.n > 0 else { return }
-        precondition(!aTransposed || b.precision == .fp32, "packedGEMM: a transposed A needs an fp32 B")
         let code = activation.kernelCode, acc: Int32 = accumulate ? 1 : 0
         switch b.precision {
         case .fp32:
             let weights = UnsafePointer(b.storage.pointer)
             scheduleGEMM(m: m, b) { rows, panels in
-                if aTransposed {
-                    kernels.gemm_packed_at(a, lda, weights, b.k, b.n, c, ldc, acc,
-                                           rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
-                } else {
-                    kernels.gemm_packed(a, lda, weights, b.k, b.n, c, ldc, bias, code, acc,
-                                        rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
-                }
+                kernels.gemm_packed(a, lda, weights, b.k, b.n, c, ldc, bias, code, acc,
+                                    rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
             }
         case .bf16:
             let ld = PackedMatrix.groups(b.k, .bf16) * Int(CLIP_BF16_GROUP)

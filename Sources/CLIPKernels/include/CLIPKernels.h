@@ -79,11 +79,12 @@ typedef struct clip_kernel_table {
 
     // Training.
 
-    /// As gemm_packed with A given transposed: element (r, kk) of A at a[kk · lda + r] (so
-    /// C = Xᵀ·B needs no transpose of X); no bias or activation.
-    void (*_Nonnull gemm_packed_at)(const float *_Nonnull a, clip_index lda, const float *_Nonnull packed,
-                                    clip_index k, clip_index n, float *_Nonnull c, clip_index ldc, int accumulate,
-                                    clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi);
+    /// C[r, j] (= or +=) Σ_kk a[kk·lda + r] · b[kk·ldb + j] for rows row_lo..<row_hi and columns
+    /// col_lo..<col_hi: C = Aᵀ·B with A [k, m] and B [k, n] row-major as they lie, a weight
+    /// gradient dW = dYᵀ·X over k = every activation row (no transpose, no packing).
+    void (*_Nonnull gemm_at)(const float *_Nonnull a, clip_index lda, const float *_Nonnull b, clip_index ldb,
+                             clip_index k, float *_Nonnull c, clip_index ldc, int accumulate,
+                             clip_index row_lo, clip_index row_hi, clip_index col_lo, clip_index col_hi);
     /// Packs panels panel_lo..<panel_hi of B [k, n] (B[kk][j] = src[kk·ld + j], or src[j·ld + kk]
     /// when `transposed`) into `dst` (panels · k · CLIP_PANEL_WIDTH floats).
     void (*_Nonnull pack_panels)(const float *_Nonnull src, clip_index ld, int transposed, clip_index k, clip_index n,
