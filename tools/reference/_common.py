@@ -73,6 +73,17 @@ def create_model(name, seed=0, **overrides):
     return model
 
 
+def param_groups(model):
+    """open_clip_train.main's AdamW groups: (no-decay params, decayed params, no-decay names);
+    the predicate verbatim."""
+    exclude = lambda n, p: p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or 'logit_scale' in n  # noqa: E731
+    include = lambda n, p: not exclude(n, p)  # noqa: E731
+    named = list(model.named_parameters())
+    gain_or_bias = [p for n, p in named if exclude(n, p) and p.requires_grad]
+    rest = [p for n, p in named if include(n, p) and p.requires_grad]
+    return gain_or_bias, rest, [n for n, p in named if exclude(n, p)]
+
+
 def param_split(model):
     """visual = params whose name starts with 'visual.'; text = total - visual
     (token_embedding, positional_embedding, transformer.*, ln_final, text_projection AND

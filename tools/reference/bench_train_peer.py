@@ -43,10 +43,8 @@ def main():
     text = tokenizer(captions)
     size = model.visual.image_size[0] if isinstance(model.visual.image_size, (tuple, list)) else model.visual.image_size
     images = torch.from_numpy(C.np.random.default_rng(3).uniform(-2, 2, (a.batch, 3, size, size)).astype("float32"))
-    exclude = lambda n, p: p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
-    named = list(model.named_parameters())
-    groups = [{"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
-              {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": 0.2}]
+    no_decay, rest, _ = C.param_groups(model)
+    groups = [{"params": no_decay, "weight_decay": 0.0}, {"params": rest, "weight_decay": 0.2}]
     vit = a.model.lower().startswith("vit")
     opt = torch.optim.AdamW(groups, lr=5e-4, betas=(0.9, 0.98 if vit else 0.999), eps=1e-6 if vit else 1e-8)
     loss_fn = ClipLoss()

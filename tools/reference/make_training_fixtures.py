@@ -129,16 +129,6 @@ def clip_loss(model, images, tokens):
     return ClipLoss()(img, txt, scale)
 
 
-def param_groups(model):
-    # open_clip_train.main, verbatim predicate
-    exclude = lambda n, p: p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or 'logit_scale' in n  # noqa: E731
-    include = lambda n, p: not exclude(n, p)  # noqa: E731
-    named = list(model.named_parameters())
-    gain_or_bias = [p for n, p in named if exclude(n, p) and p.requires_grad]
-    rest = [p for n, p in named if include(n, p) and p.requires_grad]
-    return gain_or_bias, rest, [n for n, p in named if exclude(n, p)]
-
-
 def make_fixture(name, cfg, trunk, out_root, seed=0):
     from open_clip_train.scheduler import cosine_lr
     from safetensors.torch import save_file
@@ -181,7 +171,7 @@ def make_fixture(name, cfg, trunk, out_root, seed=0):
     # open_clip_train's loop, 4 steps.
     defaults = {"lr": 5.0e-4, "beta1": 0.9, "beta2": 0.98, "eps": 1.0e-6} if "vit" in name.lower() \
         else {"lr": 5.0e-4, "beta1": 0.9, "beta2": 0.999, "eps": 1.0e-8}
-    gain_or_bias, rest, no_decay = param_groups(model)
+    gain_or_bias, rest, no_decay = C.param_groups(model)
     opt = torch.optim.AdamW([{"params": gain_or_bias, "weight_decay": 0.0},
                              {"params": rest, "weight_decay": OPT["wd"]}],
                             lr=OPT["lr"], betas=(defaults["beta1"], defaults["beta2"]), eps=defaults["eps"])
@@ -251,7 +241,7 @@ def run_train_one_epoch(name, cfg, trunk, out, tag, accum_freq, lock=None, micro
     tokens = np.concatenate([M.make_tokens(rng, 3, tc["context_length"], tc["vocab_size"]) for _ in range(n // 3)])
     batches = [(torch.from_numpy(images[i:i + micro]), torch.from_numpy(tokens[i:i + micro])) for i in range(0, n, micro)]
     defaults = {"beta1": 0.9, "beta2": 0.999, "eps": 1.0e-8}
-    gain_or_bias, rest, _ = param_groups(model)
+    gain_or_bias, rest, _ = C.param_groups(model)
     opt = torch.optim.AdamW([{"params": gain_or_bias, "weight_decay": 0.0}, {"params": rest, "weight_decay": OPT["wd"]}],
                             lr=OPT["lr"], betas=(defaults["beta1"], defaults["beta2"]), eps=defaults["eps"])
     warmup, total = 1, steps + 1

@@ -111,8 +111,8 @@ extension Ops {
     static func weightGradientGEMM(_ a: UnsafePointer<Float>, columns p: Int, _ b: UnsafePointer<Float>, columns q: Int,
                                    rows: Int, into c: UnsafeMutablePointer<Float>) {
         guard rows > 0, p > 0, q > 0 else { return }
-        let threads = min(Parallel.budget, max(1, (2 * rows * p * q) / 20_000_000))
-        let tile = kernels.gemm_row_block / 16
+        let threads = threadsForPackedGEMM(flops: 2 * rows * p * q)
+        let tile = kernels.gemm_row_block / 16    // gemm_row_block is 16 micro-tiles of rows
         if threads <= 1 {
             kernels.gemm_at(a, p, b, q, rows, c, q, 1, 0, p, 0, q)
         } else if p >= 4 * tile * threads {
@@ -122,9 +122,10 @@ extension Ops {
                 if lo < hi { kernels.gemm_at(a, p, b, q, rows, c, q, 1, lo, hi, 0, q) }
             }
         } else {
-            let groups = (q + 31) / 32
+            // Column groups a whole panel wide: a multiple of every level's micro-tile width.
+            let width = PackedMatrix.panelWidth, groups = (q + width - 1) / width
             Parallel.run(threads) { t in
-                let lo = groups * t / threads * 32, hi = min(q, groups * (t + 1) / threads * 32)
+                let lo = groups * t / threads * width, hi = min(q, groups * (t + 1) / threads * width)
                 if lo < hi { kernels.gemm_at(a, p, b, q, rows, c, q, 1, 0, p, lo, hi) }
             }
         }

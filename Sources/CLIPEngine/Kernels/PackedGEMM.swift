@@ -150,11 +150,16 @@ extension Ops {
         }
     }
 
+    /// Threads a product on the C kernels is worth: one per 20 MFLOP, up to the budget.
+    static func threadsForPackedGEMM(flops: Int) -> Int {
+        min(Parallel.budget, max(1, flops / 20_000_000))
+    }
+
     /// Splits C's rows (or, with few rows, B's panels) over the threads the product is worth.
     private static func scheduleGEMM(m: Int, _ b: PackedMatrix, _ compute: (Range<Int>, Range<Int>) -> Void) {
         let rowBlock = kernels.gemm_row_block
         let blocks = (m + rowBlock - 1) / rowBlock
-        let threads = min(Parallel.budget, max(1, (2 * m * b.n * b.k) / 20_000_000))
+        let threads = threadsForPackedGEMM(flops: 2 * m * b.n * b.k)
         if threads <= 1 {
             compute(0..<m, 0..<b.panels)
         } else if blocks >= 2 * threads {
