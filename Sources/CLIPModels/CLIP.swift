@@ -19,12 +19,14 @@ public final class CLIPModel {
     /// shape, no extra keys) or, without a source, initialising as open_clip/timm do from `seed`.
     /// `convNeXt` overrides the depths/dims of a timm ConvNeXt tower's name (as timm.create_model's
     /// `depths=`/`dims=` do). `precision` is the format the GEMM weights are packed in for
-    /// inference (docs/precision.md); the parameters stay fp32.
+    /// inference (docs/precision.md); the parameters stay fp32. An `inferenceOnly` model keeps only
+    /// the packed form of its GEMM weights (about half the weight memory in fp32; what makes bf16
+    /// and int8 weights take half and a quarter); reading such a parameter's `value` rebuilds it.
     public init(config: CLIPConfig, weights source: WeightSource? = nil, seed: UInt64 = 0, convNeXt spec: ConvNeXtSpec? = nil,
-                precision: Precision = .fp32) throws {
+                precision: Precision = .fp32, inferenceOnly: Bool = false) throws {
         self.config = config
         try config.requireMemory(parameters: config.parameterCount, what: "model \(config.source) (weights)")
-        let builder = WeightBuilder(source: source, seed: seed, precision: precision)
+        let builder = WeightBuilder(source: source, seed: seed, precision: precision, inferenceOnly: inferenceOnly)
         let root = builder.root
         visual = try Self.imageTower(root.scope("visual"), config: config, convNeXt: spec)
         text = try TextTransformer(root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
@@ -34,10 +36,11 @@ public final class CLIPModel {
     }
 
     /// A built-in name or JSON path, with optional open_clip safetensors weights.
-    public convenience init(model nameOrPath: String, weightsURL: URL? = nil, seed: UInt64 = 0, precision: Precision = .fp32) throws {
+    public convenience init(model nameOrPath: String, weightsURL: URL? = nil, seed: UInt64 = 0, precision: Precision = .fp32,
+                            inferenceOnly: Bool = false) throws {
         let config = try ModelRegistry.config(named: nameOrPath)
         try self.init(config: config, weights: try weightsURL.map { try SafetensorsWeights(url: $0) }, seed: seed,
-                      precision: precision)
+                      precision: precision, inferenceOnly: inferenceOnly)
     }
 
     /// The format the GEMM weights are packed in.
@@ -74,12 +77,12 @@ public final class CLIPModel {
 }
 
 extension CLIPModel {
-    /// One tower alone with random weights (no text tower in memory when benchmarking the image
-    /// tower, and vice versa), and its parameter count as open_clip counts it for that tower.
+    /// One tower alone with random weights, for inference only (no text tower in memory when
+    /// benchmarking the image tower, and vice versa; packed weights only), and its parameter count as open_clip counts it for that tower.
     public static func randomImageTower(config: CLIPConfig, seed: UInt64,
                                         precision: Precision = .fp32) throws -> (encoder: ImageEncoder, parameters: Int) {
         try config.requireMemory(parameters: config.imageTowerParameters, what: "image tower of \(config.source) (weights)")
-        let builder = WeightBuilder(source: nil, seed: seed, precision: precision)
+        let builder = WeightBuilder(source: nil, seed: seed, precision: precision, inferenceOnly: true)
         let visual = try imageTower(builder.root.scope("visual"), config: config)
         return (visual, builder.parameterCount())
     }
@@ -98,7 +101,7 @@ extension CLIPModel {
     public static func randomTextTower(config: CLIPConfig, seed: UInt64,
                                        precision: Precision = .fp32) throws -> (encoder: TextTransformer, parameters: Int) {
         try config.requireMemory(parameters: config.textTowerParameters, what: "text tower of \(config.source) (weights)")
-        let builder = WeightBuilder(source: nil, seed: seed, precision: precision)
+        let builder = WeightBuilder(source: nil, seed: seed, precision: precision, inferenceOnly: true)
         let text = try TextTransformer(builder.root, config: config.text, embedDim: config.embedDim, quickGelu: config.quickGelu)
         return (text, builder.parameterCount() + 1)
     }

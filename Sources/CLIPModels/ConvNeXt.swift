@@ -54,7 +54,7 @@ public struct ConvNeXt {
                              storedAs1x1Conv: spec.convMLP)
             grn = spec.isV2 ? try GlobalResponseNorm(mlp.scope("grn"), dim: 4 * dim) : nil
             fc2 = try Linear(mlp.scope("fc2"), in: 4 * dim, out: dim, weightInit: std002, biasInit: .zeros,
-                             storedAs1x1Conv: spec.convMLP)
+                             storedAs1x1Conv: spec.convMLP, foldedByOwner: !spec.isV2)
             gamma = spec.isV2 ? nil : try s.parameter("gamma", shape: [dim], initializer: .constant(1e-6))
             if gamma != nil { _ = try foldedFC2() }
         }

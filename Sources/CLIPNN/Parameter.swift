@@ -7,43 +7,66 @@ import Foundation
 /// weights, folded layer scales — lazily, see `DerivedCache`).
 public final class Parameter: @unchecked Sendable {
     public let key: String
-    public private(set) var value: Tensor
+    /// The value in open_clip's layout. A released parameter (see `releaseValue`) rebuilds it from
+    /// its derived form on every read, so reads that are not on an inference path (saving, export,
+    /// `info`) still work.
+    public var value: Tensor { storedValue ?? rebuildValue!() }
+    private var storedValue: Tensor?
+    private var rebuildValue: (() -> Tensor)?
     /// ∂loss/∂value accumulated by backward passes (same shape as `value`); nil until the first one.
     public private(set) var grad: Tensor?
     /// A frozen parameter receives no gradient and is skipped by optimisers.
     public var isFrozen = false
+    /// Set by a builder of a model that will only run inference: a layer that keeps a derived
+    /// form of this parameter (a packed GEMM weight) may then release the value (`releaseValue`).
+    public var isInferenceOnly = false
     /// Incremented by every write to `value`.
     public private(set) var version = 0
     /// Called whenever a backward pass asks for this gradient's buffer (the data-parallel trainer
     /// uses it to let MPI progress gradient buckets already under way).
     public var onGradientAccess: (() -> Void)?
 
-    public var shape: [Int] { value.shape }
-    public var count: Int { value.count }
+    public let shape: [Int]
+    public var count: Int { shape.reduce(1, *) }
+    /// Whether the value is held (false after `releaseValue`, until the next write).
+    public var holdsValue: Bool { storedValue != nil }
 
     public init(key: String, value: Tensor) {
         self.key = key
-        self.value = value
+        self.storedValue = value
+        self.shape = value.shape
+    }
+
+    /// Frees the value of an inference-only parameter whose layer keeps a derived form, so the
+    /// weights are resident once, not twice. `rebuild` recreates the value from that form (exact
+    /// for fp32 packing, rounded as the packed format is for bf16/int8). No effect unless
+    /// `isInferenceOnly`; the next write (`assign`, `updateValue`) holds a value again.
+    public func releaseValue(rebuiltBy rebuild: @escaping () -> Tensor) {
+        guard isInferenceOnly else { return }
+        rebuildValue = rebuild
+        storedValue = nil
     }
 
     /// Replaces the value (same shape).
     public func assign(_ newValue: Tensor) throws {
-        guard newValue.shape == value.shape else {
-            throw WeightError.shapeMismatch(key: key, expected: value.shape, found: newValue.shape, source: "assign")
+        guard newValue.shape == shape else {
+            throw WeightError.shapeMismatch(key: key, expected: shape, found: newValue.shape, source: "assign")
         }
-        value = newValue
+        storedValue = newValue
+        rebuildValue = nil
         version &+= 1
     }
 
     /// Writes the value in place (optimiser steps).
     public func updateValue<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         version &+= 1
-        return try value.withUnsafeMutableBufferPointer(body)
+        if storedValue == nil { storedValue = value; rebuildValue = nil }
+        return try storedValue!.withUnsafeMutableBufferPointer(body)
     }
 
     /// The gradient buffer, created as zeros on first use; `body` adds into it.
     public func accumulateGrad<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
-        if grad == nil { grad = Tensor(zeros: value.shape) }
+        if grad == nil { grad = Tensor(zeros: shape) }
         return try grad!.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
     }
 
@@ -52,7 +75,7 @@ public final class Parameter: @unchecked Sendable {
     public func gradPointer() -> UnsafeMutablePointer<Float>? {
         if isFrozen { return nil }
         onGradientAccess?()
-        if grad == nil { grad = Tensor(zeros: value.shape) }
+        if grad == nil { grad = Tensor(zeros: shape) }
         return grad!.withUnsafeMutableBufferPointer { $0.baseAddress! }
     }
 
@@ -64,8 +87,8 @@ public final class Parameter: @unchecked Sendable {
 
     /// Replaces the gradient (clipping, accumulation across micro-batches).
     public func setGrad(_ g: Tensor?) throws {
-        if let g, g.shape != value.shape {
-            throw WeightError.shapeMismatch(key: key + " (grad)", expected: value.shape, found: g.shape, source: "setGrad")
+        if let g, g.shape != shape {
+            throw WeightError.shapeMismatch(key: key + " (grad)", expected: shape, found: g.shape, source: "setGrad")
         }
         grad = g
     }

@@ -53,7 +53,9 @@ public protocol WeightSource: AnyObject {
 /// (as candle's VarBuilder does): `builder.scope("stem").scope("0").parameter("weight", ...)`.
 /// Loading is strict: missing keys, wrong shapes and (at `finish()`) unused keys are errors.
 public final class WeightBuilder {
-    public let source: WeightSource?
+    /// Where the values come from; nil after `finish()` (the model holds its own copies, so a
+    /// mapped weights file is let go).
+    public private(set) var source: WeightSource?
     private var rng: SeededGenerator
     /// The declared parameters (value and gradient), keyed by open_clip's names.
     public let tree = ParameterTree()
@@ -61,14 +63,19 @@ public final class WeightBuilder {
     public var stateDict: [(key: String, tensor: Tensor)] { tree.parameters.map { ($0.key, $0.value) } }
     /// The format layers pack their GEMM weights in (the parameters themselves stay fp32).
     public let precision: Precision
+    /// The model will only run inference: layers with a packed form release the fp32 values.
+    public let inferenceOnly: Bool
 
     /// - Parameters:
     ///   - source: the weights to load, or nil for seeded random initialisation.
     ///   - precision: what `Linear`/`PatchConv2d` pack their weights as (docs/precision.md).
-    public init(source: WeightSource?, seed: UInt64 = 0, precision: Precision = .fp32) {
+    ///   - inferenceOnly: mark every parameter `isInferenceOnly`, so that the packed GEMM weights
+    ///     are the only resident copy (training needs the fp32 values: leave it false).
+    public init(source: WeightSource?, seed: UInt64 = 0, precision: Precision = .fp32, inferenceOnly: Bool = false) {
         self.source = source
         self.rng = SeededGenerator(seed: seed)
         self.precision = precision
+        self.inferenceOnly = inferenceOnly
     }
 
     public var root: WeightScope { WeightScope(builder: self, prefix: "") }
@@ -87,15 +94,17 @@ public final class WeightBuilder {
             value = try Self.initialise(shape: shape, initializer, rng: &rng, key: key)
         }
         let p = Parameter(key: key, value: value)
+        p.isInferenceOnly = inferenceOnly
         tree.add(p)
         return p
     }
 
-    /// Throws if the source holds weights the model never asked for.
+    /// Throws if the source holds weights the model never asked for; then lets the source go.
     public func finish() throws {
         guard let source else { return }
         let unused = source.allKeys.filter { tree[$0] == nil }.sorted()
         if !unused.isEmpty { throw WeightError.unexpectedKeys(unused, source: source.sourceName) }
+        self.source = nil
     }
 
     static func initialise(shape: [Int], _ initializer: Initializer, rng: inout SeededGenerator, key: String = "") throws -> Tensor {

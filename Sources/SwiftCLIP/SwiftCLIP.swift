@@ -33,7 +33,7 @@ public final class CLIP: @unchecked Sendable {
     ///   - precision: `.bf16` or `.int8` store the GEMM weights in that format and multiply in it
     ///     (half / a quarter of the weight bytes, faster on CPUs with AVX512_BF16 / VNNI; docs/precision.md).
     public init(model: String, weights: URL? = nil, vocabulary: URL? = nil, seed: UInt64 = 0, precision: Precision = .fp32) throws {
-        self.model = try CLIPModel(model: model, weightsURL: weights, seed: seed, precision: precision)
+        self.model = try CLIPModel(model: model, weightsURL: weights, seed: seed, precision: precision, inferenceOnly: true)
         self.tokenizer = try CLIPTokenizer(vocabularyURL: vocabulary ?? CLIPTokenizer.defaultVocabularyURL())
         self.preprocessor = Preprocessor(imageSize: self.model.config.vision.imageSize)
     }

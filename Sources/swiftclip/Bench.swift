@@ -57,7 +57,8 @@ struct Bench: ParsableCommand {
             }
             let built: [Built] = try precisions.map { p in
                 if let url = options.weightsURL {
-                    let model = try CLIPModel(model: options.model, weightsURL: url, seed: options.seed, precision: p)
+                    let model = try CLIPModel(model: options.model, weightsURL: url, seed: options.seed, precision: p,
+                                              inferenceOnly: true)
                     return Built(precision: p, encodeImage: { try model.encodeImage($0) }, encodeText: { try model.encodeText($0) },
                                  parameters: tower == .image ? model.parameterCounts.visual : model.parameterCounts.text)
                 } else if tower == .image {

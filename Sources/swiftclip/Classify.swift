@@ -20,7 +20,7 @@ struct Classify: ParsableCommand {
         try runReportingErrors {
             let names = labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
-                                      precision: precisionOption.precision)
+                                      precision: precisionOption.precision, inferenceOnly: true)
             try requireTokenizerFits(model.config)
             let classifier = try ZeroShotClassifier(model: model, tokenizer: vocabulary.tokenizer(), classNames: names, templates: template)
             let inputs = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: 32)

@@ -34,7 +34,7 @@ struct EmbedImage: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
-                                      precision: precisionOption.precision)
+                                      precision: precisionOption.precision, inferenceOnly: true)
             let images = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: batchSize)
             try requireImageForwardMemory(model, batchSize: images.largestForwardPass)
             let embeddings = try NPYRowWriter(url: URL(fileURLWithPath: output), rowShape: [model.config.embedDim])
@@ -89,7 +89,7 @@ struct EmbedText: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
-                                      precision: precisionOption.precision)
+                                      precision: precisionOption.precision, inferenceOnly: true)
             let rows: [[Int]]
             if let tokens {
                 rows = try readTokenRows(path: tokens, vocabSize: model.config.text.vocabSize, contextLength: model.config.text.contextLength)

@@ -53,7 +53,7 @@ struct Eval: ParsableCommand {
                 let pairs = try CSVPairs(file: dataURL, imageKey: csvImgKey, captionKey: csvCaptionKey,
                                          separator: csvSeparator == "\\t" ? "\t" : csvSeparator)
                 let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
-                                      precision: precisionOption.precision)
+                                      precision: precisionOption.precision, inferenceOnly: true)
                 try requireTokenizerFits(model.config)
                 let progress = Progress(label: "embedding pairs", total: pairs.count)
                 let start = Date()
@@ -78,7 +78,7 @@ struct Eval: ParsableCommand {
             if let templates { templateList = try readListFile(templates, option: "--templates") }
 
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
-                                      precision: precisionOption.precision)
+                                      precision: precisionOption.precision, inferenceOnly: true)
             try requireTokenizerFits(model.config)
             let identity = "\(options.model)|" + (options.weights.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "seed \(options.seed)")
                 + (precisionOption.precision == .fp32 ? "" : "|\(precisionOption.precision)")

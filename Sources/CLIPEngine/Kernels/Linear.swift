@@ -113,17 +113,33 @@ extension Ops {
                     "patchConvWeight: expected [Cout, Cin, k, k], got \(w.shape)")
         let (cout, cin, k) = (w.shape[0], w.shape[1], w.shape[2])
         let out = Tensor(uninitializedShape: [k * k * cin, cout])
-        let s = w.storage.pointer, d = out.storage.pointer
+        permutePatchConvWeight(w, into: out, cout: cout, cin: cin, kernel: k, toGEMM: true)
+        return out
+    }
+
+    /// The inverse of `patchConvWeight`: [k·k·Cin, Cout] → PyTorch's [Cout, Cin, k, k].
+    public static func oihwWeight(fromPatchConv w: Tensor, kernel k: Int) throws -> Tensor {
+        try require(w.rank == 2 && k > 0 && w.shape[0] % (k * k) == 0,
+                    "oihwWeight: expected [k·k·Cin, Cout] for kernel \(k), got \(w.shape)")
+        let (cin, cout) = (w.shape[0] / (k * k), w.shape[1])
+        let out = Tensor(uninitializedShape: [cout, cin, k, k])
+        permutePatchConvWeight(w, into: out, cout: cout, cin: cin, kernel: k, toGEMM: false)
+        return out
+    }
+
+    /// OIHW index ((co·Cin + ci)·k + ky)·k + kx ↔ GEMM index ((ky·k + kx)·Cin + ci)·Cout + co.
+    private static func permutePatchConvWeight(_ src: Tensor, into dst: Tensor, cout: Int, cin: Int, kernel k: Int, toGEMM: Bool) {
+        let s = src.storage.pointer, d = dst.storage.pointer
         for co in 0..<cout {
             for ci in 0..<cin {
                 for ky in 0..<k {
                     for kx in 0..<k {
-                        d[((ky * k + kx) * cin + ci) * cout + co] = s[((co * cin + ci) * k + ky) * k + kx]
+                        let oihw = ((co * cin + ci) * k + ky) * k + kx, gemm = ((ky * k + kx) * cin + ci) * cout + co
+                        if toGEMM { d[gemm] = s[oihw] } else { d[oihw] = s[gemm] }
                     }
                 }
             }
         }
-        return out
     }
 
     /// PyTorch depthwise weight [C, 1, kH, kW] → [kH, kW, C] for `depthwiseConv2d`.

@@ -84,6 +84,35 @@ public struct PackedMatrix: @unchecked Sendable {
         }
     }
 
+    /// The matrix B [k, n] the panels hold (Bᵀ [n, k], nn.Linear's layout, when `transposed`): exactly what was packed for fp32, the rounded values
+    /// for bf16, the dequantised ones (q · column scale) for int8. Not a hot path: it rebuilds the
+    /// open_clip value of a parameter whose fp32 copy an inference-only model released.
+    public func unpacked(transposed: Bool = false) -> Tensor {
+        let out = Tensor(uninitializedShape: transposed ? [n, k] : [k, n])
+        let d = out.storage.pointer, width = Self.panelWidth
+        let group = precision == .fp32 ? 1 : precision == .bf16 ? Int(CLIP_BF16_GROUP) : Int(CLIP_I8_GROUP)
+        let panelStride = Self.groups(k, precision) * group * width
+        for col in 0..<n {
+            let (panel, j) = col.quotientAndRemainder(dividingBy: width)
+            for kk in 0..<k {
+                let to = transposed ? col * k + kk : kk * n + col
+                // fp32: [panel][k][32]; reduced: [panel][k/G][32][G] (the C packers' layouts).
+                let at = panel * panelStride + (kk / group) * width * group + j * group + kk % group
+                switch precision {
+                case .fp32:
+                    d[to] = storage.pointer[at]
+                case .bf16:
+                    let bits = storage.raw.assumingMemoryBound(to: UInt16.self)[at]
+                    d[to] = Float(bitPattern: UInt32(bits) << 16)
+                case .int8:
+                    let q = storage.raw.assumingMemoryBound(to: Int8.self)[at]
+                    d[to] = Float(q) * columnScales!.pointer[col]
+                }
+            }
+        }
+        return out
+    }
+
     /// Bytes held by the packed form (panels, and int8's per-column scale and sum).
     public var bytes: Int {
         storage.count * 4 + (columnScales?.count ?? 0) * 4 + (columnSums?.count ?? 0) * 4

@@ -48,6 +48,17 @@ final class FileBytes: @unchecked Sendable {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) }
     }
 
+    /// Gives the pages wholly inside `range` back to the kernel (they stop counting as this
+    /// process's resident memory; a later read maps them in again from the file).
+    func dropPages(_ range: Range<Int>) {
+        guard let base, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + range.lowerBound + page - 1) / page * page
+        let end = (Int(bitPattern: base) + range.upperBound) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, MADV_DONTNEED)
+    }
+
     /// Copies `range` out as an array (for headers; bounds are the caller's to check).
     func bytes(_ range: Range<Int>) -> [UInt8] {
         guard let base, !range.isEmpty else { return [] }

@@ -160,7 +160,10 @@ public struct SafetensorsFile {
     /// 64-bit integers beyond 2^24 round).
     public func tensor(_ key: String) throws -> Tensor {
         guard let e = entries[key] else { throw SafetensorsError.keyNotFound(file: url.path, key: key) }
-        return decodeTensor(e.type, from: bytes.base.map { $0 + dataStart + e.begin }, shape: e.shape, count: e.count)
+        let t = decodeTensor(e.type, from: bytes.base.map { $0 + dataStart + e.begin }, shape: e.shape, count: e.count)
+        // The decoded copy is what the model keeps: the file's pages need not stay resident too.
+        bytes.dropPages(dataStart + e.begin ..< dataStart + e.end)
+        return t
     }
 
     /// Every tensor, decoded.

@@ -2,7 +2,8 @@ import CLIPEngine
 
 /// Convolution whose kernel equals its stride (ConvNeXt stem 4/4 and downsample 2/2, ViT patch
 /// embedding). Declared in PyTorch's OIHW layout under open_clip's key, run as patch gather + GEMM
-/// on channels-last maps; the packed GEMM form is a cache of the parameter, in the scope's precision.
+/// on channels-last maps; the packed GEMM form is a cache of the parameter, in the scope's precision
+/// (the only resident copy in an inference-only model, as for `Linear`).
 public struct PatchConv2d {
     public let kernel: Int
     public let outChannels: Int
@@ -18,7 +19,8 @@ public struct PatchConv2d {
         self.kernel = kernel
         self.outChannels = outChannels
         precision = scope.precision
-        _ = try packed()
+        let packed = try packed()
+        weightParameter.releaseValue { try! Ops.oihwWeight(fromPatchConv: packed.unpacked(), kernel: kernel) }
     }
 
     func packed() throws -> PackedMatrix {

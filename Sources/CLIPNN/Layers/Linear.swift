@@ -4,7 +4,8 @@ import CLIPEngine
 /// channels-last map is the same computation; `storedAs1x1Conv` declares the weight as
 /// [out, in, 1, 1], the shape timm's `conv_mlp` ConvNeXts save. The packed GEMM form is a cache of
 /// the parameter, rebuilt after the value changes, in the scope's `precision` (the parameter
-/// stays fp32: training, saving and export read it).
+/// stays fp32: training, saving and export read it). In an inference-only model the packed form
+/// is the only resident copy: the fp32 value is released and rebuilt from it when read.
 public struct Linear {
     public let weightParameter: Parameter
     public let biasParameter: Parameter?
@@ -16,16 +17,19 @@ public struct Linear {
 
     /// PyTorch's default init (uniform ±1/sqrt(in)) unless the model says otherwise.
     public init(_ scope: WeightScope, in inFeatures: Int, out outFeatures: Int, bias hasBias: Bool = true,
-                weightInit: Initializer? = nil, biasInit: Initializer? = nil, storedAs1x1Conv: Bool = false) throws {
+                weightInit: Initializer? = nil, biasInit: Initializer? = nil, storedAs1x1Conv: Bool = false,
+                foldedByOwner: Bool = false) throws {
         let bound = 1 / Float(inFeatures).squareRoot()
         let w = try scope.parameter("weight", shape: [outFeatures, inFeatures] + (storedAs1x1Conv ? [1, 1] : []),
                                     initializer: weightInit ?? .uniform(bound: bound))
         let b = hasBias ? try scope.parameter("bias", shape: [outFeatures], initializer: biasInit ?? .uniform(bound: bound)) : nil
-        try self.init(weight: w, bias: b, precision: scope.precision)
+        try self.init(weight: w, bias: b, precision: scope.precision, foldedByOwner: foldedByOwner)
     }
 
     /// A layer over already declared parameters (attention's packed `in_proj_weight`).
-    public init(weight: Parameter, bias: Parameter?, precision: Precision = .fp32) throws {
+    /// `foldedByOwner`: the owner multiplies by its own derived form of the weight (V1's fc2 with
+    /// the layer scale folded in), so this layer neither packs it nor releases it.
+    public init(weight: Parameter, bias: Parameter?, precision: Precision = .fp32, foldedByOwner: Bool = false) throws {
         guard weight.shape.count >= 2, weight.shape.dropFirst(2).allSatisfy({ $0 == 1 }) else {
             throw TensorError.shapeMismatch("Linear weight '\(weight.key)' has shape \(weight.shape) (need [out, in] or [out, in, 1, 1])")
         }
@@ -37,7 +41,11 @@ public struct Linear {
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
         self.precision = precision
-        _ = try packed()
+        if !foldedByOwner {
+            let packed = try packed()
+            let shape = weight.shape
+            weight.releaseValue { try! packed.unpacked(transposed: true).reshaped(shape) }
+        }
     }
 
     /// The weight as [out, in] (a view of the parameter's value).
