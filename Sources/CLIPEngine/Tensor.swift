@@ -47,15 +47,8 @@ public final class TensorStorage: @unchecked Sendable {
         guard count >= 0 else { return nil }
         let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
         guard !overflow else { return nil }
-        if let reused = LargeBufferCache.take(bytes: bytes) {
-            return reused.bindMemory(to: Float.self, capacity: max(count, 1))
-        }
         if bytes >= LargeBufferCache.minimumBytes {
-            // Straight from the kernel, not malloc: glibc raises its mmap threshold after a large
-            // free and then serves such sizes from per-thread arenas that keep freed memory, so
-            // the same command peaked at 0.83 GB in one run and 2.2 GB in the next.
-            guard let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else { return nil }
-            return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+            return LargeBufferCache.allocate(bytes: bytes)?.bindMemory(to: Float.self, capacity: max(count, 1))
         }
         var raw: UnsafeMutableRawPointer? = nil
         // posix_memalign fails only when memory is exhausted.
@@ -65,60 +58,68 @@ public final class TensorStorage: @unchecked Sendable {
 
     deinit {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        if !LargeBufferCache.give(UnsafeMutableRawPointer(pointer), bytes: bytes) { LargeBufferCache.release(pointer, bytes: bytes) }
+        if !LargeBufferCache.give(UnsafeMutableRawPointer(pointer), bytes: bytes) { free(pointer) }
     }
 }
 
-/// Keeps a few freed large buffers for reuse. glibc returns allocations over 32 MB to the kernel
-/// on free, so every batch-32 activation would otherwise be fresh zeroed pages (page faults on
-/// each first touch); a forward pass allocates the same sizes again and again.
+/// Large buffers (≥ 1 MB): mapped straight from the kernel and reused by exact size.
 ///
-/// A buffer is reused only for an allocation of exactly its size. When an allocation finds none,
-/// at least as many bytes of the oldest cached buffers are freed first, so the cache never adds
-/// to the peak: the process holds what it uses plus at most what it used a moment ago (before,
-/// buffers of sizes no longer asked for — a previous stage's, a previous batch size's — stayed
-/// held up to the capacity, up to 1.5 GB on top of the live tensors).
+/// Not malloc: glibc raises its mmap threshold after a large free and then serves such sizes from
+/// per-thread arenas that keep freed memory, so the same command peaked at 0.83 GB in one run and
+/// 2.2 GB in the next. Not unmapped on free either: a forward pass allocates the same sizes again
+/// and again, a training step frees its activations in backward and asks for them again in the
+/// next forward, and a first touch of fresh pages is expensive (0.9–3.4 s per GB of 4 KB pages on
+/// the project's VM, 0.26–0.31 s of 2 MB pages, against 0.1 s to rewrite warm memory;
+/// docs/training.md).
+///
+/// The bound: mapped bytes (live tensors + cached buffers) never exceed the most that was ever
+/// mapped, and that only grows when the cache has nothing left to give back — so the peak is the
+/// most the process had live at once, and the cache never adds to it. A miss unmaps cached
+/// buffers (oldest first) only as far as needed to stay under that mark. (Before, every miss
+/// unmapped as many bytes as it asked for: the transient tensors of a backward pass emptied the
+/// cache, and a batch-32 training step faulted in ~4 GB afresh — 4.4 M page faults in 4 steps.)
 enum LargeBufferCache {
     /// Buffers from this size up are mapped (`mmap`) and reused by exact size.
     static let minimumBytes = 1 << 20
-    static let capacityBytes = 1536 << 20
     nonisolated(unsafe) private static var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
-    nonisolated(unsafe) private static var heldBytes = 0
+    /// Bytes mapped now (live + cached), and the most ever mapped.
+    nonisolated(unsafe) private static var mappedBytes = 0
+    nonisolated(unsafe) private static var highWaterBytes = 0
     private static let lock = NSLock()
 
-    static func take(bytes: Int) -> UnsafeMutableRawPointer? {
-        guard bytes >= minimumBytes else { return nil }
+    /// A cached buffer of exactly `bytes`, or a fresh mapping; nil when the kernel refuses.
+    static func allocate(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock(); defer { lock.unlock() }
-        guard let i = buffers.firstIndex(where: { $0.bytes == bytes }) else {
-            var released = 0
-            while released < bytes, !buffers.isEmpty {
-                let evicted = buffers.removeFirst()
-                heldBytes -= evicted.bytes
-                released += evicted.bytes
-                release(evicted.pointer, bytes: evicted.bytes)
-            }
-            return nil
+        if let i = buffers.firstIndex(where: { $0.bytes == bytes }) { return buffers.remove(at: i).pointer }
+        while mappedBytes + bytes > highWaterBytes, !buffers.isEmpty {
+            let evicted = buffers.removeFirst()
+            unmap(evicted.pointer, bytes: evicted.bytes)
         }
-        heldBytes -= bytes
-        return buffers.remove(at: i).pointer
+        var raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if raw == MAP_FAILED {
+            // Out of address space or memory: give every cached buffer back and try once more.
+            while !buffers.isEmpty { let evicted = buffers.removeFirst(); unmap(evicted.pointer, bytes: evicted.bytes) }
+            raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        }
+        guard let raw, raw != MAP_FAILED else { return nil }
+        // Transparent huge pages where the kernel offers them on request (Debian's default is
+        // "madvise"). Advice only: a refusal changes nothing.
+        _ = madvise(raw, bytes, MADV_HUGEPAGE)
+        mappedBytes += bytes
+        highWaterBytes = max(highWaterBytes, mappedBytes)
+        return raw
     }
 
-    /// Returns a buffer to the kernel (mapped buffers) or to malloc (small ones).
-    static func release(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
-        if bytes >= minimumBytes { munmap(pointer, bytes) } else { free(pointer) }
+    private static func unmap(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
+        munmap(pointer, bytes)
+        mappedBytes -= bytes
     }
 
+    /// Takes back a freed buffer; false for small ones (malloc's).
     static func give(_ pointer: UnsafeMutableRawPointer, bytes: Int) -> Bool {
         guard bytes >= minimumBytes else { return false }
         lock.lock(); defer { lock.unlock() }
-        while heldBytes + bytes > capacityBytes, !buffers.isEmpty {
-            let evicted = buffers.removeFirst()
-            heldBytes -= evicted.bytes
-            release(evicted.pointer, bytes: evicted.bytes)
-        }
-        guard heldBytes + bytes <= capacityBytes else { return false }
         buffers.append((pointer, bytes))
-        heldBytes += bytes
         return true
     }
 }

@@ -421,24 +421,67 @@ INLINE float row_sum(const float *p, clip_index width) {
     return s;
 }
 
+/// A row's mean and 1/√(biased variance + eps), the variance from a second pass over the centred
+/// values (as accurate as PyTorch's Welford; the row is in L1).
+INLINE void row_mean_rstd(const float *x, clip_index width, float eps, float *mean_out, float *rstd_out) {
+    float mean = row_sum(x, width) / (float)width;
+    vf acc = vsplat(0);
+    clip_index i = 0;
+    for (; i + VW <= width; i += VW) { vf d = vload(x + i) - mean; acc = acc + d * d; }
+    float variance = vsum(acc);
+    for (; i < width; i++) { float d = x[i] - mean; variance += d * d; }
+    *mean_out = mean;
+    *rstd_out = 1.0f / __builtin_sqrtf(variance / (float)width + eps);
+}
+
 static void KFN(layer_norm_rows)(const float *src, float *dst, const float *gamma, const float *beta,
                                  clip_index width, clip_index rows, float eps) {
     for (clip_index r = 0; r < rows; r++) {
         const float *x = src + r * width;
         float *y = dst + r * width;
-        float mean = row_sum(x, width) / (float)width;
-        // Second pass on the centred values (as accurate as PyTorch's Welford; the row is in L1).
-        vf acc = vsplat(0);
+        float mean, inv;
+        row_mean_rstd(x, width, eps, &mean, &inv);
         clip_index i = 0;
-        for (; i + VW <= width; i += VW) { vf d = vload(x + i) - mean; acc = acc + d * d; }
-        float variance = vsum(acc);
-        for (; i < width; i++) { float d = x[i] - mean; variance += d * d; }
-        variance /= (float)width;
-        float inv = 1.0f / __builtin_sqrtf(variance + eps);
-        i = 0;
         for (; i + VW <= width; i += VW)
             vstore(y + i, (vload(x + i) - mean) * inv * vload(gamma + i) + vload(beta + i));
         for (; i < width; i++) y[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
+    }
+}
+
+/// Backward of layer_norm_rows: dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = dy·γ and x̂ the
+/// normalised row (statistics recomputed as the forward computes them); dgamma[c] += dy·x̂ and
+/// dbeta[c] += dy over the rows.
+static void KFN(layer_norm_backward_rows)(const float *src, const float *dy, const float *gamma, float *dx, float *dgamma,
+                                          float *dbeta, clip_index width, clip_index rows, float eps) {
+    for (clip_index r = 0; r < rows; r++) {
+        const float *x = src + r * width, *g = dy + r * width;
+        float *d = dx + r * width;
+        float mean, rstd;
+        row_mean_rstd(x, width, eps, &mean, &rstd);
+        vf sum_g = vsplat(0), sum_gx = vsplat(0);
+        float tail_g = 0, tail_gx = 0;
+        clip_index i = 0;
+        for (; i + VW <= width; i += VW) {
+            vf xh = (vload(x + i) - mean) * rstd, gi = vload(g + i), gw = gi * vload(gamma + i);
+            sum_g += gw;
+            sum_gx += gw * xh;
+            vstore(dgamma + i, vload(dgamma + i) + gi * xh);
+            vstore(dbeta + i, vload(dbeta + i) + gi);
+        }
+        for (; i < width; i++) {
+            float xh = (x[i] - mean) * rstd, gw = g[i] * gamma[i];
+            tail_g += gw;
+            tail_gx += gw * xh;
+            dgamma[i] += g[i] * xh;
+            dbeta[i] += g[i];
+        }
+        float mean_g = (vsum(sum_g) + tail_g) / (float)width, mean_gx = (vsum(sum_gx) + tail_gx) / (float)width;
+        i = 0;
+        for (; i + VW <= width; i += VW) {
+            vf xh = (vload(x + i) - mean) * rstd;
+            vstore(d + i, rstd * (vload(g + i) * vload(gamma + i) - mean_g - xh * mean_gx));
+        }
+        for (; i < width; i++) d[i] = rstd * (g[i] * gamma[i] - mean_g - (x[i] - mean) * rstd * mean_gx);
     }
 }
 
@@ -504,6 +547,69 @@ static void KFN(channel_affine_rows)(const float *src, float *dst, const float *
         clip_index i = 0;
         for (; i + VW <= width; i += VW) vstore(y + i, vload(x + i) * vload(s + i) + vload(shift + i));
         for (; i < width; i++) y[i] = x[i] * s[i] + shift[i];
+    }
+}
+
+// MARK: GlobalResponseNorm with its GELU (training)
+//
+// ConvNeXt-V2's MLP is fc1 → GELU → GRN → fc2. Training keeps fc1's pre-activation z; these passes
+// recompute h = GELU(z) and GRN's statistics together, and run GRN's backward and GELU's backward
+// as one pass, so the 4C-wide maps are read and written as few times as possible.
+
+/// Rows of `width` floats: h[r, c] = GELU(z[r, c]) and sums[c] += h[r, c]².
+static void KFN(gelu_rows_square_sums)(const float *z, float *h, float *sums, clip_index width, clip_index rows) {
+    for (clip_index r = 0; r < rows; r++) {
+        const float *zr = z + r * width;
+        float *hr = h + r * width;
+        clip_index c = 0;
+        for (; c + VW <= width; c += VW) {
+            vf v = vgelu(vload(zr + c));
+            vstore(hr + c, v);
+            vstore(sums + c, vload(sums + c) + v * v);
+        }
+        if (c < width) {
+            vf v = vgelu(vload_partial(zr + c, width - c, 0));
+            vstore_partial(hr + c, v, width - c);
+            vstore_partial(sums + c, vload_partial(sums + c, width - c, 0) + v * v, width - c);
+        }
+    }
+}
+
+/// Rows of `width` floats: sum_dyx[c] += dy[r, c]·x[r, c] and sum_dy[c] += dy[r, c].
+static void KFN(accumulate_rows_dot)(const float *dy, const float *x, float *sum_dyx, float *sum_dy, clip_index width,
+                                     clip_index rows) {
+    for (clip_index r = 0; r < rows; r++) {
+        const float *gr = dy + r * width, *xr = x + r * width;
+        clip_index c = 0;
+        for (; c + VW <= width; c += VW) {
+            vf g = vload(gr + c);
+            vstore(sum_dyx + c, vload(sum_dyx + c) + g * vload(xr + c));
+            vstore(sum_dy + c, vload(sum_dy + c) + g);
+        }
+        for (; c < width; c++) { sum_dyx[c] += gr[c] * xr[c]; sum_dy[c] += gr[c]; }
+    }
+}
+
+/// GRN's backward for rows row_lo..<row_hi of a channels-last map: d = dy·scale[n, c] + x·coef[n, c]
+/// (n = r / rows_per_image), then, when z is given (x = GELU(z)), d·GELU'(z): the gradient at
+/// GELU's input in the same pass.
+static void KFN(grn_backward_rows)(const float *dy, const float *x, const float *z, const float *scale, const float *coef,
+                                   float *dx, clip_index width, clip_index rows_per_image, clip_index row_lo,
+                                   clip_index row_hi) {
+    for (clip_index r = row_lo; r < row_hi; r++) {
+        const float *s = scale + (r / rows_per_image) * width, *k = coef + (r / rows_per_image) * width;
+        const float *gr = dy + r * width, *xr = x + r * width, *zr = z ? z + r * width : 0;
+        float *dr = dx + r * width;
+        clip_index c = 0;
+        for (; c + VW <= width; c += VW) {
+            vf d = vload(gr + c) * vload(s + c) + vload(xr + c) * vload(k + c);
+            vstore(dr + c, zr ? vgelu_grad(vload(zr + c), d) : d);
+        }
+        if (c < width) {
+            clip_index n = width - c;
+            vf d = vload_partial(gr + c, n, 0) * vload_partial(s + c, n, 0) + vload_partial(xr + c, n, 0) * vload_partial(k + c, n, 0);
+            vstore_partial(dr + c, zr ? vgelu_grad(vload_partial(zr + c, n, 0), d) : d, n);
+        }
     }
 }
 
@@ -702,10 +808,14 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
         .add = KFN(add),                                                                           \
         .scale = KFN(scale),                                                                       \
         .layer_norm_rows = KFN(layer_norm_rows),                                                   \
+        .layer_norm_backward_rows = KFN(layer_norm_backward_rows),                                 \
         .softmax_rows = KFN(softmax_rows),                                                         \
         .l2_normalize_rows = KFN(l2_normalize_rows),                                               \
         .accumulate_rows = KFN(accumulate_rows),                                                   \
         .channel_affine_rows = KFN(channel_affine_rows),                                           \
+        .gelu_rows_square_sums = KFN(gelu_rows_square_sums),                                       \
+        .accumulate_rows_dot = KFN(accumulate_rows_dot),                                           \
+        .grn_backward_rows = KFN(grn_backward_rows),                                               \
         .depthwise_conv_rows = KFN(depthwise_conv_rows),                                           \
         .gemm_at = KFN(gemm_at),                                                                   \
         .pack_panels = KFN(pack_panels),                                                           \

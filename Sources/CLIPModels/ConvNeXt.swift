@@ -105,8 +105,14 @@ public struct ConvNeXt {
         func forward(_ x: Tensor, dropFactors: [Float]?, keep: Bool = true) throws -> (Tensor, Saved) {
             let dw = try convDW(x)
             let z = try fc1(norm(dw))
-            var h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
-            if let grn { try grn.applyInPlace(&h) }
+            var h: Tensor
+            if let grn {
+                var squares: [Double]
+                (h, squares) = try geluWithSquareSums(z)   // no second reference to h: applyInPlace would copy it
+                try grn.applyInPlace(&h, squareSums: squares)
+            } else {
+                h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
+            }
             var out = x
             var u: Tensor? = nil
             if gamma == nil && dropFactors == nil {
@@ -117,6 +123,10 @@ public struct ConvNeXt {
                 try Ops.addScaledBranch(&out, branch, sampleScale: dropFactors, channelScale: gamma?.value)
             }
             return (out, Saved(input: x, dropFactors: dropFactors, intermediates: keep ? (dw, z, u) : nil))
+        }
+
+        func geluWithSquareSums(_ z: Tensor) throws -> (Tensor, squareSums: [Double]) {
+            try OpProfiler.measure("gelu (+ GRN statistics)") { try Ops.geluWithSquareSums(z) }
         }
 
         func backward(_ dOut: Tensor, saved s: Saved) throws -> Tensor {
@@ -131,11 +141,17 @@ public struct ConvNeXt {
                 dBranch = try Ops.scaledBranchBackward(dOut, branch: dOut, sampleScale: factors, channelScale: nil, channelScaleGrad: nil)
             }
             let normed = try norm(dw)
-            let h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
-            let g = try grn.map { try $0(h) }
-            var dh = try fc2.backward(dBranch, input: g ?? h).required("fc2 backward")
-            if let grn { dh = try grn.backward(dh, input: h) }
-            let dz = try OpProfiler.measure("backward: gelu") { try Ops.activationBackward(dh, preActivation: z, .gelu) }
+            let dz: Tensor
+            if let grn {
+                // V2: GELU and GRN's statistics in one pass; GRN's and GELU's backward in one.
+                let (h, squares) = try geluWithSquareSums(z)
+                let dg = try fc2.backward(dBranch, input: grn(h, squareSums: squares)).required("fc2 backward")
+                dz = try grn.backward(dg, input: h, squareSums: squares, geluInput: z)
+            } else {
+                let h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
+                let dh = try fc2.backward(dBranch, input: h).required("fc2 backward")
+                dz = try OpProfiler.measure("backward: gelu") { try Ops.activationBackward(dh, preActivation: z, .gelu) }
+            }
             let dNormed = try fc1.backward(dz, input: normed).required("fc1 backward")
             let dDW = try norm.backward(dNormed, input: dw)
             var dx = try convDW.backward(dDW, input: s.input)

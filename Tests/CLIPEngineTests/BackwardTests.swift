@@ -243,6 +243,36 @@ final class BackwardTests: XCTestCase {
         }
     }
 
+    /// ConvNeXt-V2's GELU → GRN: the fused forward (GELU with GRN's statistics in the same pass)
+    /// against Float64, and the fused backward (GRN's and GELU's in one pass, the statistics passed
+    /// in) by finite differences of grn(gelu(z)) — dz, dγ, dβ.
+    func testGeluThenGlobalResponseNormFused() throws {
+        var rng = SeededGenerator(seed: 107)
+        for shape in [[3, 3, 5, 11], [1, 2, 2, 7], [2, 9, 9, 37]] {
+            let (n, hw, c) = (shape[0], shape[1] * shape[2], shape[3])
+            let z = rand(shape, &rng, -3...3), g = rand([c], &rng), b = rand([c], &rng), r = rand(shape, &rng)
+            let (h, squares) = try Ops.geluWithSquareSums(z)
+            let (zd, gd, bd, rd) = (d(z), d(g), d(b), d(r))
+            let hd = zd.map(Ref.gelu)
+            assertClose(h.scalars, hd, "GELU \(shape)", tol: 1e-6)
+            let wantSquares = (0..<(n * c)).map { i in
+                (0..<hw).map { p in hd[((i / c) * hw + p) * c + i % c] }.map { $0 * $0 }.reduce(0, +)
+            }
+            XCTAssertLessThanOrEqual(zip(squares, wantSquares).map { abs($0 - $1) / max($1, 1e-30) }.max()!, 1e-5, "square sums \(shape)")
+            let y = try Ops.globalResponseNorm(h, weight: g, bias: b, squareSums: squares)
+            assertClose(y.scalars, F64.grn(hd, gd, bd, n: n, hw: hw, c: c, eps: 1e-6), "GRN from given square sums \(shape)", tol: 1e-6)
+
+            var gg: GradBuffer? = GradBuffer(count: c, rng: &rng), gb: GradBuffer? = GradBuffer(count: c, rng: &rng)
+            let dz = try withGrad(&gg) { pg in try withGrad(&gb) { pb in
+                try Ops.globalResponseNormBackward(r, input: h, weight: g, eps: 1e-6, squareSums: squares, geluInput: z,
+                                                   weightGrad: pg, biasGrad: pb) } }
+            let grnOfGelu = { (z: [Double], g: [Double], b: [Double]) in F64.grn(z.map(Ref.gelu), g, b, n: n, hw: hw, c: c, eps: 1e-6) }
+            assertClose(dz.scalars, numeric(zd, rd) { grnOfGelu($0, gd, bd) }, "GELU+GRN dz \(shape)")
+            assertClose(gg!.added, numeric(gd, rd) { grnOfGelu(zd, $0, bd) }, "GELU+GRN dγ \(shape)")
+            assertClose(gb!.added, numeric(bd, rd) { grnOfGelu(zd, gd, $0) }, "GELU+GRN dβ \(shape)")
+        }
+    }
+
     func testDepthwiseConvBackward() throws {
         var rng = SeededGenerator(seed: 106)
         // 7×7 with padding 3 on maps larger and smaller than the kernel; odd channel counts.

@@ -58,6 +58,31 @@ final class KernelLevelTests: KernelTestCase {
         }
     }
 
+    func testLayerNormBackwardRows() {
+        for (name, k) in levels {
+            for width in [1, 5, 37, 96] {
+                let rows = 3
+                let x = random(rows * width, -3...3), dy = random(rows * width), g = random(width)
+                var dx = [Float](repeating: .nan, count: x.count), dg = random(width), db = random(width)
+                let (dg0, db0) = (dg, db)
+                k.layer_norm_backward_rows(x, dy, g, &dx, &dg, &db, width, rows, 1e-5)
+                var wantDX = [Double](), wantDG = dg0.map(Double.init), wantDB = db0.map(Double.init)
+                for r in 0..<rows {
+                    let row = x[(r * width)..<((r + 1) * width)].map(Double.init), d = dy[(r * width)..<((r + 1) * width)].map(Double.init)
+                    let mean = row.reduce(0, +) / Double(width)
+                    let rstd = 1 / (row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(width) + 1e-5).squareRoot()
+                    let xh = row.map { ($0 - mean) * rstd }, gw = (0..<width).map { d[$0] * Double(g[$0]) }
+                    let meanG = gw.reduce(0, +) / Double(width), meanGX = zip(gw, xh).map(*).reduce(0, +) / Double(width)
+                    wantDX += (0..<width).map { rstd * (gw[$0] - meanG - xh[$0] * meanGX) }
+                    for c in 0..<width { wantDG[c] += d[c] * xh[c]; wantDB[c] += d[c] }
+                }
+                check(dx, wantDX, tolerance: 5e-5, "\(name) layerNorm backward dx width \(width)")
+                check(dg, wantDG, tolerance: 2e-5, "\(name) layerNorm backward dγ width \(width)")
+                check(db, wantDB, tolerance: 2e-5, "\(name) layerNorm backward dβ width \(width)")
+            }
+        }
+    }
+
     func testColumnSumsAndChannelAffine() {
         for (name, k) in levels {
             let (rows, width, perImage) = (6, 37, 3)
@@ -78,6 +103,45 @@ final class KernelLevelTests: KernelTestCase {
                 Double(x[i]) * Double(scale[(i / width / perImage) * width + i % width]) + Double(shift[i % width])
             }
             check(y, want, tolerance: 1e-6, "\(name) channel affine")
+        }
+    }
+
+    func testGRNWithGELUForTraining() {
+        for (name, k) in levels {
+            let (rows, width, perImage) = (6, 37, 3)
+            let z = random(rows * width, -4...4), dy = random(rows * width), x = random(rows * width)
+            let scale = random(2 * width), coef = random(2 * width)
+            var h = [Float](repeating: .nan, count: z.count), squares = random(width)
+            let start = squares
+            k.gelu_rows_square_sums(z, &h, &squares, width, rows)
+            let hd = z.map { Ref.gelu(Double($0)) }
+            check(h, hd, tolerance: 2e-6, relative: true, "\(name) gelu_rows_square_sums h")
+            check(squares, (0..<width).map { c in Double(start[c]) + (0..<rows).map { hd[$0 * width + c] * hd[$0 * width + c] }.reduce(0, +) },
+                  tolerance: 1e-5, "\(name) gelu_rows_square_sums sums")
+
+            var dyx = random(width), dys = random(width)
+            let (dyx0, dys0) = (dyx, dys)
+            k.accumulate_rows_dot(dy, x, &dyx, &dys, width, rows)
+            check(dyx, (0..<width).map { c in Double(dyx0[c]) + (0..<rows).map { Double(dy[$0 * width + c]) * Double(x[$0 * width + c]) }.reduce(0, +) },
+                  tolerance: 1e-5, "\(name) accumulate_rows_dot dy·x")
+            check(dys, (0..<width).map { c in Double(dys0[c]) + (0..<rows).map { Double(dy[$0 * width + c]) }.reduce(0, +) },
+                  tolerance: 1e-5, "\(name) accumulate_rows_dot dy")
+
+            for withGelu in [false, true] {
+                var dx = [Float](repeating: .nan, count: x.count)
+                z.withUnsafeBufferPointer { zb in
+                    let zp = withGelu ? zb.baseAddress : nil
+                    k.grn_backward_rows(dy, x, zp, scale, coef, &dx, width, perImage, 0, 4)
+                    k.grn_backward_rows(dy, x, zp, scale, coef, &dx, width, perImage, 4, rows)
+                }
+                let want = (0..<(rows * width)).map { i -> Double in
+                    let j = (i / width / perImage) * width + i % width
+                    let d = Double(dy[i]) * Double(scale[j]) + Double(x[i]) * Double(coef[j])
+                    let t = Double(z[i])
+                    return withGelu ? d * (0.5 * erfc(-t / 2.0.squareRoot()) + t * exp(-t * t / 2) / (2 * Double.pi).squareRoot()) : d
+                }
+                check(dx, want, tolerance: 1e-5, "\(name) grn_backward_rows gelu=\(withGelu)")
+            }
         }
     }
 

@@ -43,27 +43,44 @@ extension Ops {
 
     /// timm GlobalResponseNorm (channels-last): gx = ‖x‖₂ over H, W per (n, c);
     /// nx = gx / (mean_c gx + eps); y = x + (γ·(x·nx) + β) = x·(1 + γ·nx) + β.
-    public static func globalResponseNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6) throws -> Tensor {
-        let scale = try grnScale(x, weight: weight, bias: bias, eps: eps)
+    public static func globalResponseNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6,
+                                          squareSums: [Double]? = nil) throws -> Tensor {
+        let scale = try grnScale(x, weight: weight, bias: bias, eps: eps, squareSums: squareSums)
         let out = Tensor(uninitializedShape: x.shape)
         applyChannelAffine(x.storage.pointer, out.storage.pointer, x.shape, scale: scale, shift: bias)
         return out
     }
 
-    public static func globalResponseNormInPlace(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6) throws {
-        let scale = try grnScale(x, weight: weight, bias: bias, eps: eps)
+    /// `squareSums`: Σ_hw x² per (n, c) when the caller already has them (`geluWithSquareSums`).
+    public static func globalResponseNormInPlace(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6,
+                                                 squareSums: [Double]? = nil) throws {
+        let scale = try grnScale(x, weight: weight, bias: bias, eps: eps, squareSums: squareSums)
         let shape = x.shape   // not x itself: see layerNormInPlace
         x.withUnsafeMutableBufferPointer { buf in
             applyChannelAffine(buf.baseAddress!, buf.baseAddress!, shape, scale: scale, shift: bias)
         }
     }
 
-    /// Per (n, c) factor 1 + γ_c·nx[n, c] of GRN (first pass: sums of squares over H·W).
-    static func grnScale(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) throws -> [Float] {
+    /// GELU(z) of a channels-last map [N, H, W, C] and Σ_hw GELU(z)² per (n, c), in one pass: the
+    /// GRN that follows GELU in ConvNeXt-V2's MLP then needs no pass of its own for its statistics.
+    public static func geluWithSquareSums(_ z: Tensor) throws -> (Tensor, squareSums: [Double]) {
+        try require(z.rank == 4, "geluWithSquareSums: expected [N, H, W, C], got \(z.shape)")
+        let (n, hw, c) = (z.shape[0], z.shape[1] * z.shape[2], z.shape[3])
+        let h = Tensor(uninitializedShape: z.shape)
+        let zp = z.storage.pointer, hp = h.storage.pointer
+        let sums = columnSums(images: n, rowsPerImage: hw, width: c, runs: 1) { r, rows, run in
+            kernels.gelu_rows_square_sums(zp + r * c, hp + r * c, run, c, rows)
+        }[0]
+        return (h, sums)
+    }
+
+    /// Per (n, c) factor 1 + γ_c·nx[n, c] of GRN (first pass: sums of squares over H·W, unless given).
+    static func grnScale(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, squareSums: [Double]? = nil) throws -> [Float] {
         try require(x.rank == 4 && weight.shape == [x.shape[3]] && bias.shape == weight.shape,
                     "globalResponseNorm: input \(x.shape), weight \(weight.shape), bias \(bias.shape) (need [N, H, W, C], [C], [C])")
         let (n, hw, c) = (x.shape[0], x.shape[1] * x.shape[2], x.shape[3])
-        let sums = columnSums(x.storage.pointer, images: n, rowsPerImage: hw, width: c, squared: true)
+        try require(squareSums == nil || squareSums!.count == n * c, "globalResponseNorm: \(squareSums?.count ?? 0) square sums for \(x.shape)")
+        let sums = squareSums ?? columnSums(x.storage.pointer, images: n, rowsPerImage: hw, width: c, squared: true)
         var scale = [Float](repeating: 0, count: n * c)
         let g = weight.storage.pointer
         for image in 0..<n {

@@ -14,69 +14,33 @@ extension Ops {
         let rows = x.count / width
         let dx = Tensor(uninitializedShape: x.shape)
         let xp = x.storage.pointer, gp = dy.storage.pointer, wp = weight.storage.pointer, dp = dx.storage.pointer
-        let parts = max(1, min(Parallel.threadCount, rows * width / 100_000))
-        // Per-part partial parameter gradients, summed at the end (no shared writes).
-        let partial = UnsafeMutablePointer<Double>.allocate(capacity: parts * 2 * width)
-        partial.initialize(repeating: 0, count: parts * 2 * width)
-        defer { partial.deallocate() }
-        Parallel.forEachChunk(parts, workPerItem: Parallel.minimumWorkPerThread) { range in
-            let xhat = UnsafeMutablePointer<Float>.allocate(capacity: width)
-            defer { xhat.deallocate() }
-            for part in range {
-                let pw = partial + part * 2 * width, pb = pw + width
-                for r in (rows * part / parts)..<(rows * (part + 1) / parts) {
-                    let xr = xp + r * width, gr = gp + r * width, dr = dp + r * width
-                    var mean = 0.0
-                    for i in 0..<width { mean += Double(xr[i]) }
-                    mean /= Double(width)
-                    var variance = 0.0
-                    for i in 0..<width { let d = Double(xr[i]) - mean; variance += d * d }
-                    variance /= Double(width)
-                    let rstd = 1 / (variance + Double(eps)).squareRoot()
-                    var sumG = 0.0, sumGX = 0.0
-                    for i in 0..<width {
-                        let xh = Float((Double(xr[i]) - mean) * rstd)
-                        xhat[i] = xh
-                        let g = Double(gr[i] * wp[i])
-                        sumG += g
-                        sumGX += g * Double(xh)
-                        pw[i] += Double(gr[i] * xh)
-                        pb[i] += Double(gr[i])
-                    }
-                    let meanG = Float(sumG / Double(width)), meanGX = Float(sumGX / Double(width)), rs = Float(rstd)
-                    for i in 0..<width { dr[i] = rs * (gr[i] * wp[i] - meanG - xhat[i] * meanGX) }
-                }
-            }
+        // dγ and dβ are column sums over all rows (one "image"), dx is written on the way.
+        let sums = columnSums(images: 1, rowsPerImage: rows, width: width, runs: 2) { r, count, run in
+            kernels.layer_norm_backward_rows(xp + r * width, gp + r * width, wp, dp + r * width, run, run + width, width, count, eps)
         }
-        for part in 0..<parts {
-            let pw = partial + part * 2 * width, pb = pw + width
-            if let weightGrad { for i in 0..<width { weightGrad[i] += Float(pw[i]) } }
-            if let biasGrad { for i in 0..<width { biasGrad[i] += Float(pb[i]) } }
-        }
+        if let weightGrad { for i in 0..<width { weightGrad[i] += Float(sums[0][i]) } }
+        if let biasGrad { for i in 0..<width { biasGrad[i] += Float(sums[1][i]) } }
         return dx
     }
 
     /// Backward of timm's GlobalResponseNorm (channels-last, y = x + β + γ·x·nx with
     /// gx = ‖x‖₂ over H, W per (n, c) and nx = gx / (mean_c gx + eps)). x: [N, H, W, C].
+    /// `squareSums` (Σ_hw x² per (n, c)) when the caller has them; with `geluInput` z (x = GELU(z))
+    /// the result is the gradient at z, GELU's backward run in the same pass.
     public static func globalResponseNormBackward(_ dy: Tensor, input x: Tensor, weight: Tensor, eps: Float,
+                                                  squareSums: [Double]? = nil, geluInput z: Tensor? = nil,
                                                   weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?) throws -> Tensor {
-        try require(x.rank == 4 && weight.shape == [x.shape[3]] && dy.shape == x.shape,
-                    "globalResponseNormBackward: dy \(dy.shape), input \(x.shape), weight \(weight.shape)")
+        try require(x.rank == 4 && weight.shape == [x.shape[3]] && dy.shape == x.shape && (z == nil || z!.shape == x.shape),
+                    "globalResponseNormBackward: dy \(dy.shape), input \(x.shape), weight \(weight.shape), GELU input \(z?.shape ?? [])")
         let (n, hw, c) = (x.shape[0], x.shape[1] * x.shape[2], x.shape[3])
+        try require(squareSums == nil || squareSums!.count == n * c, "globalResponseNormBackward: \(squareSums?.count ?? 0) square sums for \(x.shape)")
         let xp = x.storage.pointer, gp = dy.storage.pointer, wp = weight.storage.pointer
-        let squares = columnSums(xp, images: n, rowsPerImage: hw, width: c, squared: true)
+        let squares = squareSums ?? columnSums(xp, images: n, rowsPerImage: hw, width: c, squared: true)
         // Per (n, c): Σ_hw dy·x and Σ_hw dy, in one pass over the map.
-        var dyx = [Double](repeating: 0, count: n * c), dys = [Double](repeating: 0, count: n * c)
-        for image in 0..<n {
-            for r in 0..<hw {
-                let base = (image * hw + r) * c
-                for ch in 0..<c {
-                    let g = Double(gp[base + ch])
-                    dyx[image * c + ch] += g * Double(xp[base + ch])
-                    dys[image * c + ch] += g
-                }
-            }
+        let sums = columnSums(images: n, rowsPerImage: hw, width: c, runs: 2) { r, rows, run in
+            kernels.accumulate_rows_dot(gp + r * c, xp + r * c, run, run + c, c, rows)
         }
+        let (dyx, dys) = (sums[0], sums[1])
         // Per (n, c) coefficients: dx = dy·(1 + γ·nx) + x·coef.
         var scale = [Float](repeating: 0, count: n * c), coef = [Float](repeating: 0, count: n * c)
         for image in 0..<n {
@@ -100,15 +64,12 @@ extension Ops {
             }
         }
         let dx = Tensor(uninitializedShape: x.shape)
-        let dp = dx.storage.pointer
+        let dp = dx.storage.pointer, zp = z?.storage.pointer
         scale.withUnsafeBufferPointer { sb in
             coef.withUnsafeBufferPointer { cb in
-                chunks(n * hw, workPerItem: 3 * c) { range in
-                    for r in range {
-                        let s = sb.baseAddress! + (r / hw) * c, k = cb.baseAddress! + (r / hw) * c
-                        let xr = xp + r * c, gr = gp + r * c, dr = dp + r * c
-                        for ch in 0..<c { dr[ch] = gr[ch] * s[ch] + xr[ch] * k[ch] }
-                    }
+                chunks(n * hw, workPerItem: (zp == nil ? 3 : 40) * c) { range in
+                    kernels.grn_backward_rows(gp, xp, zp, sb.baseAddress!, cb.baseAddress!, dp, c, hw,
+                                              range.lowerBound, range.upperBound)
                 }
             }
         }

@@ -166,13 +166,25 @@ extension Ops {
     /// row ranges; runs of 64 rows are summed in Float, the runs in Double (accuracy for large H·W).
     static func columnSums(_ x: UnsafePointer<Float>, images: Int, rowsPerImage: Int, width: Int,
                            squared: Bool) -> [Double] {
-        let totalRows = images * rowsPerImage
-        let parts = max(1, min(Parallel.budget, totalRows * width / 500_000))
-        var partial = [Double](repeating: 0, count: parts * images * width)
+        columnSums(images: images, rowsPerImage: rowsPerImage, width: width, runs: 1) { r, rows, run in
+            kernels.accumulate_rows(x + r * width, run, width, rows, squared ? 1 : 0)
+        }[0]
+    }
+
+    /// Per-(image, column) sums over each image's rows of a channels-last map, `runs` sums per
+    /// column: `accumulate(row, rows, run)` adds rows row..<row + rows into the float runs
+    /// run[i·width ..< (i + 1)·width], i < runs. Floats over at most 64 rows, then Double; split
+    /// over the threads by rows (partial sums per part, added at the end). Returns runs arrays of
+    /// images·width sums.
+    static func columnSums(images: Int, rowsPerImage: Int, width: Int, runs: Int,
+                           _ accumulate: (Int, Int, UnsafeMutablePointer<Float>) -> Void) -> [[Double]] {
+        let totalRows = images * rowsPerImage, size = images * width
+        let parts = max(1, min(Parallel.budget, totalRows * width * runs / 500_000))
+        var partial = [Double](repeating: 0, count: parts * runs * size)
         partial.withUnsafeMutableBufferPointer { partialBuf in
             let partialBase = partialBuf.baseAddress!
             chunks(parts, workPerItem: Parallel.minimumWorkPerThread) { range in
-                let run = UnsafeMutablePointer<Float>.allocate(capacity: width)
+                let run = UnsafeMutablePointer<Float>.allocate(capacity: runs * width)
                 defer { run.deallocate() }
                 for p in range {
                     var r = totalRows * p / parts
@@ -180,19 +192,24 @@ extension Ops {
                     while r < end {
                         let image = r / rowsPerImage
                         let stop = min(end, (image + 1) * rowsPerImage, r + 64)
-                        run.initialize(repeating: 0, count: width)
-                        kernels.accumulate_rows(x + r * width, run, width, stop - r, squared ? 1 : 0)
-                        let dst = partialBase + (p * images + image) * width
-                        for c in 0..<width { dst[c] += Double(run[c]) }
+                        run.initialize(repeating: 0, count: runs * width)
+                        accumulate(r, stop - r, run)
+                        for i in 0..<runs {
+                            let dst = partialBase + ((p * runs + i) * images + image) * width, src = run + i * width
+                            for c in 0..<width { dst[c] += Double(src[c]) }
+                        }
                         r = stop
                     }
                 }
             }
         }
-        var sums = [Double](repeating: 0, count: images * width)
-        for p in 0..<parts {
-            for i in 0..<(images * width) { sums[i] += partial[p * images * width + i] }
+        return (0..<runs).map { i in
+            var sums = [Double](repeating: 0, count: size)
+            for p in 0..<parts {
+                let base = (p * runs + i) * size
+                for j in 0..<size { sums[j] += partial[base + j] }
+            }
+            return sums
         }
-        return sums
     }
 }

@@ -61,6 +61,11 @@ typedef struct clip_kernel_table {
     /// Rows of `width` floats: LayerNorm with biased variance; softmax (max-subtracted); x/max(‖x‖₂, 1e-12).
     void (*_Nonnull layer_norm_rows)(const float *_Nonnull src, float *_Nonnull dst, const float *_Nonnull gamma,
                                      const float *_Nonnull beta, clip_index width, clip_index rows, float eps);
+    /// LayerNorm's backward over `rows` rows (statistics recomputed from src): dx, and dgamma += Σ dy·x̂,
+    /// dbeta += Σ dy.
+    void (*_Nonnull layer_norm_backward_rows)(const float *_Nonnull src, const float *_Nonnull dy, const float *_Nonnull gamma,
+                                              float *_Nonnull dx, float *_Nonnull dgamma, float *_Nonnull dbeta,
+                                              clip_index width, clip_index rows, float eps);
     void (*_Nonnull softmax_rows)(const float *_Nonnull src, float *_Nonnull dst, clip_index width, clip_index rows);
     void (*_Nonnull l2_normalize_rows)(const float *_Nonnull src, float *_Nonnull dst, clip_index width, clip_index rows);
     /// sums[c] += Σ over `rows` rows of x[r, c] (or x[r, c]² when `squared`).
@@ -69,6 +74,17 @@ typedef struct clip_kernel_table {
     void (*_Nonnull channel_affine_rows)(const float *_Nonnull src, float *_Nonnull dst, const float *_Nonnull scale,
                                          const float *_Nonnull shift, clip_index width, clip_index rows_per_image,
                                          clip_index row_lo, clip_index row_hi);
+
+    /// ConvNeXt-V2's GELU → GRN in training (rows of `width` floats): h = GELU(z) with sums[c] += h²;
+    /// sum_dyx[c] += dy·x and sum_dy[c] += dy; and GRN's backward d = dy·scale[n, c] + x·coef[n, c]
+    /// (n = r / rows_per_image) for rows row_lo..<row_hi, times GELU'(z) when z is not NULL.
+    void (*_Nonnull gelu_rows_square_sums)(const float *_Nonnull z, float *_Nonnull h, float *_Nonnull sums,
+                                           clip_index width, clip_index rows);
+    void (*_Nonnull accumulate_rows_dot)(const float *_Nonnull dy, const float *_Nonnull x, float *_Nonnull sum_dyx,
+                                         float *_Nonnull sum_dy, clip_index width, clip_index rows);
+    void (*_Nonnull grn_backward_rows)(const float *_Nonnull dy, const float *_Nonnull x, const float *_Nullable z,
+                                       const float *_Nonnull scale, const float *_Nonnull coef, float *_Nonnull dx,
+                                       clip_index width, clip_index rows_per_image, clip_index row_lo, clip_index row_hi);
 
     /// Depthwise 2-D convolution, channels-last, stride 1, zero padding: output rows row_lo..<row_hi
     /// (row = image · oh + oy) of x [N, h, w, c] with weight [kh, kw, c] and bias [c] (nullable).

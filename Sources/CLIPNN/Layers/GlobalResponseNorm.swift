@@ -12,22 +12,26 @@ public struct GlobalResponseNorm {
         self.eps = eps
     }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    /// `squareSums`: the input's Σ_hw x² per (n, c) when already known (`Ops.geluWithSquareSums`).
+    public func callAsFunction(_ x: Tensor, squareSums: [Double]? = nil) throws -> Tensor {
         try OpProfiler.measure("global response norm") {
-            try Ops.globalResponseNorm(x, weight: weightParameter.value, bias: biasParameter.value, eps: eps)
+            try Ops.globalResponseNorm(x, weight: weightParameter.value, bias: biasParameter.value, eps: eps, squareSums: squareSums)
         }
     }
 
-    public func applyInPlace(_ x: inout Tensor) throws {
+    public func applyInPlace(_ x: inout Tensor, squareSums: [Double]? = nil) throws {
         try OpProfiler.measure("global response norm") {
-            try Ops.globalResponseNormInPlace(&x, weight: weightParameter.value, bias: biasParameter.value, eps: eps)
+            try Ops.globalResponseNormInPlace(&x, weight: weightParameter.value, bias: biasParameter.value, eps: eps,
+                                              squareSums: squareSums)
         }
     }
 
-    public func backward(_ dy: Tensor, input x: Tensor) throws -> Tensor {
-        try OpProfiler.measure("backward: global response norm") {
-            try Ops.globalResponseNormBackward(dy, input: x, weight: weightParameter.value, eps: eps,
-                                               weightGrad: weightParameter.gradPointer(), biasGrad: biasParameter.gradPointer())
+    /// dx; or, given `geluInput` z with x = GELU(z), the gradient at z (GELU's backward fused in).
+    public func backward(_ dy: Tensor, input x: Tensor, squareSums: [Double]? = nil, geluInput z: Tensor? = nil) throws -> Tensor {
+        try OpProfiler.measure(z == nil ? "backward: global response norm" : "backward: global response norm + gelu") {
+            try Ops.globalResponseNormBackward(dy, input: x, weight: weightParameter.value, eps: eps, squareSums: squareSums,
+                                               geluInput: z, weightGrad: weightParameter.gradPointer(),
+                                               biasGrad: biasParameter.gradPointer())
         }
     }
 }
