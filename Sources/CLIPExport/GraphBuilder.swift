@@ -10,16 +10,19 @@ final class GraphBuilder {
     private(set) var initializers: [Onnx_TensorProto] = []
     private var initializerNames = Set<String>()
     private var counters: [String: Int] = [:]
-    private let weights: [String: Tensor]
-    /// Weight matrices as float16 initializers + Cast (ONNXExportOptions.fp16Weights); the Cast
-    /// output of each, by initializer name.
-    private let fp16Weights: Bool
+    private var weights: [String: Tensor]
+    /// How weights are stored (`ONNXExportOptions.weights`). fp16: weight matrices as float16
+    /// initializers + Cast, the Cast output of each by initializer name. int8: the GEMMs SwiftCLIP
+    /// quantises run as its int8 GEMM (`GraphBuilder+Int8.swift`), each input's quantised rows
+    /// emitted once, by the name of the float value they quantise.
+    let format: ONNXWeightFormat
     private var castWeights: [String: String] = [:]
+    var quantizedRowsByInput: [String: QuantizedRows] = [:]
 
-    init(opset: Int, weights: [String: Tensor], fp16Weights: Bool = false) {
+    init(opset: Int, weights: [String: Tensor], format: ONNXWeightFormat = .fp32) {
         self.opset = opset
         self.weights = weights
-        self.fp16Weights = fp16Weights
+        self.format = format
     }
 
     // MARK: names, nodes, attributes
@@ -75,7 +78,7 @@ final class GraphBuilder {
 
     // MARK: initializers
 
-    private func addInitializer(_ name: String, dims: [Int], type: Onnx_TensorProto.DataType, raw: Data) {
+    func addInitializer(_ name: String, dims: [Int], type: Onnx_TensorProto.DataType, raw: Data) {
         precondition(!initializerNames.contains(name), "initializer '\(name)' added twice")
         initializerNames.insert(name)
         var t = Onnx_TensorProto()
@@ -98,15 +101,15 @@ final class GraphBuilder {
         values.withUnsafeBufferPointer { floatInitializer(name, $0, dims: dims) }
     }
 
-    /// A weight's initializer: float32, or for a matrix under `fp16Weights` float16 + `Cast` to float.
+    /// A weight's initializer: float32, or for a matrix in the fp16 format float16 + `Cast` to float.
     func weightInitializer(_ name: String, _ values: UnsafeBufferPointer<Float>, dims: [Int], matrix: Bool) -> String {
-        guard fp16Weights && matrix else { return floatInitializer(name, values, dims: dims) }
+        guard format == .fp16 && matrix else { return floatInitializer(name, values, dims: dims) }
         if let cast = castWeights[name] { return cast }
         let halves = values.map { Float16($0).bitPattern.littleEndian }
         addInitializer(name + ".fp16", dims: dims, type: .float16, raw: halves.withUnsafeBufferPointer { Data(buffer: $0) })
-        let cast = op("Cast", name + ".fp16", attributes: [Self.attribute("to", int: Int(Onnx_TensorProto.DataType.float.rawValue))])
-        castWeights[name] = cast
-        return cast
+        let floats = cast(name + ".fp16", to: .float)
+        castWeights[name] = floats
+        return floats
     }
 
     func int64Constant(_ values: [Int64], dims: [Int]? = nil) -> String {
@@ -122,10 +125,16 @@ final class GraphBuilder {
         floatInitializer("const_f32_\(value.bitPattern)", [value], dims: [])
     }
 
-    /// A model weight by its open_clip key, as stored (open_clip's layout).
+    /// A model weight by its open_clip key, as stored (open_clip's layout), or one `define`d.
     func tensor(_ key: String) throws -> Tensor {
         guard let t = weights[key] else { throw ONNXExportError.missingWeight(key) }
         return t
+    }
+
+    /// Adds a weight derived from the model's (V1's fc2 with the layer scale folded in) under a new key.
+    func define(_ key: String, _ t: Tensor) {
+        precondition(weights[key] == nil, "weight '\(key)' defined twice")
+        weights[key] = t
     }
 
     func weight(_ key: String) throws -> String {
@@ -164,6 +173,8 @@ final class GraphBuilder {
 
     // MARK: op patterns
 
+    static let toNHWC = [0, 2, 3, 1], toNCHW = [0, 3, 1, 2]
+
     func transpose(_ x: String, _ perm: [Int]) -> String {
         op("Transpose", x, attributes: [Self.attribute("perm", ints: perm)])
     }
@@ -183,8 +194,46 @@ final class GraphBuilder {
 
     /// `x @ W.T + b` for a PyTorch Linear stored under `prefix.weight` / `prefix.bias`.
     func linear(_ x: String, _ prefix: String, bias: Bool = true) throws -> String {
-        let y = op("MatMul", x, try transposedWeight("\(prefix).weight"))
+        let y = try matMul(x, linearWeight: "\(prefix).weight")
         return bias ? op("Add", y, try weight("\(prefix).bias")) : y
+    }
+
+    /// `x @ W[rows].T` for a Linear weight [out, in] (or [out, in, 1, 1]): `MatMul` by the
+    /// transposed weight, or in int8 SwiftCLIP's int8 GEMM over the same rows.
+    func matMul(_ x: String, linearWeight key: String, rows: Range<Int>? = nil, suffix: String = "") throws -> String {
+        guard format == .int8 else { return op("MatMul", x, try transposedWeight(key, rows: rows, suffix: suffix)) }
+        let t = try tensor(key)
+        let out = t.shape[0], input = t.count / max(out, 1)
+        let r = rows ?? 0..<out
+        let w = try t.withUnsafeBufferPointer {
+            try Tensor(shape: [r.count, input], data: Array($0[r.lowerBound * input..<r.upperBound * input]))
+        }
+        return quantizedMatMul(x, quantizedWeight("\(key)\(suffix)", try PackedMatrix(linearWeight: w, precision: .int8)))
+    }
+
+    /// A convolution whose kernel equals its stride (ConvNeXt stem and downsampling, ViT patch
+    /// embedding) on x [N, C, H, W] (or [N, H, W, C] when `channelsLast`), `height`×`width` the
+    /// input's spatial size; returns [N, H/k, W/k, Cout] (channels-last). fp32/fp16: `Conv` between
+    /// transposes. int8: as SwiftCLIP runs it, each output pixel's patch one GEMM row in (ky, kx, c)
+    /// order (`Ops.patchConvWeight`), so each patch is quantised on its own.
+    func patchConv(_ x: String, channelsLast: Bool, weightKey: String, biasKey: String?, kernel k: Int,
+                   height: Int, width: Int) throws -> String {
+        let bias = try biasKey.map { try weight($0) }
+        guard format == .int8 else {
+            let y = conv(channelsLast ? transpose(x, Self.toNCHW) : x, weight: try weight(weightKey), bias: bias, kernel: k, stride: k)
+            return transpose(y, Self.toNHWC)
+        }
+        let t = try tensor(weightKey)
+        let channels = t.shape[1]
+        guard height % k == 0, width % k == 0 else {
+            throw ONNXExportError.unsupportedModel("int8 patch convolution '\(weightKey)': kernel \(k) does not divide the \(height)×\(width) input")
+        }
+        let (oh, ow) = (Int64(height / k), Int64(width / k)), (k64, c64) = (Int64(k), Int64(channels))
+        let nhwc = channelsLast ? x : transpose(x, Self.toNHWC)
+        let blocks = transpose(reshape(nhwc, [0, oh, k64, ow, k64, c64]), [0, 1, 3, 2, 4, 5])   // [N, oh, ow, ky, kx, C]
+        let patches = reshape(blocks, [0, oh, ow, k64 * k64 * c64])
+        let y = quantizedMatMul(patches, quantizedWeight(weightKey, try PackedMatrix(kByN: Ops.patchConvWeight(fromOIHW: t), precision: .int8)))
+        return bias.map { op("Add", y, $0) } ?? y
     }
 
     /// LayerNorm over the last axis with `prefix.weight` / `prefix.bias`: the LayerNormalization op

@@ -25,6 +25,21 @@ public enum ONNXTower: String, CaseIterable, Sendable {
     case image, text
 }
 
+/// How `export-onnx --precision` writes the weights.
+public enum ONNXWeightFormat: String, CaseIterable, Sendable {
+    /// float32 initializers.
+    case fp32
+    /// Every weight matrix (rank ≥ 2 in open_clip's state dict) a float16 initializer followed by
+    /// a `Cast` to float (half the file; the graph still computes in fp32). Vectors (biases, norms)
+    /// and constants stay float32.
+    case fp16
+    /// What SwiftCLIP's `--precision int8` computes: the weight of every GEMM it quantises (each
+    /// `Linear` and patch convolution) an int8 initializer with a scale per output column, each
+    /// such product `MatMulInteger` over rows quantised to uint8 per row (scale and zero point per
+    /// row), rescaled in float. Everything else stays float32, as in SwiftCLIP (docs/precision.md).
+    case int8
+}
+
 public struct ONNXExportOptions: Equatable, Sendable {
     public enum Batch: Equatable, Sendable {
         /// `dim_param "batch"`: any batch size at run time.
@@ -50,17 +65,15 @@ public struct ONNXExportOptions: Equatable, Sendable {
     /// Total initializer bytes above which weights are written as external data
     /// (`<output>.data`, ONNX's `location`/`offset`/`length` fields) instead of inside the .onnx file.
     public var externalDataThreshold: Int
-    /// `export-onnx --precision fp16`: every weight matrix (rank ≥ 2 in open_clip's state dict)
-    /// stored as a float16 initializer followed by a `Cast` to float (half the file; the graph
-    /// still computes in fp32). Vectors (biases, norms) and constants stay float32.
-    public var fp16Weights: Bool
+    /// `export-onnx --precision`: fp32, fp16 or int8 weights (`ONNXWeightFormat`).
+    public var weights: ONNXWeightFormat
 
     public init(opset: Int = 17, batch: Batch = .dynamic, externalDataThreshold: Int = defaultExternalDataThreshold,
-                fp16Weights: Bool = false) {
+                weights: ONNXWeightFormat = .fp32) {
         self.opset = opset
         self.batch = batch
         self.externalDataThreshold = externalDataThreshold
-        self.fp16Weights = fp16Weights
+        self.weights = weights
     }
 }
 
@@ -96,7 +109,7 @@ public struct ONNXExporter {
     /// The whole ModelProto, weights inline.
     public func makeModel(tower: ONNXTower) throws -> Onnx_ModelProto {
         let weights = Dictionary(model.weights.stateDict.map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a })
-        let g = GraphBuilder(opset: options.opset, weights: weights, fp16Weights: options.fp16Weights)
+        let g = GraphBuilder(opset: options.opset, weights: weights, format: options.weights)
         let input: Onnx_ValueInfoProto
         let output: String
         let config = model.config
@@ -230,19 +243,20 @@ struct ConvNeXtGraph {
         self.spec = spec
     }
 
-    static let toNHWC = [0, 2, 3, 1], toNCHW = [0, 3, 1, 2]
-
     func emit(_ g: GraphBuilder, _ pixels: String) throws -> String {
         let t = "visual.trunk", eps = spec.normEps
-        var x = g.conv(pixels, weight: try g.weight("\(t).stem.0.weight"), bias: try g.weight("\(t).stem.0.bias"), kernel: 4, stride: 4)
-        x = try g.layerNorm(g.transpose(x, Self.toNHWC), "\(t).stem.1", eps: eps)
+        var size = config.imageSize
+        var x = try g.patchConv(pixels, channelsLast: false, weightKey: "\(t).stem.0.weight", biasKey: "\(t).stem.0.bias",
+                                kernel: 4, height: size, width: size)
+        size /= 4
+        x = try g.layerNorm(x, "\(t).stem.1", eps: eps)
         for (i, (depth, dim)) in zip(spec.depths, spec.dims).enumerated() {
             let stage = "\(t).stages.\(i)"
             if i > 0 {
-                let normed = try g.layerNorm(x, "\(stage).downsample.0", eps: eps)
-                let down = g.conv(g.transpose(normed, Self.toNCHW), weight: try g.weight("\(stage).downsample.1.weight"),
-                                  bias: try g.weight("\(stage).downsample.1.bias"), kernel: 2, stride: 2)
-                x = g.transpose(down, Self.toNHWC)
+                x = try g.patchConv(g.layerNorm(x, "\(stage).downsample.0", eps: eps), channelsLast: true,
+                                    weightKey: "\(stage).downsample.1.weight", biasKey: "\(stage).downsample.1.bias",
+                                    kernel: 2, height: size, width: size)
+                size /= 2
             }
             for j in 0..<depth { x = try block(g, x, prefix: "\(stage).blocks.\(j)", dim: dim) }
         }
@@ -256,13 +270,24 @@ struct ConvNeXtGraph {
     }
 
     func block(_ g: GraphBuilder, _ x: String, prefix p: String, dim: Int) throws -> String {
-        let dw = g.conv(g.transpose(x, Self.toNCHW), weight: try g.weight("\(p).conv_dw.weight"), bias: try g.weight("\(p).conv_dw.bias"),
+        let dw = g.conv(g.transpose(x, GraphBuilder.toNCHW), weight: try g.weight("\(p).conv_dw.weight"), bias: try g.weight("\(p).conv_dw.bias"),
                         kernel: 7, stride: 1, pad: 3, group: dim)
-        var y = try g.layerNorm(g.transpose(dw, Self.toNHWC), "\(p).norm", eps: spec.normEps)
+        var y = try g.layerNorm(g.transpose(dw, GraphBuilder.toNHWC), "\(p).norm", eps: spec.normEps)
         y = g.gelu(try g.linear(y, "\(p).mlp.fc1"))
         if spec.isV2 { y = try grn(g, y, prefix: "\(p).mlp.grn") }
-        y = try g.linear(y, "\(p).mlp.fc2")
-        if !spec.isV2 { y = g.op("Mul", y, try g.weight("\(p).gamma")) }
+        if spec.isV2 {
+            y = try g.linear(y, "\(p).mlp.fc2")
+        } else if g.format == .int8 {
+            // SwiftCLIP quantises fc2 with the layer scale folded in (ConvNeXt.foldLayerScale).
+            let folded = ConvNeXt.foldLayerScale(weight: try g.tensor("\(p).mlp.fc2.weight"), bias: try g.tensor("\(p).mlp.fc2.bias"),
+                                                 gamma: try g.tensor("\(p).gamma"))
+            guard let bias = folded.bias else { throw ONNXExportError.missingWeight("\(p).mlp.fc2.bias") }
+            g.define("\(p).mlp.fc2_gamma.weight", folded.weight)
+            g.define("\(p).mlp.fc2_gamma.bias", bias)
+            y = try g.linear(y, "\(p).mlp.fc2_gamma")
+        } else {
+            y = g.op("Mul", try g.linear(y, "\(p).mlp.fc2"), try g.weight("\(p).gamma"))
+        }
         return g.op("Add", x, y)
     }
 
@@ -296,7 +321,7 @@ struct TransformerGraph {
         let d = width / heads
         func project(_ part: Int, _ name: String, perm: [Int]) throws -> String {
             let rows = part * width..<(part + 1) * width
-            let y = g.op("Add", g.op("MatMul", x, try g.transposedWeight("\(p).in_proj_weight", rows: rows, suffix: ".\(name)")),
+            let y = g.op("Add", try g.matMul(x, linearWeight: "\(p).in_proj_weight", rows: rows, suffix: ".\(name)"),
                          try g.weightSlice("\(p).in_proj_bias", rows, suffix: ".\(name)"))
             return g.transpose(g.reshape(y, [0, 0, Int64(heads), Int64(d)]), perm)
         }
@@ -319,8 +344,9 @@ struct ViTGraph {
 
     func emit(_ g: GraphBuilder, _ pixels: String) throws -> String {
         let c = config, w = Int64(c.width)
-        let patches = g.conv(pixels, weight: try g.weight("visual.conv1.weight"), bias: nil, kernel: c.patchSize, stride: c.patchSize)
-        let tokens = g.transpose(g.reshape(patches, [0, w, -1]), [0, 2, 1])           // [B, P, W]
+        let patches = try g.patchConv(pixels, channelsLast: false, weightKey: "visual.conv1.weight", biasKey: nil,
+                                      kernel: c.patchSize, height: c.imageSize, width: c.imageSize)
+        let tokens = g.reshape(patches, [0, -1, w])           // [B, P, W]
         let batch = g.op("Gather", g.op("Shape", pixels), g.int64Constant([0]), attributes: [GraphBuilder.attribute("axis", int: 0)])
         let clsShape = g.op("Concat", batch, g.int64Constant([1, w]), attributes: [GraphBuilder.attribute("axis", int: 0)])
         let cls = g.op("Expand", try g.weight("visual.class_embedding", reshapedTo: [1, 1, c.width]), clsShape)
@@ -351,7 +377,7 @@ struct TextGraph {
             .emit(g, x, prefix: "transformer", causalMask: maskName)
         // ArgMax on int64 is missing from some runtimes: ids < 2^24 are exact in float32. ArgMax keeps
         // the first maximum, as open_clip's `argmax` does.
-        let floatIDs = g.op("Cast", ids, attributes: [GraphBuilder.attribute("to", int: Onnx_TensorProto.DataType.float.rawValue)])
+        let floatIDs = g.cast(ids, to: .float)
         let eot = g.op("ArgMax", floatIDs, attributes: [GraphBuilder.attribute("axis", int: 1), GraphBuilder.attribute("keepdims", int: 1)])
         let pooled = g.op("GatherND", x, eot, attributes: [GraphBuilder.attribute("batch_dims", int: 1)])   // [B, W]
         return g.op("MatMul", try g.layerNorm(pooled, "ln_final", eps: 1e-5), try g.weight("text_projection"))

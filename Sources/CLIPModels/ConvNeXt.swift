@@ -35,6 +35,19 @@ public struct SavedActivations {
 /// timm's ConvNeXt (V1 and V2) trunk, run channels-last. Keys follow timm: `stem.0`, `stem.1`,
 /// `stages.i.downsample.{0,1}`, `stages.i.blocks.j.{conv_dw,norm,mlp.fc1,mlp.grn,mlp.fc2,gamma}`, `head.norm`.
 public struct ConvNeXt {
+    /// V1's layer scale folded into fc2 (weight [out, in], bias [out], gamma [out]):
+    /// gamma·(Wx+b) = (gamma·W)x + gamma·b. Inference packs this weight (so int8 rounds the
+    /// product), and the ONNX export's int8 graph writes the same.
+    public static func foldLayerScale(weight: Tensor, bias: Tensor?, gamma: Tensor) -> (weight: Tensor, bias: Tensor?) {
+        let (out, inF) = (weight.shape[0], weight.count / max(weight.shape[0], 1))
+        var w = weight, b = bias
+        w.withUnsafeMutableBufferPointer { buf in
+            for o in 0..<out { for i in 0..<inF { buf[o * inF + i] *= gamma[flat: o] } }
+        }
+        if b != nil { b!.withUnsafeMutableBufferPointer { buf in for o in 0..<out { buf[o] *= gamma[flat: o] } } }
+        return (w, b)
+    }
+
     struct Block {
         let convDW: DepthwiseConv2d
         let norm: LayerNorm
@@ -64,13 +77,7 @@ public struct ConvNeXt {
             guard let gamma else { throw TensorError.invalidArgument("ConvNeXt V2 block has no layer scale") }
             let params = [fc2.weightParameter, gamma] + (fc2.biasParameter.map { [$0] } ?? [])
             return try folded.value(of: params) {
-                let (out, inF) = (fc2.outFeatures, fc2.inFeatures)
-                var w = fc2.weight, b = fc2.bias
-                let g = gamma.value
-                w.withUnsafeMutableBufferPointer { buf in
-                    for o in 0..<out { for i in 0..<inF { buf[o * inF + i] *= g[flat: o] } }
-                }
-                if b != nil { b!.withUnsafeMutableBufferPointer { buf in for o in 0..<out { buf[o] *= g[flat: o] } } }
+                let (w, b) = ConvNeXt.foldLayerScale(weight: fc2.weight, bias: fc2.bias, gamma: gamma.value)
                 return (try PackedMatrix(linearWeight: w, precision: fc2.precision), b)
             }
         }

@@ -20,7 +20,10 @@ struct ExportONNX: ParsableCommand {
     @Option(name: .long, help: "ONNX opset (13–21). Below 17, LayerNorm is decomposed into basic ops; GELU always uses Erf.")
     var opset: Int = 17
     @Option(name: .long, help: "Batch dimension: 'dynamic' (dim_param batch) or a fixed size.") var batch: String = "dynamic"
-    @Option(name: .long, help: "fp32, or fp16: weight matrices stored as float16 initializers, cast to float in the graph (half the file).")
+    @Option(name: .long, help: """
+        fp32; fp16: weight matrices stored as float16 initializers, cast to float in the graph (half the file); \
+        int8: what --precision int8 computes (int8 GEMM weights, rows quantised to uint8 per row; MatMulInteger).
+        """)
     var precision: String = "fp32"
 
     func validate() throws {
@@ -30,8 +33,8 @@ struct ExportONNX: ParsableCommand {
         do { _ = try ONNXExportOptions.Batch(parsing: batch) } catch { throw ValidationError("--batch: \(error)") }
         if case .fixed(let n)? = try? ONNXExportOptions.Batch(parsing: batch) { try requireOption(n, in: OptionLimits.batchSize, "--batch") }
         try requireNonEmptyPaths([(output, "--output")])
-        guard precision == "fp32" || precision == "fp16" else {
-            throw ValidationError("--precision must be fp32 or fp16 (int8 export is not implemented), got '\(precision)'")
+        guard ONNXWeightFormat(rawValue: precision) != nil else {
+            throw ValidationError("--precision must be fp32, fp16 or int8 (bf16 export is not implemented), got '\(precision)'")
         }
     }
 
@@ -39,7 +42,7 @@ struct ExportONNX: ParsableCommand {
         try runReportingErrors {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed)
             let exportOptions = ONNXExportOptions(opset: opset, batch: try ONNXExportOptions.Batch(parsing: batch),
-                                                  fp16Weights: precision == "fp16")
+                                                  weights: ONNXWeightFormat(rawValue: precision) ?? .fp32)
             let url = URL(fileURLWithPath: output)
             let summary = try ONNXExporter(model: model, options: exportOptions).write(tower: tower, to: url)
             var line = "wrote \(output): \(tower.rawValue) tower, opset \(opset), batch \(batch), \(precision) weights, \(summary.nodeCount) nodes, "

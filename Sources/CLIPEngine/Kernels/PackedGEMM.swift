@@ -89,15 +89,11 @@ public struct PackedMatrix: @unchecked Sendable {
     /// open_clip value of a parameter whose fp32 copy an inference-only model released.
     public func unpacked(transposed: Bool = false) -> Tensor {
         let out = Tensor(uninitializedShape: transposed ? [n, k] : [k, n])
-        let d = out.storage.pointer, width = Self.panelWidth
-        let group = precision == .fp32 ? 1 : precision == .bf16 ? Int(CLIP_BF16_GROUP) : Int(CLIP_I8_GROUP)
-        let panelStride = Self.groups(k, precision) * group * width
+        let d = out.storage.pointer
         for col in 0..<n {
-            let (panel, j) = col.quotientAndRemainder(dividingBy: width)
             for kk in 0..<k {
                 let to = transposed ? col * k + kk : kk * n + col
-                // fp32: [panel][k][32]; reduced: [panel][k/G][32][G] (the C packers' layouts).
-                let at = panel * panelStride + (kk / group) * width * group + j * group + kk % group
+                let at = storageIndex(kk, col)
                 switch precision {
                 case .fp32:
                     d[to] = storage.pointer[at]
@@ -111,6 +107,27 @@ public struct PackedMatrix: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// Where B[kk][col] lies in `storage`, counted in elements of `precision`'s format.
+    /// fp32: [panel][k][32]; reduced: [panel][k/G][32][G] (the C packers' layouts).
+    private func storageIndex(_ kk: Int, _ col: Int) -> Int {
+        let width = Self.panelWidth
+        let group = precision == .fp32 ? 1 : precision == .bf16 ? Int(CLIP_BF16_GROUP) : Int(CLIP_I8_GROUP)
+        let (panel, j) = col.quotientAndRemainder(dividingBy: width)
+        return panel * Self.groups(k, precision) * group * width + (kk / group) * width * group + j * group + kk % group
+    }
+
+    /// An int8 matrix exactly as the GEMM multiplies by it: the quantised values q [k, n]
+    /// (row-major), each column's scale (B ≈ q · scale) and Σ q per column. Nil unless `precision`
+    /// is int8. The ONNX exporter writes these, so its graph multiplies by the same integers.
+    public func int8Values() -> (q: [Int8], columnScales: [Float], columnSums: [Int32])? {
+        guard precision == .int8, let columnScales, let columnSums else { return nil }
+        let values = storage.raw.assumingMemoryBound(to: Int8.self)
+        var q = [Int8](repeating: 0, count: k * n)
+        for kk in 0..<k { for col in 0..<n { q[kk * n + col] = values[storageIndex(kk, col)] } }
+        let sums = columnSums.raw.assumingMemoryBound(to: Int32.self)
+        return (q, (0..<n).map { columnScales.pointer[$0] }, (0..<n).map { sums[$0] })
     }
 
     /// Bytes held by the packed form (panels, and int8's per-column scale and sum).
