@@ -29,7 +29,8 @@ fi
   safetensors==0.8.0 \
   pillow==13.0.0 \
   numpy==2.4.6 \
-  matplotlib==3.11.2   # docs/benchmarks.png (benchmarks/chart.py)
+  matplotlib==3.11.2 \
+  pandas==3.1.1 braceexpand==0.1.7 webdataset==1.0.2   # open_clip_train.main (benchmarks/train_pipeline.py)
 
 "$venv/bin/python" - <<'PY'
 import torch, timm, open_clip, onnx, onnxruntime, safetensors, PIL, numpy
