@@ -173,10 +173,11 @@ def main():
         for k in ("swiftclip", "open_clip_train"):
             lines.append(f"| {k} | {min(p['wall_s'][k]):.1f} | {p['images_per_s'][k]:.2f} | {p['final_loss'][k]:.4f} |")
         lines += ["", f"swiftclip is {p['speedup']:.2f}× faster.", ""]
-    c = result["curves"]
-    lines += [f"Loss curves (tiny ConvNeXt-V2 CLIP, same init and data, {c['steps']} steps): max |difference| "
-              f"{c['max_abs_difference']:.2e}; wall {c['wall_s']['swiftclip']:.1f} s vs {c['wall_s']['open_clip_train']:.1f} s. "
-              "Chart: docs/train_loss_curves.png.", ""]
+    if "curves" in result:
+        c = result["curves"]
+        lines += [f"Loss curves (tiny ConvNeXt-V2 CLIP, same init and data, {c['steps']} steps): max |difference| "
+                  f"{c['max_abs_difference']:.2e}; wall {c['wall_s']['swiftclip']:.1f} s vs {c['wall_s']['open_clip_train']:.1f} s. "
+                  "Chart: docs/train_loss_curves.png.", ""]
     open(out + ".md", "w").write("\n".join(lines))
     print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)
