@@ -10,7 +10,7 @@ import Foundation
 /// replay the committed seeds and crashers) drive exactly the same code. A target may throw any
 /// typed error; it must never trap, crash or hang.
 public enum FuzzTarget: String, CaseIterable, Sendable {
-    case safetensors, npy, pickle, image, tokenizer, config, csv, gzip
+    case safetensors, npy, pickle, image, tokenizer, config, csv, gzip, tar, shardlist
 
     /// Runs the target on one input. Errors are the expected outcome for most inputs.
     public func run(_ bytes: [UInt8]) throws {
@@ -46,6 +46,34 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             _ = pairs.count
         case .gzip:
             _ = try gunzip(bytes, maximumBytes: 1 << 24)
+        case .tar:
+            // The bytes as one webdataset shard: grouped into samples as the loader reads it (which
+            // turns every problem into a message), then member by member, where a problem throws.
+            let shard = try FuzzScratch.write(bytes, ext: "tar").path
+            var samples = WebDatasetSampleReader(), opened = false
+            while let sample = samples.next(nextShard: { defer { opened = true }; return opened ? nil : shard }) {
+                precondition(!sample.key.isEmpty && WebDatasetSample.imageExtensions.contains(sample.imageExtension))
+                _ = sample.cropID
+            }
+            let reader = try TarReader(path: shard)
+            var end = -1
+            while let member = try reader.next() {
+                // Members come in order, each at a block boundary, none over the size limit.
+                precondition(member.offset > end && member.offset % 512 == 0 && member.offset + 512 + member.data.count <= bytes.count)
+                precondition(member.data.count <= reader.maximumMemberBytes)
+                end = member.offset
+            }
+        case .shardlist:
+            // The first line is a --train-data specification; the rest, the sizes.json beside its shards.
+            let text = String(decoding: bytes, as: UTF8.self)
+            let (spec, sizes) = text.firstIndex(of: "\n").map { (String(text[..<$0]), text[text.index(after: $0)...]) } ?? (text, "")
+            let shards = try ShardList.expand(spec)
+            precondition(!shards.isEmpty && shards.count <= ShardList.maximumShards)
+            let folder = try FuzzScratch.folder(named: "shards")
+            let sizesURL = folder.appendingPathComponent("sizes.json")
+            if sizes.isEmpty { try? FileManager.default.removeItem(at: sizesURL) } else { try Data(sizes.utf8).write(to: sizesURL) }
+            let local = shards.prefix(1000).map { folder.appendingPathComponent(URL(fileURLWithPath: $0).lastPathComponent).path }
+            _ = try ShardList.sampleCount(Array(local))
         }
     }
 
@@ -65,6 +93,13 @@ enum FuzzScratch {
     static func write(_ bytes: [UInt8], ext: String) throws -> URL {
         let url = URL(fileURLWithPath: folder).appendingPathComponent("swiftclip-fuzz-\(getpid()).\(ext)")
         try Data(bytes).write(to: url)
+        return url
+    }
+
+    /// A per-process scratch folder (created once).
+    static func folder(named name: String) throws -> URL {
+        let url = URL(fileURLWithPath: folder).appendingPathComponent("swiftclip-fuzz-\(getpid())-\(name)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 

@@ -90,6 +90,70 @@ final class WebDatasetTests: XCTestCase {
         }
     }
 
+    /// What reading the code for the fuzz targets found: ranges at Int's limits and a character
+    /// range of step 0 trapped, products of groups and long names had no bound on memory or time,
+    /// sizes.json counts could overflow the total. Each is now a DatasetError naming the spec or file.
+    func testShardListsRefuseRunawayRangesAndOverflowsWithClearErrors() throws {
+        func message(_ spec: String) -> String {
+            do { _ = try ShardList.expand(spec); return "no error" } catch { return "\(error)" }
+        }
+        XCTAssertTrue(message("{-9223372036854775808..9223372036854775807}.tar").contains("more than 1000000 shards"))
+        XCTAssertTrue(message("{0..9223372036854775807}").contains("more than 1000000 shards"))
+        XCTAssertEqual(try ShardList.expand("{0..9223372036854775807..9223372036854775807}"), ["0", "9223372036854775807"])
+        XCTAssertEqual(try ShardList.expand("{5..-9223372036854775808..-9223372036854775808}"), ["5", "-9223372036854775803"])
+        XCTAssertEqual(try ShardList.expand("{-9223372036854775808..-9223372036854775807}"), ["-9223372036854775808", "-9223372036854775807"])
+        XCTAssertTrue(message("{a..z..0}.tar").contains("range step 0"), message("{a..z..0}.tar"))
+        XCTAssertEqual(try ShardList.expand("{a..z..-9223372036854775808}"), ["a"])
+        XCTAssertEqual(try ShardList.expand("{z..a..12}"), ["z", "n", "b"])
+        XCTAssertEqual(try ShardList.expand("{-02..02..2}.tar"), ["-02.tar", "000.tar", "002.tar"])
+        let start = Date()
+        for (spec, expected) in [("s/{0..999}/{0..999}/{0..999}.tar", "shards"),                       // 10⁹ names
+                                 (String(repeating: "{a,b}", count: 4000), "brace groups"),            // 2⁴⁰⁰⁰, and 4000 levels
+                                 (String(repeating: "{{a},{b}}", count: 30), "steps"),                // 2³⁰ rescans
+                                 (String(repeating: "p", count: 60_000) + "{000000..099999}", "MB of shard names"),
+                                 ("{" + String(repeating: "0", count: 30_000) + "..99999}", "MB of shard names"),
+                                 (Array(repeating: "s/{0..999999}.tar", count: 8).joined(separator: "::"), "more than 1000000 shards")] {
+            let m = message(spec)
+            XCTAssertTrue(m.contains(spec.prefix(40)) && m.contains(expected) && m != "no error", "\(spec.prefix(60)): \(m.prefix(300))")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 30, "refused without building the expansion")
+        // The limits leave room for a million shards under a long prefix.
+        let million = try ShardList.expand("s3://" + String(repeating: "d", count: 150) + "/{000000..999999}.tar")
+        XCTAssertEqual(million.count, 1_000_000)
+        XCTAssertEqual(million.last, "s3://" + String(repeating: "d", count: 150) + "/999999.tar")
+        let sizes = dir.appendingPathComponent("sizes.json")
+        try Data(#"{"a.tar": 9223372036854775807, "b.tar": 1}"#.utf8).write(to: sizes)
+        XCTAssertThrowsError(try ShardList.sampleCount(["a.tar", "b.tar"].map { dir.appendingPathComponent($0).path })) { error in
+            XCTAssertTrue("\(error)".contains("sizes.json") && "\(error)".contains("add up"), "\(error)")
+        }
+    }
+
+    /// A pax header whose second record claims a length near Int.max trapped (i + length overflowed).
+    func testAPaxRecordLengthNearIntMaxIsIgnoredNotATrap() throws {
+        var archive = [UInt8]()
+        func header(_ name: String, size: Int, type: Character) -> [UInt8] {
+            var h = [UInt8](repeating: 0, count: 512)
+            for (i, b) in name.utf8.enumerated() { h[i] = b }
+            for (i, b) in String(format: "%011o", size).utf8.enumerated() { h[124 + i] = b }
+            h[156] = type.asciiValue!
+            for (i, b) in "ustar\u{0}00".utf8.enumerated() { h[257 + i] = b }
+            for i in 148..<156 { h[i] = 32 }
+            for (i, b) in String(format: "%06o", h.reduce(0) { $0 + Int($1) }).utf8.enumerated() { h[148 + i] = b }
+            h[154] = 0
+            return h
+        }
+        let pax = Array("8 a=bcd\n9223372036854775807 path=x\n".utf8)
+        archive += header("pax", size: pax.count, type: "x") + pax + [UInt8](repeating: 0, count: 512 - pax.count)
+        archive += header("000.txt", size: 3, type: "0") + Array("cat".utf8) + [UInt8](repeating: 0, count: 509 + 1024)
+        let url = dir.appendingPathComponent("pax.tar")
+        try Data(archive).write(to: url)
+        let reader = try TarReader(path: url.path)
+        let member = try XCTUnwrap(try reader.next())
+        XCTAssertEqual(member.name, "000.txt", "the header's own name, the pax path being unreadable")
+        XCTAssertEqual(member.data, Data("cat".utf8))
+        XCTAssertNil(try reader.next())
+    }
+
     func testMakeShardsWritesImg2datasetsLayoutAndSizes() throws {
         let pairs = try csv(7)
         let out = dir.appendingPathComponent("shards")

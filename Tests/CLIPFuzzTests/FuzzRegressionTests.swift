@@ -3,9 +3,9 @@ import Foundation
 import XCTest
 
 /// Replays, in the normal test suite, every committed fuzz input through the same target functions
-/// that libFuzzer drives: the seed corpus (valid files, which must parse) and each crasher the
-/// fuzzer found (which must now end in a typed error or a result, never a trap). A regression
-/// crashes this test process, which fails the suite.
+/// that libFuzzer drives: the seed corpus (valid files, which must parse; damaged ones named
+/// `invalid-*`, which must throw) and each crasher the fuzzer found (which must now end in a typed
+/// error or a result, never a trap). A regression crashes this test process, which fails the suite.
 final class FuzzRegressionTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
@@ -21,7 +21,13 @@ final class FuzzRegressionTests: XCTestCase {
             let seeds = try inputs("Seeds", target)
             XCTAssertFalse(seeds.isEmpty, "no seeds for \(target)")
             for url in seeds {
-                XCTAssertNoThrow(try target.run([UInt8](Data(contentsOf: url))), "\(target) seed \(url.lastPathComponent)")
+                let bytes = [UInt8](try Data(contentsOf: url))
+                if url.lastPathComponent.hasPrefix("invalid-") {
+                    // A seed of a damaged input (a truncated tar, a runaway brace range): a typed error.
+                    XCTAssertThrowsError(try target.run(bytes), "\(target) seed \(url.lastPathComponent)")
+                } else {
+                    XCTAssertNoThrow(try target.run(bytes), "\(target) seed \(url.lastPathComponent)")
+                }
             }
         }
     }

@@ -3,7 +3,7 @@
 format (run once; the seeds are committed). Needs numpy (.venv-ci has it):
     .venv-ci/bin/python tools/fuzz/make_seeds.py
 """
-import gzip, io, json, os, pickle, struct
+import gzip, io, json, os, pickle, struct, tarfile
 import numpy as np
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -82,4 +82,76 @@ put("csv", "crlf.tsv", b"title\tfilepath\r\nblue\t/abs/x.jpg\r\n\r\ngreen\ty.png
 # gzip: one member and two members.
 put("gzip", "one.gz", gzip.compress(b"#version: 0.2\nh e\n" * 20, mtime=0))
 put("gzip", "two.gz", gzip.compress(b"abc" * 100, mtime=0) + gzip.compress(b"", mtime=0))
+
+# Webdataset: tar shards (Python's tarfile in its ustar, GNU and pax formats) and shard specs.
+# Seeds named invalid-* must make the target throw (a typed error); the others must read cleanly.
+def tar(fmt, members, pax_headers=None):
+    """members: (name, bytes) for files, (name, 'dir') / (name, '->target') for others."""
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode="w", format=fmt, pax_headers=pax_headers or {}) as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.mtime = 1700000000
+            if data == "dir":
+                info.type = tarfile.DIRTYPE
+                t.addfile(info)
+            elif isinstance(data, str):
+                info.type, info.linkname = tarfile.SYMTYPE, data[2:]
+                t.addfile(info)
+            else:
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    raw = b.getvalue()
+    end = raw.find(b"\0" * 1024, 0)
+    while end % 512:                      # the end-of-archive blocks, not zeros inside a member
+        end = raw.find(b"\0" * 1024, end + 1)
+    return raw[:end + 1024]               # without tarfile's padding to a 10 KB record
+
+jpg = b"\xff\xd8\xff\xe0" + bytes(range(60)) + b"\xff\xd9"   # only the extension matters to the reader
+def sample(key, ext="jpg", caption=b"a photo of a cat"):
+    return [(f"{key}.{ext}", jpg), (f"{key}.txt", caption), (f"{key}.json", json.dumps({"key": key}).encode())]
+
+# ustar as img2dataset writes it: two samples of jpg/txt/json.
+put("tar", "ustar_two_samples.tar", tar(tarfile.USTAR_FORMAT, sample("000000000") + sample("000000001", "png")))
+# ustar's prefix field: a path over 100 bytes split at a slash.
+deep = "/".join(["d" * 40] * 3) + "/000000007"
+put("tar", "ustar_prefix.tar", tar(tarfile.USTAR_FORMAT, sample(deep)))
+# GNU: an 'L' long name, a directory and a symlink (skipped), a webp sample.
+long = "shard-dir/" + "k" * 120
+put("tar", "gnu_longname.tar", tar(tarfile.GNU_FORMAT, [("shard-dir", "dir")] + sample(long, "webp")
+                                    + [("shard-dir/link.jpg", "->000.jpg")]))
+# pax: a global header, 'x' headers carrying a long and a non-ASCII path.
+put("tar", "pax_paths.tar", tar(tarfile.PAX_FORMAT, sample("p" * 150) + sample("échantillon-2"),
+                                 pax_headers={"comment": "webdataset seed"}))
+# Samples the loader drops with a message: no caption, no image, a duplicate member, no dot.
+put("tar", "ustar_incomplete_samples.tar", tar(tarfile.USTAR_FORMAT,
+    [("a.jpg", jpg), ("b.txt", b"caption only"), ("c.jpg", jpg), ("c.txt", b"x"), ("c.txt", b"y"),
+     ("README", b"no extension"), ("d.JPEG", jpg), ("d.TXT", b"upper-case extensions")]))
+# GNU base-256 size field (what tarfile writes for members of 8 GiB and more), on a small member.
+raw = bytearray(tar(tarfile.USTAR_FORMAT, sample("000000042")))
+raw[124:136] = b"\x80" + (len(jpg)).to_bytes(11, "big")
+raw[148:156] = b" " * 8
+raw[148:156] = b"%06o\0 " % sum(raw[:512])
+put("tar", "base256_size.tar", bytes(raw))
+
+good = tar(tarfile.USTAR_FORMAT, sample("000000000") + sample("000000001"))
+put("tar", "invalid-truncated_member.tar", good[:512 + 30])            # ends inside the first member
+put("tar", "invalid-truncated_header.tar", good[:2 * 512 + 100])       # ends inside the second header
+bad = bytearray(good); bad[1024 + 5] ^= 0x20                           # the second header's name
+put("tar", "invalid-bad_checksum.tar", bytes(bad))
+
+# shardlist: a --train-data specification, then (after the first newline) the sizes.json beside it.
+for name, spec, sizes in [
+    ("img2dataset.txt", "shards/{00000..00003}.tar", {f"{i:05}.tar": 10 + i for i in range(4)}),
+    ("sources.txt", "a/{0..2}.tar::b/{x,y}-{8..10..2}.tar", {"0.tar": 3, "x-8.tar": "4"}),
+    ("nested.txt", "{a,b{1,2}}.tar::{a..e}.tar::s3://bucket/{000..010..5}.tar", None),
+    ("literal.txt", "dir/\\{x\\}/{3..1}{x}.tar::{-05..05..5}.tar", None),
+    ("pipe.txt", "pipe:curl -s https://host/data/{0000..0002}.tar", {"0000.tar": 1000, "0001.tar": 1000, "0002.tar": 7}),
+]:
+    put("shardlist", name, (spec + ("\n" + json.dumps(sizes) if sizes is not None else "")).encode())
+for name, spec in [("invalid-huge_range.txt", "shards/{000000000..999999999}.tar"),
+                   ("invalid-int_limits.txt", "{-9223372036854775808..9223372036854775807}.tar"),
+                   ("invalid-product.txt", "s/{0..999}/{0..999}/{0..999}.tar"),
+                   ("invalid-unbalanced.txt", "s/{0..3.tar::x}")]:
+    put("shardlist", name, spec.encode())
 print("seeds written to", seeds)

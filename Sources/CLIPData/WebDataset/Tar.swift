@@ -66,7 +66,7 @@ public final class TarReader {
     /// Up to `count` bytes from the current position (fewer only at the end of the file).
     private func read(_ count: Int) throws -> Data {
         var out = Data()
-        out.reserveCapacity(count)
+        out.reserveCapacity(min(count, 16 << 20))   // a header's size is not trusted before the bytes arrive
         while out.count < count {
             if bufferStart >= buffer.count {
                 let chunk: Data?
@@ -208,7 +208,7 @@ public final class TarReader {
         var i = 0
         while i < bytes.count {
             guard let space = bytes[i...].firstIndex(of: 32), let length = Int(String(decoding: bytes[i..<space], as: UTF8.self)),
-                  length > space - i, i + length <= bytes.count else { return nil }
+                  length > space - i, length <= bytes.count - i else { return nil }
             let record = bytes[(space + 1)..<(i + length)]
             if let eq = record.firstIndex(of: UInt8(ascii: "=")), String(decoding: record[..<eq], as: UTF8.self) == "path" {
                 var value = record[(eq + 1)...]
