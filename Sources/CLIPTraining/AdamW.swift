@@ -38,6 +38,9 @@ public final class AdamW {
         init(count: Int) { m = Tensor(zeros: [count]); v = Tensor(zeros: [count]) }
     }
     private var state: [ObjectIdentifier: Moments] = [:]
+    /// Zeroed moments made ahead of a parameter's first update (`reserveState`), not yet state:
+    /// torch creates a parameter's state at its first step with a gradient, and so does `update`.
+    private var reserved: [ObjectIdentifier: Moments] = [:]
 
     public init(parameters: [Parameter], settings: Settings) {
         self.parameters = parameters
@@ -78,6 +81,19 @@ public final class AdamW {
             restored[ObjectIdentifier(p)] = moments
         }
         state = restored
+        reserved = [:]
+    }
+
+    /// Allocates the moments of every unfrozen parameter without state now, before the first
+    /// forward pass, instead of after the first backward. The memory is needed from the first
+    /// step on either way; allocated late, it displaced the first step's activations from the
+    /// large-buffer cache, and the next two steps faulted them in again (11.3, 9.6, 8.8 s, then
+    /// 6.6 s per step at batch 32). Changes no result: state still begins at the first update.
+    public func reserveState() {
+        for p in parameters where !p.isFrozen {
+            let id = ObjectIdentifier(p)
+            if state[id] == nil && reserved[id] == nil { reserved[id] = Moments(count: p.count) }
+        }
     }
 
     /// One step over every unfrozen parameter that has a gradient (as torch skips `grad is None`).
@@ -90,8 +106,9 @@ public final class AdamW {
         for p in parameters where !p.isFrozen {
             guard let g = p.grad else { continue }
             let wd = Self.excludedFromWeightDecay(p) ? 0 : Float(settings.weightDecay)
-            let s = state[ObjectIdentifier(p)] ?? Moments(count: p.count)
-            state[ObjectIdentifier(p)] = s
+            let id = ObjectIdentifier(p)
+            let s = state[id] ?? reserved.removeValue(forKey: id) ?? Moments(count: p.count)
+            state[id] = s
             s.step += 1
             let bc1 = 1 - Foundation.pow(settings.beta1, Double(s.step))
             let bc2 = 1 - Foundation.pow(settings.beta2, Double(s.step))

@@ -148,6 +148,7 @@ public final class CLIPTrainer {
     public func step(microBatches: [(images: Tensor, tokens: [[Int]])]) throws -> StepResult {
         let lr = schedule.learningRate(at: step)
         optimizer.settings.lr = lr
+        optimizer.reserveState()   // no-op once every trainable parameter has its moments
         let loss = try accumulatedLossAndGradients(microBatches)
         try allreduce?.finish()
         let norm = gradClipNorm.map { clipGradNorm(model.parameters.parameters, maxNorm: $0) }

@@ -125,6 +125,28 @@ final class LossAndOptimizerTests: XCTestCase {
         XCTAssertEqual(none.value.scalars, [1, 1, 1, 1])
     }
 
+    /// Moments reserved before the first step change no result, and a parameter that never got a
+    /// gradient has no state to save (as in torch), reserved or not.
+    func testReservedMomentsChangeNothing() throws {
+        let settings = AdamW.Settings(lr: 1e-2, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1)
+        func run(reserve: Bool) throws -> (values: [[Float]], saved: [String]) {
+            var rng = SeededGenerator(seed: 33)
+            let w = Parameter(key: "w.weight", value: Tensor.random(shape: [3, 5], using: &rng))
+            let idle = Parameter(key: "idle.weight", value: Tensor.random(shape: [4, 4], using: &rng))
+            let opt = AdamW(parameters: [w, idle], settings: settings)
+            if reserve { opt.reserveState() }
+            for _ in 0..<3 {
+                try w.setGrad(Tensor.random(shape: w.shape, using: &rng))
+                opt.step()
+            }
+            return ([w.value.scalars, idle.value.scalars], opt.exportState().tensors.keys.sorted())
+        }
+        let (plain, reserved) = (try run(reserve: false), try run(reserve: true))
+        XCTAssertEqual(plain.values, reserved.values)
+        XCTAssertEqual(reserved.saved, ["exp_avg.w.weight", "exp_avg_sq.w.weight"])
+        XCTAssertEqual(plain.saved, reserved.saved)
+    }
+
     func testClipGradNormAsTorch() throws {
         let a = Parameter(key: "a", value: Tensor(zeros: [2])), b = Parameter(key: "b", value: Tensor(zeros: [1]))
         try a.setGrad(Tensor(shape: [2], data: [3, 0]))
