@@ -95,14 +95,11 @@ enum LargeBufferCache {
     static func allocate(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock(); defer { lock.unlock() }
         if let i = buffers.firstIndex(where: { $0.bytes == bytes }) { return buffers.remove(at: i).pointer }
-        while mappedBytes + bytes > highWaterBytes, !buffers.isEmpty {
-            let evicted = buffers.removeFirst()
-            unmap(evicted.pointer, bytes: evicted.bytes)
-        }
+        unmapCached { mappedBytes + bytes > highWaterBytes }
         var raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         if raw == MAP_FAILED {
             // Out of address space or memory: give every cached buffer back and try once more.
-            while !buffers.isEmpty { let evicted = buffers.removeFirst(); unmap(evicted.pointer, bytes: evicted.bytes) }
+            unmapCached { true }
             raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         }
         guard let raw, raw != MAP_FAILED else { return nil }
@@ -115,9 +112,13 @@ enum LargeBufferCache {
         return raw
     }
 
-    private static func unmap(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
-        munmap(pointer, bytes)
-        mappedBytes -= bytes
+    /// Unmaps cached buffers, oldest first, while `needed()` holds and any are left (lock held).
+    private static func unmapCached(while needed: () -> Bool) {
+        while needed(), !buffers.isEmpty {
+            let evicted = buffers.removeFirst()
+            munmap(evicted.pointer, evicted.bytes)
+            mappedBytes -= evicted.bytes
+        }
     }
 
     /// Takes back a freed buffer; false for small ones (malloc's).

@@ -118,7 +118,7 @@ public struct ConvNeXt {
                 (h, squares) = try geluWithSquareSums(z)   // no second reference to h: applyInPlace would copy it
                 try grn.applyInPlace(&h, squareSums: squares)
             } else {
-                h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
+                h = OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
             }
             var out = x
             var u: Tensor? = nil
@@ -155,7 +155,7 @@ public struct ConvNeXt {
                 let dg = try fc2.backward(dBranch, input: grn(h, squareSums: squares)).required("fc2 backward")
                 dz = try grn.backward(dg, input: h, squareSums: squares, geluInput: z)
             } else {
-                let h = try OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
+                let h = OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
                 let dh = try fc2.backward(dBranch, input: h).required("fc2 backward")
                 dz = try OpProfiler.measure("backward: gelu") { try Ops.activationBackward(dh, preActivation: z, .gelu) }
             }

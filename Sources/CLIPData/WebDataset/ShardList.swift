@@ -108,16 +108,16 @@ public enum ShardList {
         try budget.charge(s.utf8.count)
         let chars = Array(s)
         // The first top-level brace group that expands.
-        var depth0 = 0, open: Int?
+        var nesting = 0, open: Int?
         var i = 0
         while i < chars.count {
             let c = chars[i]
             if c == "\\" { i += 2; continue }
-            if c == "{" { if depth0 == 0 { open = i }; depth0 += 1 }
+            if c == "{" { if nesting == 0 { open = i }; nesting += 1 }
             if c == "}" {
-                guard depth0 > 0 else { throw DatasetError.malformed(file: spec, message: "unbalanced '}' in '\(s)'") }
-                depth0 -= 1
-                if depth0 == 0, let o = open {
+                guard nesting > 0 else { throw DatasetError.malformed(file: spec, message: "unbalanced '}' in '\(s)'") }
+                nesting -= 1
+                if nesting == 0, let o = open {
                     let inner = String(chars[(o + 1)..<i])
                     if let alternatives = try alternatives(inner, budget: &budget) {
                         guard depth < maximumGroupDepth else {
@@ -166,7 +166,7 @@ public enum ShardList {
             }
             i += 1
         }
-        guard depth0 == 0 else { throw DatasetError.malformed(file: spec, message: "unbalanced '{' in '\(s)'") }
+        guard nesting == 0 else { throw DatasetError.malformed(file: spec, message: "unbalanced '{' in '\(s)'") }
         return [s.replacingOccurrences(of: "\\{", with: "{").replacingOccurrences(of: "\\}", with: "}")]
     }
 
