@@ -35,6 +35,15 @@ const clip_kernel_table *clip_kernels_for_level(int level) {
     return level == CLIP_ISA_BASELINE ? &clip_baseline_table : NULL;
 }
 
+int clip_kernels_bf16_dot_preferred(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd") && clip_kernels_cpu_level() >= CLIP_ISA_AVX512_BF16;
+#else
+    return 0;
+#endif
+}
+
 static const clip_kernel_table *chosen;
 static int request_invalid;
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;

@@ -797,7 +797,7 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
 
 /// A level's table; `bf16_dot`/`i8` name its native reduced-precision GEMMs where it has them (the
 /// AVX512_BF16 level defines a second table with `vdpbf16ps` / `vpdpbusd`).
-#define KERNEL_TABLE(var, name_, level_, bf16_dot, i8)                                                 \
+#define KERNEL_TABLE(var, name_, level_, bf16_dot, at_bf16_dot, i8)                                               \
     const clip_kernel_table var = {                                                                \
         .name = name_,                                                                             \
         .level = level_,                                                                           \
@@ -828,9 +828,11 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
         .pack_panels_bf16 = KFN(pack_panels_bf16),                                                 \
         .gemm_bf16 = KFN(gemm_bf16),                                                               \
         .gemm_bf16_dot = bf16_dot,                                                                 \
+        .gemm_at_bf16 = KFN(gemm_at_bf16),                                                         \
+        .gemm_at_bf16_dot = at_bf16_dot,                                                           \
         .quantize_rows_u8 = KFN(quantize_rows_u8),                                                 \
         .pack_panels_i8 = KFN(pack_panels_i8),                                                     \
         .gemm_i8 = i8,                                                                             \
     };
 
-KERNEL_TABLE(KFN(table), ISA_NAME, ISA_LEVEL, 0, KFN(gemm_i8))
+KERNEL_TABLE(KFN(table), ISA_NAME, ISA_LEVEL, 0, 0, KFN(gemm_i8))

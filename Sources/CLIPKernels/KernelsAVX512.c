@@ -1,7 +1,8 @@
 // AVX-512 variant (x86-64 with AVX512F/BW/DQ/VL and FMA): 16-float vectors, GEMM tile 8 × 32.
 // Two tables: AVX512 (bf16 widened to fp32, int8 widened to int32) and AVX512_BF16, the same
 // kernels plus reduced-precision micro-tiles on `vpdpbusd` (its int8 GEMM) and `vdpbf16ps` (its
-// gemm_bf16_dot; gemm_bf16 stays the widening one, faster on the project's machine). Only those functions
+// gemm_bf16_dot and gemm_at_bf16_dot; the engine picks them over the widening ones where
+// clip_kernels_bf16_dot_preferred says they are faster). Only those functions
 // carry the avx512bf16/avx512vnni target; Dispatch.c selects the table only when the CPU has both.
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -58,6 +59,32 @@ NATIVE INLINE void native_tile_i8(const int rows, const gemm_operands *g, clip_i
     store_tile_i8(rows, acc, g, row, panel * CLIP_PANEL_WIDTH + sub, c, ldc, bias, accumulate);
 }
 
+/// gemm_at_bf16_dot's 8 × 32 tile: A's packed block holds, per pair of k, one word per row of C
+/// (rows lda words apart per pair), B's panel one word per column.
+NATIVE INLINE void native_tile_at_bf16(const int rows, const unsigned *a, clip_index lda, const unsigned *b,
+                                       clip_index groups, float *c, clip_index ldc, int accumulate) {
+    vf acc[GEMM_MR][GEMM_NV];
+    for (int r = 0; r < GEMM_MR; r++)
+        for (int v = 0; v < GEMM_NV; v++) acc[r][v] = vsplat(0);
+    for (clip_index q = 0; q < groups; q++) {
+        __m512bh bv[GEMM_NV];
+        for (int v = 0; v < GEMM_NV; v++) bv[v] = (__m512bh)_mm512_loadu_si512(b + v * VW);
+        b += CLIP_PANEL_WIDTH;
+        for (int r = 0; r < rows; r++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[q * lda + r]);
+            for (int v = 0; v < GEMM_NV; v++) acc[r][v] = (vf)_mm512_dpbf16_ps((__m512)acc[r][v], av, bv[v]);
+        }
+    }
+    store_tile(rows, acc, c, ldc, 0, accumulate);
+}
+
+NATIVE static void native_tile_rows_at_bf16(int rows, const void *a, clip_index lda, const void *b,
+                                            clip_index k_padded, float *c, clip_index ldc, int accumulate) {
+#define CALL(R) native_tile_at_bf16(R, (const unsigned *)a, lda, (const unsigned *)b, k_padded / 2, c, ldc, accumulate)
+    TILE_SWITCH(rows, CALL)
+#undef CALL
+}
+
 NATIVE static void native_tile_rows_bf16(int rows, const gemm_operands *g, clip_index row, clip_index panel,
                                          clip_index sub, float *c, clip_index ldc, const float *bias, int accumulate) {
 #define CALL(R) native_tile_bf16(R, g, row, panel, sub, c, ldc, bias, accumulate)
@@ -74,6 +101,13 @@ NATIVE static void native_tile_rows_i8(int rows, const gemm_operands *g, clip_in
 
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), apply_to = function)
 REDUCED_GEMM_ENTRIES(clip_avx512bf16_gemm_bf16_dot, clip_avx512bf16_gemm_i8, native_tile_rows_bf16, native_tile_rows_i8, 0)
-KERNEL_TABLE(clip_avx512bf16_table, "avx512bf16", CLIP_ISA_AVX512_BF16, clip_avx512bf16_gemm_bf16_dot, clip_avx512bf16_gemm_i8)
+static void clip_avx512bf16_gemm_at_bf16_dot(const float *a, clip_index lda, const float *b, clip_index ldb, clip_index k,
+                                             float *c, clip_index ldc, int accumulate, clip_index row_lo,
+                                             clip_index row_hi, clip_index col_lo, clip_index col_hi, float *scratch) {
+    gemm_at_bf16_blocks(1, native_tile_rows_at_bf16, a, lda, b, ldb, k, c, ldc, accumulate, row_lo, row_hi, col_lo,
+                        col_hi, scratch);
+}
+KERNEL_TABLE(clip_avx512bf16_table, "avx512bf16", CLIP_ISA_AVX512_BF16, clip_avx512bf16_gemm_bf16_dot,
+             clip_avx512bf16_gemm_at_bf16_dot, clip_avx512bf16_gemm_i8)
 #pragma clang attribute pop
 #endif

@@ -99,17 +99,54 @@ INLINE float source_at(const float *src, clip_index ld, int transposed, clip_ind
     return transposed ? src[j * ld + kk] : src[kk * ld + j];
 }
 
+/// Pairs of k as `vdpbf16ps` reads them: dst[q·ldd + j] = bf16(src[2q·ld + j]) | bf16(src[(2q+1)·ld + j]) << 16
+/// for q < ⌈k/2⌉ and j < width (a missing last odd row reads as 0); zero for width ≤ j < ldd.
+INLINE void pack_bf16_pairs(const float *src, clip_index ld, clip_index k, clip_index width, void *dst,
+                            clip_index ldd) {
+    for (clip_index q = 0; q < (k + 1) / 2; q++) {
+        const float *even = src + 2 * q * ld, *odd = even + ld;
+        const int has_odd = 2 * q + 1 < k;
+        unsigned char *d = (unsigned char *)dst + q * ldd * 4;   // bytes: the words are stored with memcpy
+        clip_index j = 0;
+        for (; j + VW <= width; j += VW) {
+            vu words = __builtin_convertvector(vbf16_round(vload(even + j)), vu);
+            if (has_odd) words |= __builtin_convertvector(vbf16_round(vload(odd + j)), vu) << 16;
+            __builtin_memcpy(d + 4 * j, &words, sizeof words);
+        }
+        for (; j < width; j++) {
+            unsigned word = bf16_round(even[j]) | (has_odd ? (unsigned)bf16_round(odd[j]) << 16 : 0u);
+            __builtin_memcpy(d + 4 * j, &word, 4);
+        }
+        if (j < ldd) __builtin_memset(d + 4 * j, 0, (size_t)(ldd - j) * 4);
+    }
+}
+
 static void KFN(pack_panels_bf16)(const float *src, clip_index ld, int transposed, clip_index k, clip_index n,
                                   uint16_t *dst, clip_index panel_lo, clip_index panel_hi) {
     const clip_index groups = (k + CLIP_BF16_GROUP - 1) / CLIP_BF16_GROUP;
     for (clip_index panel = panel_lo; panel < panel_hi; panel++) {
         uint16_t *out = dst + panel * groups * CLIP_PANEL_WIDTH * CLIP_BF16_GROUP;
-        for (clip_index g = 0; g < groups; g++)
-            for (clip_index j = 0; j < CLIP_PANEL_WIDTH; j++)
-                for (clip_index t = 0; t < CLIP_BF16_GROUP; t++) {
-                    clip_index kk = g * CLIP_BF16_GROUP + t, col = panel * CLIP_PANEL_WIDTH + j;
-                    *out++ = kk < k && col < n ? bf16_round(source_at(src, ld, transposed, kk, col)) : 0;
+        const clip_index col0 = panel * CLIP_PANEL_WIDTH;
+        const clip_index width = n - col0 < CLIP_PANEL_WIDTH ? n - col0 : CLIP_PANEL_WIDTH;
+        if (!transposed) {
+            pack_bf16_pairs(src + col0, ld, k, width, out, CLIP_PANEL_WIDTH);
+            continue;
+        }
+        // Column j of B is row j of src, so its pairs of k are adjacent: rounded a vector at a time,
+        // each pair is one word of the panel.
+        for (clip_index j = 0; j < CLIP_PANEL_WIDTH; j++) {
+            const float *row = src + (col0 + j) * ld;
+            clip_index kk = 0;
+            if (j < width) {
+                for (; kk + VW <= k; kk += VW) {
+                    vu16 h = vbf16_round(vload(row + kk));
+                    for (int t = 0; t < VW / 2; t++)
+                        __builtin_memcpy(out + ((kk / 2 + t) * CLIP_PANEL_WIDTH + j) * 2, (const uint16_t *)&h + 2 * t, 4);
                 }
+                for (; kk < k; kk++) out[((kk / 2) * CLIP_PANEL_WIDTH + j) * 2 + kk % 2] = bf16_round(row[kk]);
+            }
+            for (; kk < groups * CLIP_BF16_GROUP; kk++) out[((kk / 2) * CLIP_PANEL_WIDTH + j) * 2 + kk % 2] = 0;
+        }
     }
 }
 
@@ -291,3 +328,94 @@ static void KFN(tile_i8)(int rows, const gemm_operands *g, clip_index row, clip_
         gemm_blocks(i8_tile, &g, n, c, ldc, bias, activation, accumulate, row_lo, row_hi, panel_lo, panel_hi); \
     }
 REDUCED_GEMM_ENTRIES(KFN(gemm_bf16), KFN(gemm_i8), KFN(tile_bf16), KFN(tile_i8), 1)
+
+// MARK: bf16 weight gradients (training in amp_bf16)
+
+/// The widening levels' form: dst[kk·ldd + j] = src[kk·ld + j] rounded to bf16 and kept as a float,
+/// for kk < k (rows k..<k_padded zero) and j < width (zero up to ldd).
+INLINE void pack_bf16_rounded(const float *src, clip_index ld, clip_index k, clip_index k_padded, clip_index width,
+                              float *dst, clip_index ldd) {
+    for (clip_index kk = 0; kk < k_padded; kk++) {
+        float *d = dst + kk * ldd;
+        clip_index j = 0;
+        if (kk < k) {
+            const float *s = src + kk * ld;
+            for (; j + VW <= width; j += VW)
+                vstore(d + j, (vf)(__builtin_convertvector(vbf16_round(vload(s + j)), vu) << 16));
+            for (; j < width; j++) d[j] = float_bits((unsigned)bf16_round(s[j]) << 16);
+        }
+        for (; j < ldd; j++) d[j] = 0;
+    }
+}
+
+/// A tile of gemm_at_bf16 over one packed K block: `rows` of C from the packed A block (its rows
+/// lda apart in the transposed layout), GEMM_NR columns of a packed B panel, k_padded values of k.
+typedef void (*at_bf16_tile_fn)(int rows, const void *a, clip_index lda, const void *b, clip_index k_padded,
+                                float *c, clip_index ldc, int accumulate);
+
+static void KFN(tile_at_bf16_widened)(int rows, const void *a, clip_index lda, const void *b, clip_index k_padded,
+                                      float *c, clip_index ldc, int accumulate) {
+#define CALL(R) micro_tile(R, 1, (const float *)a, lda, (const float *)b, CLIP_PANEL_WIDTH, k_padded, c, ldc, 0, accumulate)
+    TILE_SWITCH(rows, CALL)
+#undef CALL
+}
+
+/// C[r, j] (+)= Σ_kk bf16(a[kk·lda + r]) · bf16(b[kk·ldb + j]) for rows row_lo..<row_hi and columns
+/// col_lo..<col_hi. Per block of CLIP_AT_BF16_KC k: B's columns are packed into panels once, then
+/// each block of CLIP_AT_BF16_MC rows of C packs its slice of A and runs over every panel.
+/// `paired` packs pairs of k (the `vdpbf16ps` tiles, unsigned words), else rounded floats.
+INLINE void gemm_at_bf16_blocks(int paired, at_bf16_tile_fn tile, const float *a, clip_index lda, const float *b,
+                                clip_index ldb, clip_index k, float *c, clip_index ldc, int accumulate,
+                                clip_index row_lo, clip_index row_hi, clip_index col_lo, clip_index col_hi,
+                                float *scratch) {
+    const clip_index cols = col_hi - col_lo, panels = (cols + CLIP_PANEL_WIDTH - 1) / CLIP_PANEL_WIDTH;
+    for (clip_index kb = 0; kb < k; kb += CLIP_AT_BF16_KC) {
+        const clip_index kc = k - kb < CLIP_AT_BF16_KC ? k - kb : CLIP_AT_BF16_KC, k_padded = (kc + 1) & ~(clip_index)1;
+        const int add = accumulate || kb > 0;
+        // 4-byte elements per packed panel / A block (a word holds two k when paired).
+        const clip_index panel_size = (paired ? k_padded / 2 : k_padded) * CLIP_PANEL_WIDTH;
+        float *a_block = scratch + panels * panel_size;
+        for (clip_index p = 0; p < panels; p++) {
+            const clip_index width = cols - p * CLIP_PANEL_WIDTH < CLIP_PANEL_WIDTH ? cols - p * CLIP_PANEL_WIDTH : CLIP_PANEL_WIDTH;
+            const float *src = b + kb * ldb + col_lo + p * CLIP_PANEL_WIDTH;
+            if (paired) pack_bf16_pairs(src, ldb, kc, width, scratch + p * panel_size, CLIP_PANEL_WIDTH);
+            else pack_bf16_rounded(src, ldb, kc, k_padded, width, scratch + p * panel_size, CLIP_PANEL_WIDTH);
+        }
+        for (clip_index block = row_lo; block < row_hi; block += CLIP_AT_BF16_MC) {
+            const clip_index block_rows = row_hi - block < CLIP_AT_BF16_MC ? row_hi - block : CLIP_AT_BF16_MC;
+            const float *src = a + kb * lda + block;
+            if (paired) pack_bf16_pairs(src, lda, kc, block_rows, a_block, CLIP_AT_BF16_MC);
+            else pack_bf16_rounded(src, lda, kc, k_padded, block_rows, a_block, CLIP_AT_BF16_MC);
+            for (clip_index p = 0; p < panels; p++) {
+                for (clip_index sub = 0; sub < CLIP_PANEL_WIDTH; sub += GEMM_NR) {
+                    const clip_index col = p * CLIP_PANEL_WIDTH + sub;
+                    if (col >= cols) break;
+                    const clip_index width = cols - col < GEMM_NR ? cols - col : GEMM_NR;
+                    // Word or float offsets of the tile's first column in the panel.
+                    const float *panel = scratch + p * panel_size + sub;
+                    for (clip_index row = 0; row < block_rows; row += GEMM_MR) {
+                        const int rows = (int)(block_rows - row < GEMM_MR ? block_rows - row : GEMM_MR);
+                        float *cp = c + (block + row) * ldc + col_lo + col;
+                        if (width == GEMM_NR) {
+                            tile(rows, a_block + row, CLIP_AT_BF16_MC, panel, k_padded, cp, ldc, add);
+                        } else {
+                            // The last, partial column group: the zero-padded panel computes into a scratch tile.
+                            float part[GEMM_MR * GEMM_NR];
+                            tile(rows, a_block + row, CLIP_AT_BF16_MC, panel, k_padded, part, GEMM_NR, 0);
+                            for (int r = 0; r < rows; r++)
+                                for (clip_index j = 0; j < width; j++)
+                                    cp[r * ldc + j] = add ? cp[r * ldc + j] + part[r * GEMM_NR + j] : part[r * GEMM_NR + j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void KFN(gemm_at_bf16)(const float *a, clip_index lda, const float *b, clip_index ldb, clip_index k, float *c,
+                              clip_index ldc, int accumulate, clip_index row_lo, clip_index row_hi, clip_index col_lo,
+                              clip_index col_hi, float *scratch) {
+    gemm_at_bf16_blocks(0, KFN(tile_at_bf16_widened), a, lda, b, ldb, k, c, ldc, accumulate, row_lo, row_hi, col_lo,
+                        col_hi, scratch);
+}

@@ -186,6 +186,32 @@ final class BackwardTests: XCTestCase {
         }
     }
 
+    /// amp_bf16's linear backward: dx = dy·W and dW += dyᵀ·x with both operands of each product
+    /// rounded to bf16 and summed in fp32 (against Float64 over the rounded values), through the
+    /// engine's thread split; the bias gradient stays an fp32 sum.
+    func testLinearBackwardInBF16() throws {
+        var rng = SeededGenerator(seed: 105)
+        let round = { (v: [Float]) in v.map { Double(Float(bitPattern: UInt32(ReducedPrecisionKernelTests.bf16($0)) << 16)) } }
+        for (m, inF, outF) in [(1100, 70, 300), (37, 9, 5)] {
+            let x = rand([m, inF], &rng), w = rand([outF, inF], &rng), dy = rand([m, outF], &rng)
+            let (xr, wr, dyr) = (round(x.scalars), round(w.scalars), round(dy.scalars))
+            var wantW = [Double](repeating: 0, count: outF * inF), wantX = [Double](repeating: 0, count: m * inF)
+            for r in 0..<m { for o in 0..<outF { let g = dyr[r * outF + o]; for i in 0..<inF {
+                wantW[o * inF + i] += g * xr[r * inF + i]
+                wantX[r * inF + i] += g * wr[o * inF + i]
+            } } }
+            var gw: GradBuffer? = GradBuffer(count: outF * inF, rng: &rng), gb: GradBuffer? = GradBuffer(count: outF, rng: &rng)
+            let dx = try withGrad(&gw) { pw in try withGrad(&gb) { pb in
+                try Ops.linearBackward(dy, input: x, weight: w, weightGrad: pw, biasGrad: pb, precision: .bf16) } }
+            assertClose(gw!.added, wantW, "bf16 linear dW [\(m), \(inF)] → \(outF)", tol: 1e-5)
+            assertClose(try XCTUnwrap(dx).scalars, wantX, "bf16 linear dx [\(m), \(inF)] → \(outF)", tol: 1e-5)
+            let dyd = d(dy)
+            assertClose(gb!.added, (0..<outF).map { o in (0..<m).map { dyd[$0 * outF + o] }.reduce(0, +) }, "bf16 linear db", tol: 1e-5)
+        }
+        XCTAssertThrowsError(try Ops.linearBackward(Tensor(zeros: [2, 3]), input: Tensor(zeros: [2, 4]), weight: Tensor(zeros: [3, 4]),
+                                                    weightGrad: nil, biasGrad: nil, precision: .int8))
+    }
+
     func testMatmulBackward() throws {
         var rng = SeededGenerator(seed: 102)
         let x = rand([3, 11], &rng), w = rand([11, 5], &rng), r = rand([3, 5], &rng)

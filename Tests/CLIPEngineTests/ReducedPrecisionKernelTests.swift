@@ -197,6 +197,39 @@ final class ReducedPrecisionKernelTests: KernelTestCase {
         }
     }
 
+    /// amp_bf16's weight-gradient GEMM (C (+)= Aᵀ·B over activation rows, both rounded to bf16), the
+    /// widening form of every level and `vdpbf16ps` where the level has it: against Float64 over
+    /// the rounded values, on k past one CLIP_AT_BF16_KC block and odd (an unpaired last row), C rows
+    /// past one CLIP_AT_BF16_MC block and not a multiple of any micro-tile, partial 32-column
+    /// groups, split row and column ranges as threads take them, both `accumulate` modes, and
+    /// NaN-poisoned scratch (each block must be packed before it is read).
+    func testBF16WeightGradientGEMM() {
+        let kc = Int(CLIP_AT_BF16_KC), mc = Int(CLIP_AT_BF16_MC)
+        for (name, k) in levels {
+            for (rows, p, q) in [(kc + 77, mc + 13, 75), (3, 5, 33), (2 * kc, 40, 96), (1, 1, 1)] {
+                let a = random(rows * p), b = random(rows * q), start = random(p * q)
+                let product = (0..<(p * q)).map { i in
+                    (0..<rows).map { Self.float(Self.bf16(a[$0 * p + i / q])) * Self.float(Self.bf16(b[$0 * q + i % q])) }.reduce(0, +)
+                }
+                let gemms = [("widen", k.gemm_at_bf16)] + (k.gemm_at_bf16_dot.map { [("dot", $0)] } ?? [])
+                if name == "avx512bf16" { XCTAssertEqual(gemms.count, 2, "the AVX512_BF16 level has vdpbf16ps") }
+                for (kind, gemm) in gemms {
+                    for accumulate in [0, 1] {
+                        var c = accumulate == 1 ? start : [Float](repeating: .nan, count: p * q)
+                        let rowSplit = min(p, 17), colSplit = q > 32 ? 32 : q
+                        for (rs, cs) in [(0..<rowSplit, 0..<colSplit), (0..<rowSplit, colSplit..<q), (rowSplit..<p, 0..<q)] where !rs.isEmpty && !cs.isEmpty {
+                            var scratch = [Float](repeating: .nan, count: kc * ((cs.count + panel - 1) / panel * panel + mc))
+                            gemm(a, p, b, q, rows, &c, q, Int32(accumulate), rs.lowerBound, rs.upperBound, cs.lowerBound, cs.upperBound, &scratch)
+                        }
+                        let want = product.indices.map { product[$0] + (accumulate == 1 ? Double(start[$0]) : 0) }
+                        check(c, want, tolerance: 2e-5 * Double(max(1, rows / 64)),
+                              "\(name) bf16 weight-gradient gemm (\(kind)) rows \(rows) \(p)x\(q) accumulate \(accumulate)")
+                    }
+                }
+            }
+        }
+    }
+
     /// This CPU's best level is the native one when it has AVX512_BF16 and VNNI.
     func testNativeLevelIsListedWhenTheCPUHasIt() {
         let best = clip_kernels_cpu_level()

@@ -6,10 +6,19 @@ import CLIPKernels
 /// per-function target attribute, so the ISA-specific code lives in the `CLIPKernels` C target.
 let kernels: clip_kernel_table = clip_kernels().pointee
 
-/// The bf16 GEMM: the level's widening one, or `vdpbf16ps` when SWIFTCLIP_BF16_KERNEL=dot and the
-/// level has it (docs/precision.md: slower on the project's machine, kept for CPUs where it is not).
-let bf16UsesDot = ProcessInfo.processInfo.environment["SWIFTCLIP_BF16_KERNEL"] == "dot" && kernels.gemm_bf16_dot != nil
+/// The bf16 GEMMs: `vdpbf16ps` where the level has it and this CPU runs it faster than widening bf16
+/// to fp32 FMAs (AMD Zen 4/5; not Intel's Sapphire/Emerald Rapids: docs/precision.md), else the
+/// widening ones. SWIFTCLIP_BF16_KERNEL=dot or =widen overrides the choice.
+let bf16UsesDot: Bool = {
+    guard kernels.gemm_bf16_dot != nil, kernels.gemm_at_bf16_dot != nil else { return false }
+    switch ProcessInfo.processInfo.environment["SWIFTCLIP_BF16_KERNEL"] {
+    case "dot": return true
+    case "widen": return false
+    default: return clip_kernels_bf16_dot_preferred() != 0
+    }
+}()
 let bf16GEMM = bf16UsesDot ? kernels.gemm_bf16_dot! : kernels.gemm_bf16
+let bf16WeightGradientGEMM = bf16UsesDot ? kernels.gemm_at_bf16_dot! : kernels.gemm_at_bf16
 
 /// Which kernel variant the engine runs, for `swiftclip info` and the benchmarks.
 public enum KernelLevel {

@@ -5,40 +5,47 @@
 // gradients of parameters are *added* into the caller's buffers, so micro-batches accumulate
 // without copies.
 
+import CLIPKernels
+
 extension Ops {
     /// Backward of y = x · Wᵀ + b (x: [..., in], W: [out, in]). Adds dW += dyᵀ·x into
     /// `weightGrad` ([out, in]) and db += Σ dy into `biasGrad` when given; returns dx = dy · W when
     /// `inputGrad` is true.
+    /// In `.bf16` (amp_bf16 training) both products round their operands to bf16 and sum in fp32,
+    /// as PyTorch's autocast does in backward; the gradients themselves stay fp32.
     public static func linearBackward(_ dy: Tensor, input x: Tensor, weight: Tensor,
                                       weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?,
-                                      inputGrad: Bool = true) throws -> Tensor? {
+                                      inputGrad: Bool = true, precision: Precision = .fp32) throws -> Tensor? {
         try productBackward(dy, input: x, weight: weight, outByIn: true, weightGrad: weightGrad, biasGrad: biasGrad,
-                            inputGrad: inputGrad, op: "linearBackward")
+                            inputGrad: inputGrad, precision: precision, op: "linearBackward")
     }
 
     /// Backward of y = x · w (x: [..., in], w: [in, out]): dw += xᵀ·dy; returns dx = dy · wᵀ.
     public static func matmulBackward(_ dy: Tensor, input x: Tensor, weight w: Tensor,
                                       weightGrad: UnsafeMutablePointer<Float>?, inputGrad: Bool = true) throws -> Tensor? {
         try productBackward(dy, input: x, weight: w, outByIn: false, weightGrad: weightGrad, biasGrad: nil,
-                            inputGrad: inputGrad, op: "matmulBackward")
+                            inputGrad: inputGrad, precision: .fp32, op: "matmulBackward")
     }
 
     /// Both layouts of the weight: [out, in] (`outByIn`, nn.Linear) or [in, out].
     static func productBackward(_ dy: Tensor, input x: Tensor, weight w: Tensor, outByIn: Bool,
                                 weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?,
-                                inputGrad: Bool, op: String) throws -> Tensor? {
+                                inputGrad: Bool, precision: Precision, op: String) throws -> Tensor? {
         try require(w.rank == 2, "\(op): weight \(w.shape) must be 2-D")
         let (outF, inF) = outByIn ? (w.shape[0], w.shape[1]) : (w.shape[1], w.shape[0])
         try require(x.shape.last == inF && dy.shape.last == outF && x.count / max(inF, 1) == dy.count / max(outF, 1),
                     "\(op): dy \(dy.shape), input \(x.shape), weight \(w.shape)")
+        try require(precision != .int8, "\(op): int8 has no backward pass (train in fp32 or amp_bf16)")
         let m = x.count / max(inF, 1)
         if let weightGrad, m > 0 {
             if outByIn {
                 // dW[out, in] += dyᵀ · x
-                weightGradientGEMM(dy.storage.pointer, columns: outF, x.storage.pointer, columns: inF, rows: m, into: weightGrad)
+                weightGradientGEMM(dy.storage.pointer, columns: outF, x.storage.pointer, columns: inF, rows: m,
+                                   into: weightGrad, precision: precision)
             } else {
                 // dw[in, out] += xᵀ · dy
-                weightGradientGEMM(x.storage.pointer, columns: inF, dy.storage.pointer, columns: outF, rows: m, into: weightGrad)
+                weightGradientGEMM(x.storage.pointer, columns: inF, dy.storage.pointer, columns: outF, rows: m,
+                                   into: weightGrad, precision: precision)
             }
         }
         if let biasGrad { addColumnSums(dy.storage.pointer, rows: m, width: outF, into: biasGrad) }
@@ -46,7 +53,8 @@ extension Ops {
         let dx = Tensor(uninitializedShape: x.shape)
         if m > 0 {
             // dx = dy · W ([out, in] as B[k = out, n = in]), or dy · wᵀ for w [in, out].
-            let packedW = PackedMatrix(w.storage.pointer, ld: w.shape[1], transposed: !outByIn, k: outF, n: inF)
+            let packedW = PackedMatrix(w.storage.pointer, ld: w.shape[1], transposed: !outByIn, k: outF, n: inF,
+                                       precision: precision)
             packedGEMM(dy.storage.pointer, m: m, lda: outF, packedW, dx.storage.pointer, ldc: inF,
                        bias: nil, activation: .none, accumulate: false)
         }
@@ -107,26 +115,40 @@ extension Ops {
 
     /// c[p, q] += Σ_r a[r, p] · b[r, q] (c = aᵀ·b, [pColumns, qColumns]) for a [rows, pColumns] and
     /// b [rows, qColumns]: a weight gradient, summed over every activation row. Threads take row
-    /// blocks of c (whole micro-tiles), or column groups when c has few rows.
+    /// blocks of c (whole micro-tiles), or column groups when c has few rows. In `.bf16` both
+    /// operands are rounded to bf16 as they are packed, and the products summed in fp32.
     static func weightGradientGEMM(_ a: UnsafePointer<Float>, columns p: Int, _ b: UnsafePointer<Float>, columns q: Int,
-                                   rows: Int, into c: UnsafeMutablePointer<Float>) {
+                                   rows: Int, into c: UnsafeMutablePointer<Float>, precision: Precision = .fp32) {
         guard rows > 0, p > 0, q > 0 else { return }
         let threads = threadsForPackedGEMM(flops: 2 * rows * p * q)
+        // One call: rows lo..<hi and columns cLo..<cHi of c.
+        let compute: (Int, Int, Int, Int) -> Void
+        if precision == .bf16 {
+            compute = { lo, hi, cLo, cHi in
+                let scratch = TensorStorage(count: Int(CLIP_AT_BF16_KC) * ((cHi - cLo + 31) / 32 * 32 + Int(CLIP_AT_BF16_MC)))
+                bf16WeightGradientGEMM(a, p, b, q, rows, c, q, 1, lo, hi, cLo, cHi, scratch.pointer)
+            }
+        } else {
+            compute = { lo, hi, cLo, cHi in kernels.gemm_at(a, p, b, q, rows, c, q, 1, lo, hi, cLo, cHi) }
+        }
         let tile = kernels.gemm_row_block / 16    // gemm_row_block is 16 micro-tiles of rows
+        // Each thread packs all of the operand whose side it does not split: in bf16, split the
+        // larger side so that the smaller one is packed twice.
+        let splitRows = p >= 4 * tile * threads && (precision == .fp32 || p >= q)
         if threads <= 1 {
-            kernels.gemm_at(a, p, b, q, rows, c, q, 1, 0, p, 0, q)
-        } else if p >= 4 * tile * threads {
+            compute(0, p, 0, q)
+        } else if splitRows {
             let tiles = (p + tile - 1) / tile
             Parallel.run(threads) { t in
                 let lo = tiles * t / threads * tile, hi = min(p, tiles * (t + 1) / threads * tile)
-                if lo < hi { kernels.gemm_at(a, p, b, q, rows, c, q, 1, lo, hi, 0, q) }
+                if lo < hi { compute(lo, hi, 0, q) }
             }
         } else {
             // Column groups a whole panel wide: a multiple of every level's micro-tile width.
             let width = PackedMatrix.panelWidth, groups = (q + width - 1) / width
             Parallel.run(threads) { t in
                 let lo = groups * t / threads * width, hi = min(q, groups * (t + 1) / threads * width)
-                if lo < hi { kernels.gemm_at(a, p, b, q, rows, c, q, 1, 0, p, lo, hi) }
+                if lo < hi { compute(0, p, lo, hi) }
             }
         }
     }

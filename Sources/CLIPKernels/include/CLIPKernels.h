@@ -35,6 +35,13 @@ enum clip_isa_level { CLIP_ISA_BASELINE = 0, CLIP_ISA_AVX2 = 1, CLIP_ISA_AVX512 
 /// Floats of scratch one gemm_bf16 call needs: one panel and one block of A rows widened to fp32.
 #define CLIP_BF16_SCRATCH(k, row_block) (((k) + 1) / 2 * 2 * (CLIP_PANEL_WIDTH + (row_block)))
 
+/// gemm_at_bf16 packs K in blocks of CLIP_AT_BF16_KC activation rows (B's columns as panels, C's
+/// rows in blocks of CLIP_AT_BF16_MC, a multiple of every level's micro-tile height) and needs
+/// CLIP_AT_BF16_SCRATCH(cols) floats of scratch per concurrent call for `cols` columns of C.
+#define CLIP_AT_BF16_KC 512
+#define CLIP_AT_BF16_MC 240
+#define CLIP_AT_BF16_SCRATCH(cols) (CLIP_AT_BF16_KC * (((cols) + CLIP_PANEL_WIDTH - 1) / CLIP_PANEL_WIDTH * CLIP_PANEL_WIDTH + CLIP_AT_BF16_MC))
+
 typedef struct clip_kernel_table {
     /// "avx512", "avx2" or "baseline" (the portable variant: SSE2 on x86-64, NEON on arm64).
     const char *_Nonnull name;
@@ -149,6 +156,19 @@ typedef struct clip_kernel_table {
                                     const float *_Nullable bias, int activation, int accumulate,
                                     clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi,
                                     float *_Nonnull scratch);
+    /// gemm_at with both operands rounded to bf16 and the products summed in fp32: amp_bf16's weight
+    /// gradients (PyTorch's autocast runs them in bf16 too). Each K block of A and B is rounded and
+    /// packed once into `scratch` (CLIP_AT_BF16_SCRATCH(col_hi − col_lo) floats); this one keeps the
+    /// rounded values as floats and runs the fp32 micro-tile.
+    void (*_Nonnull gemm_at_bf16)(const float *_Nonnull a, clip_index lda, const float *_Nonnull b, clip_index ldb,
+                                  clip_index k, float *_Nonnull c, clip_index ldc, int accumulate,
+                                  clip_index row_lo, clip_index row_hi, clip_index col_lo, clip_index col_hi,
+                                  float *_Nonnull scratch);
+    /// gemm_at_bf16 on `vdpbf16ps` (AVX512_BF16 level only, else NULL), pairs of k packed as it reads them.
+    void (*_Nullable gemm_at_bf16_dot)(const float *_Nonnull a, clip_index lda, const float *_Nonnull b, clip_index ldb,
+                                       clip_index k, float *_Nonnull c, clip_index ldc, int accumulate,
+                                       clip_index row_lo, clip_index row_hi, clip_index col_lo, clip_index col_hi,
+                                       float *_Nonnull scratch);
     /// Dynamic per-row asymmetric uint8 quantisation (ONNX's DynamicQuantizeLinear, per row):
     /// scale = (max(x, 0) − min(x, 0)) / 255, zero = round(−min(x, 0) / scale), q = sat(round(x / scale) + zero);
     /// dst leading dimension ldd ≥ k (a multiple of 4), padding zero. A row of zeros gets scale 1;
@@ -176,6 +196,10 @@ const clip_kernel_table *_Nonnull clip_kernels(void);
 
 /// The best level this CPU supports, ignoring SWIFTCLIP_ISA.
 int clip_kernels_cpu_level(void);
+
+/// 1 when this CPU's `vdpbf16ps` is worth more than widening bf16 to fp32 FMAs (AMD Zen 4/5:
+/// measured ~1.7× the fp32 GEMM rate; Intel Sapphire/Emerald Rapids: ~0.6×, docs/precision.md).
+int clip_kernels_bf16_dot_preferred(void);
 
 /// 1 when SWIFTCLIP_ISA was set to something other than avx512bf16, avx512, avx2 or baseline (then ignored).
 int clip_kernels_isa_request_invalid(void);

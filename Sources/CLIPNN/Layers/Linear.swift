@@ -76,7 +76,7 @@ public struct Linear {
     public func backward(_ dy: Tensor, input x: Tensor, inputGrad: Bool = true) throws -> Tensor? {
         try OpProfiler.measure("backward: linear") {
             try Ops.linearBackward(dy, input: x, weight: weight, weightGrad: weightParameter.gradPointer(),
-                                   biasGrad: biasParameter?.gradPointer(), inputGrad: inputGrad)
+                                   biasGrad: biasParameter?.gradPointer(), inputGrad: inputGrad, precision: precision)
         }
     }
 }
