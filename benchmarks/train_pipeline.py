@@ -2,9 +2,10 @@
 """`swiftclip train` against `python -m open_clip_train.main`, in one run (issue 11, item 8).
 
 1. The seed's pipeline: convnext_v2_tiny, 100 synthetic samples, 2 epochs, batch 32, open_clip's
-   defaults otherwise (lr 5e-4, warmup 10000, cosine, AdamW wd 0.2), CPU fp32, the same
-   command-line flags for both. Wall time of the whole command and images/s (samples trained
-   / wall time). Run alternately, --repeats times each; the minimum is reported.
+   defaults otherwise (lr 5e-4, warmup 10000, cosine, AdamW wd 0.2), CPU, the same command-line
+   flags for both, in each of --precisions (fp32; amp_bf16: bf16 GEMMs, open_clip_train's bf16
+   autocast). Wall time of the whole command and images/s (samples trained / wall time). Run
+   alternately, --repeats times each; the minimum is reported.
 2. Loss curves: a tiny ConvNeXt-V2 CLIP (convnextv2_atto trunk, 2-layer text tower, 64×64
    images) from the same initial weights (open_clip's initialisation, saved as safetensors, loaded
    by both through --pretrained), drop_path 0, --aug-cfg scale='(1.0,1.0)' on 64×64 images (so the
@@ -118,6 +119,7 @@ def main():
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--precisions", default="fp32,amp_bf16", help="comma-separated: fp32, amp_bf16")
     ap.add_argument("--skip-pipeline", action="store_true", help="keep the pipeline timing of today's results file")
     ap.add_argument("--skip-curves", action="store_true", help="keep the loss curves of today's results file")
     args = ap.parse_args()
@@ -133,30 +135,34 @@ def main():
         if "curves" in previous:
             result["curves"] = previous["curves"]
 
-    # 1. The seed's pipeline.
+    # 1. The seed's pipeline, in each precision (swiftclip's amp_bf16 against open_clip_train's).
     if not args.skip_pipeline:
         data = os.path.join(work, "synthetic")
         subprocess.run([SWIFTCLIP, "make-synthetic", "--samples", "100", "--output", data], check=True, stdout=subprocess.DEVNULL)
         flags = common_flags(data, 32, 2, [])
-        times = {"swiftclip": [], "open_clip_train": []}
+        precisions = args.precisions.split(",")
+        times, logs_of = {}, {}
         for r in range(args.repeats):
-            logs = os.path.join(work, f"logs{r}")
-            times["swiftclip"].append(run([SWIFTCLIP, "train", "--model", "convnext_v2_tiny", "--vocab", VOCAB, "--logs", logs,
-                                           "--name", "swift"] + flags, data, os.path.join(work, f"swift{r}.log")))
-            times["open_clip_train"].append(run(OPEN_CLIP_TRAIN + ["--model", "convnext_v2_tiny", "--precision", "fp32",
-                                                                   "--save-frequency", "1", "--logs", logs, "--name", "torch"] + flags,
-                                                data, os.path.join(work, f"torch{r}.log")))
-            print(f"pipeline run {r}: swiftclip {times['swiftclip'][-1]:.1f} s, open_clip_train {times['open_clip_train'][-1]:.1f} s",
-                  flush=True)
+            for precision in precisions:
+                logs = os.path.join(work, f"logs{r}{precision}")
+                for system, cmd in (("swiftclip", [SWIFTCLIP, "train", "--model", "convnext_v2_tiny", "--vocab", VOCAB]),
+                                    ("open_clip_train", OPEN_CLIP_TRAIN + ["--model", "convnext_v2_tiny", "--save-frequency", "1"])):
+                    key = f"{system} {precision}"
+                    log = os.path.join(work, f"{system}{r}{precision}.log")
+                    times.setdefault(key, []).append(run(cmd + ["--precision", precision, "--logs", logs, "--name", system] + flags,
+                                                         data, log))
+                    logs_of.setdefault(key, log)
+                    print(f"pipeline run {r}: {key} {times[key][-1]:.1f} s", flush=True)
         images = 2 * (100 // 32) * 32
+        speedups = {f"swiftclip {a} / open_clip_train {b}": min(times[f"open_clip_train {b}"]) / min(times[f"swiftclip {a}"])
+                    for a in precisions for b in precisions}
         result["pipeline"] = {
-            "command": "convnext_v2_tiny, 100 samples, --batch-size 32 --epochs 2, defaults otherwise, fp32, CPU",
+            "command": "convnext_v2_tiny, 100 samples, --batch-size 32 --epochs 2, defaults otherwise, CPU",
             "images_trained": images,
-            "wall_s": {k: v for k, v in times.items()},
+            "wall_s": times,
             "images_per_s": {k: images / min(v) for k, v in times.items()},
-            "speedup": min(times["open_clip_train"]) / min(times["swiftclip"]),
-            "final_loss": {"swiftclip": losses(os.path.join(work, "swift0.log"))[-1],
-                           "open_clip_train": losses(os.path.join(work, "torch0.log"))[-1]},
+            "speedups": speedups,
+            "final_loss": {k: losses(log)[-1] for k, log in logs_of.items()},
         }
 
     # 2. Loss curves from the same initial weights on the same data.
@@ -168,11 +174,13 @@ def main():
     if "pipeline" in result:
         p = result["pipeline"]
         lines += ["The seed's pipeline (" + p["command"] + "), whole command, minimum of "
-                  f"{len(p['wall_s']['swiftclip'])} alternating run(s):", "",
+                  f"{len(next(iter(p['wall_s'].values())))} alternating run(s):", "",
                   "| system | wall s | images/s | final loss |", "|---|---|---|---|"]
-        for k in ("swiftclip", "open_clip_train"):
+        for k in p["wall_s"]:
             lines.append(f"| {k} | {min(p['wall_s'][k]):.1f} | {p['images_per_s'][k]:.2f} | {p['final_loss'][k]:.4f} |")
-        lines += ["", f"swiftclip is {p['speedup']:.2f}× faster.", ""]
+        lines.append("")
+        lines += [f"- {k}: {v:.2f}× faster" for k, v in p["speedups"].items()]
+        lines.append("")
     if "curves" in result:
         c = result["curves"]
         lines += [f"Loss curves (tiny ConvNeXt-V2 CLIP, same init and data, {c['steps']} steps): max |difference| "

@@ -141,16 +141,16 @@ typedef struct clip_kernel_table {
                                       uint16_t *_Nonnull dst, clip_index panel_lo, clip_index panel_hi);
     /// As gemm_packed with A in bf16 (round_rows_bf16's layout, lda even) and B from pack_panels_bf16;
     /// products of bf16 values (exact in fp32) summed in fp32. This one widens both operands to
-    /// fp32 once per row block / panel and runs the fp32 micro-tile (measured here faster than
-    /// `vdpbf16ps`, whose rate on the project's machine is ~0.6× that of fp32 FMAs: docs/precision.md),
-    /// in `scratch`: CLIP_BF16_SCRATCH(k, gemm_row_block) floats per concurrent call.
+    /// fp32 once per row block / panel and runs the fp32 micro-tile (faster than `vdpbf16ps` on
+    /// Intel's Sapphire/Emerald Rapids, whose `vdpbf16ps` runs at ~0.6× the fp32 FMA rate:
+    /// docs/precision.md), in `scratch`: CLIP_BF16_SCRATCH(k, gemm_row_block) floats per concurrent call.
     void (*_Nonnull gemm_bf16)(const uint16_t *_Nonnull a, clip_index lda, const uint16_t *_Nonnull packed,
                                clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
                                const float *_Nullable bias, int activation, int accumulate,
                                clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi,
                                float *_Nonnull scratch);
     /// gemm_bf16 on `vdpbf16ps` (AVX512_BF16 level only, else NULL): the same result up to the
-    /// order of the fp32 additions; chosen with SWIFTCLIP_BF16_KERNEL=dot. `scratch` is not used.
+    /// order of the fp32 additions; chosen where clip_kernels_bf16_dot_preferred(). `scratch` is not used.
     void (*_Nullable gemm_bf16_dot)(const uint16_t *_Nonnull a, clip_index lda, const uint16_t *_Nonnull packed,
                                     clip_index k, clip_index n, float *_Nonnull c, clip_index ldc,
                                     const float *_Nullable bias, int activation, int accumulate,
