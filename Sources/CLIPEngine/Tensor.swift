@@ -1,4 +1,5 @@
 import Foundation
+import CLIPKernels
 
 /// Errors raised by the engine. Shapes are checked before any kernel touches memory.
 public enum TensorError: Error, CustomStringConvertible, Equatable {
@@ -74,10 +75,12 @@ public final class TensorStorage: @unchecked Sendable {
 ///
 /// The bound: mapped bytes (live tensors + cached buffers) never exceed the most that was ever
 /// mapped, and that only grows when the cache has nothing left to give back — so the peak is the
-/// most the process had live at once, and the cache never adds to it. A miss unmaps cached
-/// buffers (oldest first) only as far as needed to stay under that mark. (Before, every miss
-/// unmapped as many bytes as it asked for: the transient tensors of a backward pass emptied the
-/// cache, and a batch-32 training step faulted in ~4 GB afresh — 4.4 M page faults in 4 steps.)
+/// most the process had live at once, and the cache never adds to it. A miss that would cross that
+/// mark takes cached buffers, oldest first, and *moves* their pages into the new buffer
+/// (`clip_move_pages`, Linux `mremap`: page tables move, the pages stay resident, nothing is zeroed),
+/// so a size the cache does not hold is built from sizes it does instead of being faulted in afresh
+/// (before: every such miss unmapped cached buffers and faulted the new one in; a batch-32
+/// training step mapped 8.9 GB afresh in its first step and 1.7–2 GB in every later one).
 enum LargeBufferCache {
     /// Buffers from this size up are mapped (`mmap`) and reused by exact size.
     /// From this size up. 64 KB rather than 1 MB: a text tower at batch 1 (77 × 512 floats = 157 KB
@@ -85,29 +88,57 @@ enum LargeBufferCache {
     /// through the timed loop (272–273 MB in 8 of 8 runs since).
     static let minimumBytes = 64 << 10
     static let hugePageMinimumBytes = 16 << 20
+    static let pageBytes = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
     nonisolated(unsafe) private static var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
-    /// Bytes mapped now (live + cached), and the most ever mapped.
+    /// Bytes mapped now (live + cached, whole pages), and the most ever mapped.
     nonisolated(unsafe) private static var mappedBytes = 0
     nonisolated(unsafe) private static var highWaterBytes = 0
+    /// Bytes moved into new buffers from cached ones, and bytes mapped afresh.
+    nonisolated(unsafe) private static var movedBytes = 0
+    nonisolated(unsafe) private static var freshBytes = 0
     private static let lock = NSLock()
 
-    /// A cached buffer of exactly `bytes`, or a fresh mapping; nil when the kernel refuses.
+    static var statistics: (moved: Int, fresh: Int, mapped: Int, highWater: Int) {
+        lock.lock(); defer { lock.unlock() }
+        return (movedBytes, freshBytes, mappedBytes, highWaterBytes)
+    }
+
+    static func pages(_ bytes: Int) -> Int { (bytes + pageBytes - 1) / pageBytes * pageBytes }
+
+    /// A cached buffer of exactly `bytes`, or a new mapping; nil when the kernel refuses.
     static func allocate(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock(); defer { lock.unlock() }
         if let i = buffers.firstIndex(where: { $0.bytes == bytes }) { return buffers.remove(at: i).pointer }
-        unmapCached { mappedBytes + bytes > highWaterBytes }
-        var raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        let size = pages(bytes)
+        var raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         if raw == MAP_FAILED {
             // Out of address space or memory: give every cached buffer back and try once more.
             unmapCached { true }
-            raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         }
         guard let raw, raw != MAP_FAILED else { return nil }
         // Transparent huge pages where the kernel offers them on request (Debian's default is
         // "madvise"), for buffers large enough that rounding to 2 MB pages costs little memory
         // (an activation map; a 1–16 MB weight could take up to 2 MB more). Advice only.
-        if bytes >= hugePageMinimumBytes { _ = madvise(raw, bytes, MADV_HUGEPAGE) }
-        mappedBytes += bytes
+        if bytes >= hugePageMinimumBytes { _ = madvise(raw, size, MADV_HUGEPAGE) }
+        mappedBytes += size
+        // Over the mark: fill the new buffer with cached pages, from its start.
+        var filled = 0
+        while mappedBytes > highWaterBytes, filled < size, !buffers.isEmpty {
+            let (source, sourceSize) = buffers.removeFirst()
+            let take = min(pages(sourceSize), size - filled)
+            if clip_move_pages(source, take, raw + filled) == 0 {
+                filled += take
+                movedBytes += take
+                mappedBytes -= take
+                // What the move left of the cached buffer stays cached (its own pages).
+                if take < pages(sourceSize) { buffers.insert((source + take, pages(sourceSize) - take), at: 0) }
+            } else {
+                munmap(source, pages(sourceSize))
+                mappedBytes -= pages(sourceSize)
+            }
+        }
+        freshBytes += size - filled
         highWaterBytes = max(highWaterBytes, mappedBytes)
         return raw
     }
@@ -116,8 +147,8 @@ enum LargeBufferCache {
     private static func unmapCached(while needed: () -> Bool) {
         while needed(), !buffers.isEmpty {
             let evicted = buffers.removeFirst()
-            munmap(evicted.pointer, evicted.bytes)
-            mappedBytes -= evicted.bytes
+            munmap(evicted.pointer, pages(evicted.bytes))
+            mappedBytes -= pages(evicted.bytes)
         }
     }
 
@@ -128,6 +159,16 @@ enum LargeBufferCache {
         buffers.append((pointer, bytes))
         return true
     }
+}
+
+/// What the large-buffer cache (buffers from 64 KB) has done so far in this process: bytes of pages
+/// moved from cached buffers into new ones, bytes mapped afresh (each a first touch), bytes mapped
+/// now (live + cached) and the most ever mapped. For benchmarks and tests.
+public enum BufferCacheStatistics {
+    public static var movedBytes: Int { LargeBufferCache.statistics.moved }
+    public static var freshBytes: Int { LargeBufferCache.statistics.fresh }
+    public static var mappedBytes: Int { LargeBufferCache.statistics.mapped }
+    public static var highWaterBytes: Int { LargeBufferCache.statistics.highWater }
 }
 
 /// A contiguous, row-major Float32 tensor. Value semantics: copies share storage until one of

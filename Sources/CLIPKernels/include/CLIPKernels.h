@@ -194,6 +194,11 @@ typedef struct clip_kernel_table {
 /// The table for this CPU (chosen on the first call, thread-safely; never changes afterwards).
 const clip_kernel_table *_Nonnull clip_kernels(void);
 
+/// Moves the pages of [src, src + bytes) to dst (page-aligned; `bytes` a multiple of the page
+/// size), replacing whatever was mapped there, without copying or zeroing them (Linux `mremap`):
+/// 0, or −1 where that failed or the system has no such call (the caller then maps fresh pages).
+int clip_move_pages(void *_Nonnull src, size_t bytes, void *_Nonnull dst);
+
 /// The best level this CPU supports, ignoring SWIFTCLIP_ISA.
 int clip_kernels_cpu_level(void);
 
