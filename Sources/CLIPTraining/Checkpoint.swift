@@ -3,6 +3,29 @@ import CLIPModels
 import CLIPNN
 import Foundation
 
+/// A checkpoint ready to be written (`Checkpoint.prepare`). `write()` writes the optimizer file,
+/// then the weights file, each atomically, and lets go of the tensors when it returns.
+public final class PendingCheckpoint: @unchecked Sendable {
+    public let url: URL
+    private var contents: (moments: [String: Tensor], momentsMetadata: [String: String],
+                           weights: [String: Tensor], weightsMetadata: [String: String])?
+
+    init(url: URL, moments: [String: Tensor], momentsMetadata: [String: String], weights: [String: Tensor],
+         weightsMetadata: [String: String]) {
+        self.url = url
+        contents = (moments, momentsMetadata, weights, weightsMetadata)
+    }
+
+    public func write() throws {
+        // Released before returning: a tensor still referenced here would make the optimizer's
+        // next in-place update copy it.
+        defer { contents = nil }
+        guard let c = contents else { return }
+        try Safetensors.write(c.moments, metadata: c.momentsMetadata, to: Checkpoint.optimizerURL(for: url))
+        try Safetensors.write(c.weights, metadata: c.weightsMetadata, to: url)
+    }
+}
+
 /// Where a run stands, stored with its checkpoint (as JSON in the safetensors metadata).
 public struct TrainingState: Codable, Equatable, Sendable {
     /// Completed epochs; with `batchesDone` > 0, the epoch in progress is `epoch` and its first
@@ -44,12 +67,21 @@ public enum Checkpoint {
     }
 
     public static func save(model: CLIPModel, optimizer: AdamW, state: TrainingState, to url: URL) throws {
+        try prepare(model: model, optimizer: optimizer, state: state, to: url).write()
+    }
+
+    /// A checkpoint's contents gathered now — the state, and references to the live weight and
+    /// moment tensors — to be written by `write()`, on another thread if need be, as long as
+    /// nothing changes those tensors until it returns.
+    public static func prepare(model: CLIPModel, optimizer: AdamW, state: TrainingState, to url: URL) throws -> PendingCheckpoint {
         let (moments, steps) = optimizer.exportState()
         var state = state
         state.optimizerSteps = steps
         let json = String(decoding: try JSONEncoder.sorted.encode(state), as: UTF8.self)
-        try Safetensors.write(moments, metadata: [idKey: state.checkpointID], to: optimizerURL(for: url))
-        try model.weights.save(to: url, metadata: [stateKey: json, "format": "pt"])
+        var weights: [String: Tensor] = [:]
+        for (key, tensor) in model.weights.stateDict { weights[key] = tensor }
+        return PendingCheckpoint(url: url, moments: moments, momentsMetadata: [idKey: state.checkpointID],
+                                 weights: weights, weightsMetadata: [stateKey: json, "format": "pt"])
     }
 
     /// The state stored in a checkpoint's weights file; nil for plain open_clip weights.

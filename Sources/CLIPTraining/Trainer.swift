@@ -14,6 +14,9 @@ public final class CLIPTrainer {
     public var gradClipNorm: Double?
     /// open_clip's `--grad-checkpointing`: blocks keep only their input and are recomputed in backward.
     public var gradCheckpointing = false
+    /// Runs right before the optimizer changes the weights and moments: `swiftclip train` waits
+    /// there for a checkpoint still being written from them (`TrainingRun.saveCheckpoint`).
+    public var beforeUpdate: (() throws -> Void)?
     /// Steps taken so far (the schedule's step; set when resuming).
     public var step = 0
     /// Draws stochastic-depth masks.
@@ -152,6 +155,7 @@ public final class CLIPTrainer {
         let loss = try accumulatedLossAndGradients(microBatches)
         try allreduce?.finish()
         let norm = gradClipNorm.map { clipGradNorm(model.parameters.parameters, maxNorm: $0) }
+        try beforeUpdate?()
         optimizer.step()
         model.logitScaleParameter.updateValue { $0[0] = min(max($0[0], 0), Float(Foundation.log(100.0))) }
         step += 1

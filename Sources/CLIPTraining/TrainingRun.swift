@@ -138,6 +138,7 @@ public final class TrainingRun {
 
     private(set) var state: TrainingState
     private var lastCheckpoint: String?
+    private var pendingSave: BackgroundSave?
     private let log: FileHandle?
     private let stepsLog: FileHandle?
     public private(set) var skippedSamples = 0
@@ -343,15 +344,23 @@ public final class TrainingRun {
         let ranks = communicator.size > 1 ? " per rank on each of \(communicator.size) ranks" : ""
         logLine("Model \(options.model): \(model.parameterCounts.total) parameters; \(data), "
                 + "\(batchesPerEpoch) batches of \(options.batchSize)\(ranks) per epoch, \(totalSteps) steps")
-        for epoch in state.epoch..<options.epochs {
-            logLine("Start epoch \(epoch)")
-            try trainEpoch(epoch)
-            let completed = epoch + 1
-            state.epoch = completed
-            state.batchesDone = 0
-            let metrics = try evaluate(epoch: completed)
-            if !metrics.isEmpty { results.append(metrics) }
-            try saveEpochCheckpoints(completed)
+        trainer.beforeUpdate = { [unowned self] in try self.finishPendingSave() }
+        do {
+            for epoch in state.epoch..<options.epochs {
+                logLine("Start epoch \(epoch)")
+                try trainEpoch(epoch)
+                let completed = epoch + 1
+                state.epoch = completed
+                state.batchesDone = 0
+                let metrics = try evaluate(epoch: completed)
+                if !metrics.isEmpty { results.append(metrics) }
+                try saveEpochCheckpoints(completed)
+            }
+            try finishPendingSave()
+        } catch {
+            // Whatever stopped the run, a checkpoint being written is finished (or its own error reported) first.
+            do { try finishPendingSave() } catch let saveError { logLine("error: \(saveError)") }
+            throw error
         }
         if skippedSamples > 0 { logLine("\(skippedSamples) unreadable sample(s) were skipped (named above)") }
         if stepsLog != nil {
@@ -457,7 +466,13 @@ public final class TrainingRun {
 
     // MARK: Checkpoints
 
-    func saveCheckpoint(to url: URL) throws {
+    /// Writes a checkpoint of the model, optimizer and run state as they are now. `inBackground`:
+    /// on another thread, while the next step's forward and backward passes run (they only read
+    /// the weights); the trainer's `beforeUpdate` waits for it before the optimizer changes the
+    /// weights or moments, and so does every later save and the end of the run. (An epoch's
+    /// checkpoint of convnext_v2_tiny is 1.1 GB with AdamW's moments, fsynced: 1.0–2.3 s here.)
+    func saveCheckpoint(to url: URL, inBackground: Bool = false) throws {
+        try finishPendingSave()
         state.step = trainer.step
         state.rng = trainer.rng.snapshot
         if communicator.size > 1 {
@@ -469,24 +484,53 @@ public final class TrainingRun {
         lastCheckpoint = url.path
         guard communicator.isRoot else { return }
         state.checkpointID = UUID().uuidString
-        try Checkpoint.save(model: model, optimizer: trainer.optimizer, state: state, to: url)
-        lastCheckpoint = url.path
-        logLine("Saved checkpoint \(url.path)")
+        let checkpoint = try Checkpoint.prepare(model: model, optimizer: trainer.optimizer, state: state, to: url)
+        if inBackground {
+            let save = BackgroundSave(checkpoint)
+            pendingSave = save
+            Thread.detachNewThread { save.run() }
+        } else {
+            try checkpoint.write()
+            logLine("Saved checkpoint \(url.path)")
+        }
+    }
+
+    /// Waits for a checkpoint being written in the background; throws its error (the file it was
+    /// to replace is untouched: writes are atomic).
+    func finishPendingSave() throws {
+        guard let save = pendingSave else { return }
+        pendingSave = nil
+        save.done.wait()
+        if let error = save.error { throw error }
+        logLine("Saved checkpoint \(save.checkpoint.url.path)")
+    }
+
+    final class BackgroundSave: @unchecked Sendable {
+        let checkpoint: PendingCheckpoint
+        let done = DispatchSemaphore(value: 0)
+        var error: Error?
+        init(_ checkpoint: PendingCheckpoint) { self.checkpoint = checkpoint }
+        func run() {
+            do { try checkpoint.write() } catch { self.error = error }
+            done.signal()
+        }
     }
 
     /// open_clip's rules: epoch_K at the last epoch and every `saveFrequency` epochs; the
     /// previous epoch's file deleted with --delete-previous-checkpoint; epoch_latest with
     /// --save-most-recent (an interruption's epoch_latest is replaced once an epoch ends).
     func saveEpochCheckpoints(_ completed: Int) throws {
+        // Written while the next epoch starts, unless this was the last.
+        let more = completed < options.epochs
         if completed == options.epochs || (options.saveFrequency > 0 && completed % options.saveFrequency == 0) {
-            try saveCheckpoint(to: checkpoints.appendingPathComponent("epoch_\(completed).safetensors"))
+            try saveCheckpoint(to: checkpoints.appendingPathComponent("epoch_\(completed).safetensors"), inBackground: more)
         }
         if options.deletePreviousCheckpoint && communicator.isRoot {
             Checkpoint.delete(checkpoints.appendingPathComponent("epoch_\(completed - 1).safetensors"))
         }
         let latest = checkpoints.appendingPathComponent("epoch_latest.safetensors")
         if options.saveMostRecent {
-            try saveCheckpoint(to: latest)
+            try saveCheckpoint(to: latest, inBackground: more)
         } else if communicator.isRoot && FileManager.default.fileExists(atPath: latest.path) {
             Checkpoint.delete(latest)
         }

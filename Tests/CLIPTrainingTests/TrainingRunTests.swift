@@ -209,33 +209,39 @@ final class TrainingRunTests: XCTestCase {
     /// A full disk while writing a checkpoint: the error names the file, the previous checkpoint
     /// stays intact. Runs on a small tmpfs (needs root, as CI and these machines have).
     func testAFullDiskLeavesThePreviousCheckpointIntact() throws {
-        let mountPoint = logs.appendingPathComponent("small-disk")
-        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=100m", "tmpfs", mountPoint.path]
-        mount.standardError = FileHandle.nullDevice
-        try mount.run()
-        mount.waitUntilExit()
-        guard mount.terminationStatus == 0 else { throw XCTSkip("cannot mount a tmpfs here (needs root)") }
-        defer {
-            let umount = Process()
-            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            umount.arguments = [mountPoint.path]
-            try? umount.run()
-            umount.waitUntilExit()
+        // 2 epochs: epoch_2 is the last checkpoint, written at once; 3 epochs: epoch_2 is written in
+        // the background while epoch 3 starts, and its error must still stop the run.
+        for epochs in [2, 3] {
+            let mountPoint = logs.appendingPathComponent("small-disk-\(epochs)")
+            try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+            let mount = Process()
+            mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+            mount.arguments = ["-t", "tmpfs", "-o", "size=100m", "tmpfs", mountPoint.path]
+            mount.standardError = FileHandle.nullDevice
+            try mount.run()
+            mount.waitUntilExit()
+            guard mount.terminationStatus == 0 else { throw XCTSkip("cannot mount a tmpfs here (needs root)") }
+            defer {
+                let umount = Process()
+                umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+                umount.arguments = [mountPoint.path]
+                try? umount.run()
+                umount.waitUntilExit()
+            }
+            // ~63 MB per checkpoint (weights + AdamW moments): the first fits, the second does not.
+            let run = try TrainingRun(options: options("disk\(epochs)", epochs: epochs) { $0.logs = mountPoint }, tokenizer: Self.tokenizer)
+            XCTAssertThrowsError(try run.run()) { error in
+                XCTAssertTrue("\(error)".contains("epoch_2"), "the error names the file: \(error)")
+            }
+            // 6 steps per epoch; with 3 epochs the failed background save stops the run before epoch 3's first update.
+            XCTAssertEqual(run.trainer.step, 12, "no optimizer update after the failed save")
+            let first = run.checkpoints.appendingPathComponent("epoch_1.safetensors")
+            let reloaded = try CLIPModel(config: CLIPConfig.load(contentsOf: Self.config), weights: SafetensorsWeights(url: first))
+            XCTAssertEqual(reloaded.parameterCounts, run.model.parameterCounts)
+            XCTAssertNotNil(try Checkpoint.state(of: first))
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: run.checkpoints.path).filter { $0.contains("tmp") || $0.hasPrefix(".") }
+            XCTAssertEqual(leftovers, [], "no temporary files left behind")
         }
-        // ~63 MB per checkpoint (weights + AdamW moments): the first fits, the second does not.
-        let run = try TrainingRun(options: options("disk", epochs: 2) { $0.logs = mountPoint }, tokenizer: Self.tokenizer)
-        XCTAssertThrowsError(try run.run()) { error in
-            XCTAssertTrue("\(error)".contains("epoch_2"), "the error names the file: \(error)")
-        }
-        let first = run.checkpoints.appendingPathComponent("epoch_1.safetensors")
-        let reloaded = try CLIPModel(config: CLIPConfig.load(contentsOf: Self.config), weights: SafetensorsWeights(url: first))
-        XCTAssertEqual(reloaded.parameterCounts, run.model.parameterCounts)
-        XCTAssertNotNil(try Checkpoint.state(of: first))
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: run.checkpoints.path).filter { $0.contains("tmp") || $0.hasPrefix(".") }
-        XCTAssertEqual(leftovers, [], "no temporary files left behind")
     }
 
     /// The loss of every step, from steps.jsonl.
