@@ -24,6 +24,7 @@ test: setup
 	SWIFTCLIP_ISA=baseline swift test -c release --skip-build --filter 'CLIPEngineTests|CLIPModelsTests|CLIPTrainingTests'
 	scripts/check_arm64_kernels.sh
 	scripts/check_downstream.sh
+	benchmarks/precision_agreement.sh --check
 
 # libFuzzer on every parser of untrusted input, a few minutes each (scripts/fuzz.sh; docs/reliability.md).
 # FUZZ_SECONDS=N sets the time per target. A crash fails the target and leaves the input in .build-fuzz/crashes/.
