@@ -167,8 +167,9 @@ extension Ops {
                 kernels.round_rows_bf16(a + r.lowerBound * lda, lda, b.k, converted + r.lowerBound * ld, ld, r.count)
             }
             let weights = UnsafePointer(b.storage.raw.assumingMemoryBound(to: UInt16.self))
-            // Each concurrent call widens its panel and row block into its own scratch.
-            let scratchFloats = (b.k + 1) / 2 * 2 * (PackedMatrix.panelWidth + kernels.gemm_row_block)
+            // Each concurrent call of the widening kernel widens its panel and row block into its own
+            // scratch; `vdpbf16ps` reads the bf16 operands directly and needs none.
+            let scratchFloats = bf16UsesDot ? 1 : (b.k + 1) / 2 * 2 * (PackedMatrix.panelWidth + kernels.gemm_row_block)
             scheduleGEMM(m: m, b) { r, panels in
                 let scratch = TensorStorage(count: scratchFloats)
                 bf16GEMM(converted, ld, weights, b.k, b.n, c, ldc, bias, code, acc,
