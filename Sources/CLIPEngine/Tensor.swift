@@ -75,8 +75,8 @@ public final class TensorStorage: @unchecked Sendable {
 ///
 /// The bound: mapped bytes (live tensors + cached buffers) never exceed the most that was ever
 /// mapped, and that only grows when the cache has nothing left to give back — so the peak is the
-/// most the process had live at once, and the cache never adds to it. A miss of 16 MB or more that
-/// would cross that mark takes cached buffers of 16 MB or more, oldest first, and *moves* their
+/// most the process had live at once, and the cache never adds to it. A miss of 1 MB or more that
+/// would cross that mark takes cached buffers of 1 MB or more, oldest first, and *moves* their
 /// pages into the new buffer (`clip_move_pages`, Linux `mremap`: page tables move, the pages stay
 /// resident, nothing is zeroed), so a size the cache does not hold is built from sizes it does
 /// instead of being faulted in afresh (before: every such miss unmapped cached buffers and faulted

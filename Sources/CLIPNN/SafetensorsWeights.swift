@@ -27,9 +27,14 @@ public final class SafetensorsWeights: WeightSource {
 extension WeightBuilder {
     /// Writes the model's parameters as open_clip's `state_dict()` (fp32), atomically.
     public func save(to url: URL, metadata: [String: String] = [:]) throws {
+        try Safetensors.write(stateDictionary, metadata: metadata, to: url)
+    }
+
+    /// `stateDict` keyed by name (references to the parameters' tensors, not copies).
+    public var stateDictionary: [String: Tensor] {
         var dict: [String: Tensor] = [:]
         for (k, t) in stateDict { dict[k] = t }
-        try Safetensors.write(dict, metadata: metadata, to: url)
+        return dict
     }
 
     /// Number of scalar parameters whose key satisfies `filter`.

@@ -78,10 +78,8 @@ public enum Checkpoint {
         var state = state
         state.optimizerSteps = steps
         let json = String(decoding: try JSONEncoder.sorted.encode(state), as: UTF8.self)
-        var weights: [String: Tensor] = [:]
-        for (key, tensor) in model.weights.stateDict { weights[key] = tensor }
         return PendingCheckpoint(url: url, moments: moments, momentsMetadata: [idKey: state.checkpointID],
-                                 weights: weights, weightsMetadata: [stateKey: json, "format": "pt"])
+                                 weights: model.weights.stateDictionary, weightsMetadata: [stateKey: json, "format": "pt"])
     }
 
     /// The state stored in a checkpoint's weights file; nil for plain open_clip weights.

@@ -125,7 +125,9 @@ extension Ops {
         let compute: (Int, Int, Int, Int) -> Void
         if precision == .bf16 {
             compute = { lo, hi, cLo, cHi in
-                let scratch = TensorStorage(count: Int(CLIP_AT_BF16_KC) * ((cHi - cLo + 31) / 32 * 32 + Int(CLIP_AT_BF16_MC)))
+                // CLIP_AT_BF16_SCRATCH(cHi − cLo) floats (a C macro Swift cannot call).
+                let width = PackedMatrix.panelWidth
+                let scratch = TensorStorage(count: Int(CLIP_AT_BF16_KC) * ((cHi - cLo + width - 1) / width * width + Int(CLIP_AT_BF16_MC)))
                 bf16WeightGradientGEMM(a, p, b, q, rows, c, q, 1, lo, hi, cLo, cHi, scratch.pointer)
             }
         } else {
