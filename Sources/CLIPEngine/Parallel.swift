@@ -1,8 +1,10 @@
 import Foundation
+import CLIPKernels
 
-/// The engine's one thread pool (libdispatch's, as wide as the machine) with a budget per call.
-/// Waking a second core costs 50–100 µs here, so work is split only when each chunk is much
-/// larger than that, and always into a few big contiguous chunks.
+/// The engine's one thread pool (`clip_pool_run`: the caller and workers that spin briefly between
+/// regions; libdispatch's when another thread's region is running) with a budget per call. Work is
+/// split only when each chunk is much larger than a region's start (~1 µs with the pool awake,
+/// 50–100 µs to wake a sleeping core), and always into a few big contiguous chunks.
 ///
 /// Budgets: `threadCount` caps the whole process (`--threads`; several MPI ranks or servers on one
 /// machine each take their share); `withThreads(n)` lowers it for the calls made inside `body` on
@@ -46,8 +48,20 @@ public enum Parallel {
     /// Runs `body(0) … body(parts − 1)` concurrently on the pool, each with a budget of one thread.
     public static func run(_ parts: Int, _ body: (Int) -> Void) {
         if parts <= 1 { if parts == 1 { body(0) }; return }
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            $callBudget.withValue(1) { body(part) }
+        let ran = withoutActuallyEscaping(body) { body in
+            var job = body
+            return withUnsafeMutablePointer(to: &job) { job in
+                clip_pool_run(parts, { context, part in
+                    let body = context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee
+                    Parallel.$callBudget.withValue(1) { body(part) }
+                }, job) == 0
+            }
+        }
+        if !ran {
+            // Another thread's region holds the pool (a data loader beside the model, a second request).
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                $callBudget.withValue(1) { body(part) }
+            }
         }
     }
 }

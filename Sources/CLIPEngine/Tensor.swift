@@ -73,15 +73,18 @@ public final class TensorStorage: @unchecked Sendable {
 /// the project's VM, 0.26–0.31 s of 2 MB pages, against 0.1 s to rewrite warm memory;
 /// docs/training.md).
 ///
-/// The bound: mapped bytes (live tensors + cached buffers) never exceed the most that was ever
-/// mapped, and that only grows when the cache has nothing left to give back — so the peak is the
-/// most the process had live at once, and the cache never adds to it. A miss of 1 MB or more that
-/// would cross that mark takes cached buffers of 1 MB or more, oldest first, and *moves* their
-/// pages into the new buffer (`clip_move_pages`, Linux `mremap`: page tables move, the pages stay
-/// resident, nothing is zeroed), so a size the cache does not hold is built from sizes it does
-/// instead of being faulted in afresh (before: every such miss unmapped cached buffers and faulted
-/// the new one in; a batch-32 training step mapped 8.9 GB afresh in its first step and 1.7–2 GB in
-/// every later one). Smaller misses unmap cached buffers, oldest first, as far as the mark requires.
+/// The bound: mapped bytes (live tensors + cached buffers) stay within the most this process had
+/// live at once plus an idle allowance (`idleAllowance`: a quarter of that peak, at least 32 MB).
+/// The allowance is there because a forward pass asks for more distinct sizes over its course
+/// than it holds at its peak: with the cache capped at the peak (before), convnext_v2_tiny's image
+/// tower at batch 1 faulted 10.6 MB afresh in every forward pass, 4 ms of its 38 ms in bf16; with
+/// it, none (13 MB more resident). A miss of 1 MB or more that would cross the limit takes cached
+/// buffers of 1 MB or more, oldest first, and *moves* their pages into the new buffer
+/// (`clip_move_pages`, Linux `mremap`: page tables move, the pages stay resident, nothing is
+/// zeroed), so a size the cache does not hold is built from sizes it does instead of being faulted
+/// in afresh (a batch-32 training step used to map 1.7–2 GB afresh after the first). Smaller misses
+/// unmap cached buffers, oldest first, as far as the limit requires. `BufferCache.trim()` gives
+/// every cached buffer back.
 enum LargeBufferCache {
     /// Buffers from this size up are mapped (`mmap`) and reused by exact size.
     /// From this size up. 64 KB rather than 1 MB: a text tower at batch 1 (77 × 512 floats = 157 KB
@@ -89,21 +92,34 @@ enum LargeBufferCache {
     /// through the timed loop (272–273 MB in 8 of 8 runs since).
     static let minimumBytes = 64 << 10
     static let hugePageMinimumBytes = 16 << 20
-    /// A miss at the mark builds buffers from this size up from cached buffers of this size up.
+    /// A miss at the limit builds buffers from this size up from cached buffers of this size up.
     static let moveMinimumBytes = 1 << 20
     static let pageBytes = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
     nonisolated(unsafe) private static var buffers: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
     /// Bytes mapped now (live + cached, whole pages), and the most ever mapped.
     nonisolated(unsafe) private static var mappedBytes = 0
     nonisolated(unsafe) private static var highWaterBytes = 0
+    /// Bytes of live buffers (handed out, not yet given back), and the most since the last trim.
+    nonisolated(unsafe) private static var liveBytes = 0
+    nonisolated(unsafe) private static var peakLiveBytes = 0
     /// Bytes moved into new buffers from cached ones, and bytes mapped afresh.
     nonisolated(unsafe) private static var movedBytes = 0
     nonisolated(unsafe) private static var freshBytes = 0
     private static let lock = NSLock()
 
-    static var statistics: (moved: Int, fresh: Int, mapped: Int, highWater: Int) {
+    /// What the cache may hold idle beyond the peak of live bytes: a quarter of it, at least 32 MB,
+    /// and at most an eighth of the memory that was available when the process began mapping.
+    /// Measured (2026-12-05, 2 threads): a convnext_v2_tiny amp_bf16 training step at batch 32 took
+    /// 4.21–4.36 s with 32 MB, 4.12–4.19 s with 1/16, 3.97–4.00 s with 1/8, 3.91–3.95 s with 1/4
+    /// (peak RSS 4060, 4277, 4527, 4583 MB; PyTorch's autocast step peaks at 6355 MB).
+    static func idleAllowance(peak: Int) -> Int { min(max(32 << 20, peak / 4), allowanceCap) }
+    private static let allowanceCap = max(32 << 20, MemoryBudget.available().bytes / 8)
+    /// Mapped bytes stay within this (lock held).
+    private static var limitBytes: Int { peakLiveBytes + idleAllowance(peak: peakLiveBytes) }
+
+    static var statistics: (moved: Int, fresh: Int, mapped: Int, highWater: Int, live: Int, limit: Int) {
         lock.lock(); defer { lock.unlock() }
-        return (movedBytes, freshBytes, mappedBytes, highWaterBytes)
+        return (movedBytes, freshBytes, mappedBytes, highWaterBytes, liveBytes, limitBytes)
     }
 
     static func pages(_ bytes: Int) -> Int { (bytes + pageBytes - 1) / pageBytes * pageBytes }
@@ -111,7 +127,10 @@ enum LargeBufferCache {
     /// A cached buffer of exactly `bytes`, or a new mapping; nil when the kernel refuses.
     static func allocate(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock(); defer { lock.unlock() }
-        if let i = buffers.firstIndex(where: { $0.bytes == bytes }) { return buffers.remove(at: i).pointer }
+        if let i = buffers.firstIndex(where: { $0.bytes == bytes }) {
+            markLive(bytes)
+            return buffers.remove(at: i).pointer
+        }
         let size = pages(bytes)
         var raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         if raw == MAP_FAILED {
@@ -120,17 +139,18 @@ enum LargeBufferCache {
             raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         }
         guard let raw, raw != MAP_FAILED else { return nil }
+        markLive(bytes)
         // Transparent huge pages where the kernel offers them on request (Debian's default is
         // "madvise"), for buffers large enough that rounding to 2 MB pages costs little memory
         // (an activation map; a 1–16 MB weight could take up to 2 MB more). Advice only.
         if bytes >= hugePageMinimumBytes { _ = madvise(raw, size, MADV_HUGEPAGE) }
         mappedBytes += size
-        // Over the mark: fill a large new buffer with large cached buffers' pages, from its start.
+        // Over the limit: fill a large new buffer with large cached buffers' pages, from its start.
         // Only large ones: moving costs system calls and TLB shootdowns, and splitting small
         // buffers would leave pieces no request matches, so that every later allocation of a
         // forward pass misses (measured: text tower batch 1 in bf16 went from 26 to 88 ms).
         var filled = 0
-        while size >= moveMinimumBytes, mappedBytes > highWaterBytes, filled < size,
+        while size >= moveMinimumBytes, mappedBytes > limitBytes, filled < size,
               let i = buffers.firstIndex(where: { pages($0.bytes) >= moveMinimumBytes }) {
             let (source, sourceSize) = buffers.remove(at: i)
             let take = min(pages(sourceSize), size - filled)
@@ -145,11 +165,16 @@ enum LargeBufferCache {
                 mappedBytes -= pages(sourceSize)
             }
         }
-        // Still over: unmap cached buffers, oldest first, as far as the mark requires.
-        unmapCached { mappedBytes > highWaterBytes }
+        // Still over: unmap cached buffers, oldest first, as far as the limit requires.
+        unmapCached { mappedBytes > limitBytes }
         freshBytes += size - filled
         highWaterBytes = max(highWaterBytes, mappedBytes)
         return raw
+    }
+
+    private static func markLive(_ bytes: Int) {
+        liveBytes += pages(bytes)
+        peakLiveBytes = max(peakLiveBytes, liveBytes)
     }
 
     /// Unmaps cached buffers, oldest first, while `needed()` holds and any are left (lock held).
@@ -166,18 +191,37 @@ enum LargeBufferCache {
         guard bytes >= minimumBytes else { return false }
         lock.lock(); defer { lock.unlock() }
         buffers.append((pointer, bytes))
+        liveBytes -= pages(bytes)
         return true
     }
+
+    /// Unmaps every cached buffer and restarts the peak from what is live now.
+    static func trim() {
+        lock.lock(); defer { lock.unlock() }
+        unmapCached { true }
+        peakLiveBytes = liveBytes
+    }
+}
+
+/// The large-buffer cache (buffers from 64 KB): what it holds and has done.
+public enum BufferCache {
+    /// Gives every cached (idle) buffer back to the system and restarts the peak the cache is
+    /// bounded by from what is live now: for a long-lived process that has finished a large batch
+    /// and wants its memory back. The next passes fault their buffers in afresh.
+    public static func trim() { LargeBufferCache.trim() }
 }
 
 /// What the large-buffer cache (buffers from 64 KB) has done so far in this process: bytes of pages
 /// moved from cached buffers into new ones, bytes mapped afresh (each a first touch), bytes mapped
-/// now (live + cached) and the most ever mapped. For benchmarks and tests.
+/// now (live + cached), the most ever mapped, bytes live now and the limit on mapped bytes (the
+/// peak of live bytes since the last trim plus the idle allowance). For benchmarks and tests.
 public enum BufferCacheStatistics {
     public static var movedBytes: Int { LargeBufferCache.statistics.moved }
     public static var freshBytes: Int { LargeBufferCache.statistics.fresh }
     public static var mappedBytes: Int { LargeBufferCache.statistics.mapped }
     public static var highWaterBytes: Int { LargeBufferCache.statistics.highWater }
+    public static var liveBytes: Int { LargeBufferCache.statistics.live }
+    public static var limitBytes: Int { LargeBufferCache.statistics.limit }
 }
 
 /// A contiguous, row-major Float32 tensor. Value semantics: copies share storage until one of

@@ -1,8 +1,9 @@
 // CLIPKernels: the engine's inner loops over raw pointers, compiled once per instruction-set level
 // (AVX-512, AVX2+FMA, portable: SSE2 on x86-64, NEON on arm64) and chosen once at start-up from
 // the CPU's features, capped by the SWIFTCLIP_ISA environment variable (avx512bf16 | avx512 | avx2 | baseline).
-// No shapes, tensors or threads here: the Swift engine checks shapes and splits work; each
-// function computes the rows or elements it is given.
+// No shapes or tensors here: the Swift engine checks shapes and splits work; each function
+// computes the rows or elements it is given. The one thing with threads is the pool that runs the
+// engine's parallel regions (clip_pool_run, ThreadPool.c).
 #ifndef CLIP_KERNELS_H
 #define CLIP_KERNELS_H
 
@@ -198,6 +199,15 @@ const clip_kernel_table *_Nonnull clip_kernels(void);
 /// size), replacing whatever was mapped there, without copying or zeroing them (Linux `mremap`):
 /// 0, or −1 where that failed or the system has no such call (the caller then maps fresh pages).
 int clip_move_pages(void *_Nonnull src, size_t bytes, void *_Nonnull dst);
+
+/// A part of a parallel region: task(context, part).
+typedef void (*clip_pool_task)(void *_Nullable context, clip_index part);
+
+/// Runs task(context, 0) … task(context, parts − 1) on the calling thread and the pool's workers
+/// (up to parts − 1 of them, started on first need and kept; idle ones spin ~0.2 ms, then sleep)
+/// and returns when every part has finished: 0. −1, having run nothing, while another thread's
+/// region is running or for more than 65535 parts (the caller then runs its parts another way).
+int clip_pool_run(clip_index parts, clip_pool_task _Nonnull task, void *_Nullable context);
 
 /// The best level this CPU supports, ignoring SWIFTCLIP_ISA.
 int clip_kernels_cpu_level(void);
