@@ -841,6 +841,7 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
         .sum_squares = KFN(sum_squares),                                                           \
         .depthwise_weight_grad_rows = KFN(depthwise_weight_grad_rows),                             \
         .round_rows_bf16 = KFN(round_rows_bf16),                                                   \
+        .normalize_rows_bf16 = KFN(normalize_rows_bf16),                                           \
         .pack_panels_bf16 = KFN(pack_panels_bf16),                                                 \
         .gemm_bf16 = KFN(gemm_bf16),                                                               \
         .gemm_bf16_dot = bf16_dot,                                                                 \

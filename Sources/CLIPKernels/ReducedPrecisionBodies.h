@@ -52,6 +52,34 @@ static void KFN(round_rows_bf16)(const float *src, clip_index lds, clip_index k,
     }
 }
 
+/// round_rows_bf16 of a normalisation's output, computed in the same pass (no fp32 copy written):
+/// with `layer_norm`, LayerNorm's (x − mean)·rstd·scale[c] + shift[c], the statistics as
+/// layer_norm_rows computes them; else the channel affine x·scale[(r / rows_per_scale)·k + c] +
+/// shift[c] of channel_affine_rows (GRN's output). Each value is computed as those kernels compute
+/// it, so the result is round_rows_bf16 of their output, bit for bit. Rows row_lo..<row_hi of src
+/// (k floats each, contiguous) into dst (leading dimension ldd, zero past k).
+static void KFN(normalize_rows_bf16)(const float *src, clip_index k, uint16_t *dst, clip_index ldd, const float *scale,
+                                     const float *shift, clip_index rows_per_scale, float eps, int layer_norm,
+                                     clip_index row_lo, clip_index row_hi) {
+    for (clip_index r = row_lo; r < row_hi; r++) {
+        const float *x = src + r * k;
+        uint16_t *d = dst + r * ldd;
+        float mean = 0, inv = 1;
+        const float *s = scale;
+        if (layer_norm) row_mean_rstd(x, k, eps, &mean, &inv);
+        else s = scale + (r / rows_per_scale) * k;
+        clip_index i = 0;
+        for (; i + VW <= k; i += VW) {
+            vf y = layer_norm ? (vload(x + i) - mean) * inv * vload(s + i) + vload(shift + i)
+                              : vload(x + i) * vload(s + i) + vload(shift + i);
+            vu16 h = vbf16_round(y);
+            __builtin_memcpy(d + i, &h, sizeof h);
+        }
+        for (; i < k; i++) d[i] = bf16_round(layer_norm ? (x[i] - mean) * inv * s[i] + shift[i] : x[i] * s[i] + shift[i]);
+        for (; i < ldd; i++) d[i] = 0;
+    }
+}
+
 static void KFN(quantize_rows_u8)(const float *src, clip_index lds, clip_index k, uint8_t *dst, clip_index ldd,
                                   float *scale, int32_t *zero_point, clip_index rows) {
     for (clip_index r = 0; r < rows; r++) {

@@ -83,17 +83,23 @@ public struct ConvNeXt {
         }
 
         func callAsFunction(_ x: inout Tensor) throws {
+            // A bf16 GEMM normalises its input while converting it: LayerNorm's and GRN's outputs
+            // then never exist in fp32 (fewer passes over the 4C-wide map at batch 1).
+            let fused = fc1.fusesInputNormalization
             var y = try convDW(x)
-            try norm.applyInPlace(&y)
-            var h = try fc1(y, activation: .gelu)
-            if let grn { try grn.applyInPlace(&h) }
+            if !fused { try norm.applyInPlace(&y) }
+            var h = try fc1(y, activation: .gelu, normalizedBy: fused ? norm.inputNormalization : nil)
+            var fc2Input: InputNormalization? = nil
+            if let grn {
+                if fused { fc2Input = try grn.inputNormalization(for: h) } else { try grn.applyInPlace(&h) }
+            }
             if gamma != nil {
                 let (packed, bias) = try foldedFC2()
                 try OpProfiler.measure("linear (GEMM + bias/activation)") {
-                    try Ops.linearAccumulate(h, packed: packed, bias: bias, into: &x)
+                    try Ops.linearAccumulate(h, packed: packed, bias: bias, into: &x, normalizedBy: fc2Input)
                 }
             } else {
-                try fc2.accumulate(h, into: &x)
+                try fc2.accumulate(h, into: &x, normalizedBy: fc2Input)
             }
         }
 

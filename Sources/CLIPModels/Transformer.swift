@@ -20,8 +20,16 @@ public struct Transformer {
         let ln1: LayerNorm, attn: MultiheadSelfAttention, ln2: LayerNorm, fc: Linear, proj: Linear
 
         func callAsFunction(_ x: inout Tensor, causal: Bool, activation: Activation) throws {
-            try attn.accumulate(ln1(x), causal: causal, into: &x)
-            try proj.accumulate(fc(ln2(x), activation: activation), into: &x)
+            if fc.fusesInputNormalization {
+                // bf16: ln_1 and ln_2 run inside in_proj's and c_fc's conversion of their input.
+                let attended = try attn.attended(x, causal: causal, normalizedBy: ln1.inputNormalization)
+                try attn.outProj.accumulate(attended, into: &x)
+                let hidden = try fc(x, activation: activation, normalizedBy: ln2.inputNormalization)
+                try proj.accumulate(hidden, into: &x)
+            } else {
+                try attn.accumulate(ln1(x), causal: causal, into: &x)
+                try proj.accumulate(fc(ln2(x), activation: activation), into: &x)
+            }
         }
 
         /// The block input, attention's saved tensors, the mid residual and c_fc's pre-activation;

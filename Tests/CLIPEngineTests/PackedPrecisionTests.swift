@@ -41,4 +41,32 @@ final class PackedPrecisionTests: XCTestCase {
             }
         }
     }
+
+    /// A normalisation passed to the GEMM (`normalizedBy`) gives exactly the product of the
+    /// normalised input at every precision: fused into bf16's conversion, applied first otherwise.
+    func testNormalisedInputMatchesNormalisingFirst() throws {
+        let (images, k, n) = (2, 96, 70)   // 2 images of 10 × 15 pixels: rows split over threads
+        let x = tensor([images, 10, 15, k]), w = tensor([n, k]), b = tensor([n])
+        let gamma = tensor([k]), beta = tensor([k])
+        let grn = try Ops.globalResponseNormAffine(x, weight: tensor([k]), bias: beta)
+        let normalisations: [InputNormalization] = [.layerNorm(weight: gamma, bias: beta, eps: 1e-6), grn]
+        for precision in [Precision.fp32, .bf16, .int8] {
+            let packed = try PackedMatrix(linearWeight: w, precision: precision)
+            for normalization in normalisations {
+                let first = try normalization.apply(to: x)
+                let want = try Ops.linear(first, packed: packed, bias: b, activation: .gelu)
+                let got = try Ops.linear(x, packed: packed, bias: b, activation: .gelu, normalizedBy: normalization)
+                XCTAssertEqual(got.scalars, want.scalars, "\(precision) \(normalization)")
+                var residual = tensor([images, 10, 15, n]), expected = residual
+                try Ops.linearAccumulate(first, packed: packed, bias: b, into: &expected)
+                try Ops.linearAccumulate(x, packed: packed, bias: b, into: &residual, normalizedBy: normalization)
+                XCTAssertEqual(residual.scalars, expected.scalars, "\(precision) accumulate \(normalization)")
+            }
+            // Shapes that do not fit are errors, not traps.
+            let packedNarrow = try PackedMatrix(linearWeight: tensor([n, 5]), precision: precision)
+            XCTAssertThrowsError(try Ops.linear(tensor([3, 5]), packed: packedNarrow, bias: nil, normalizedBy: grn))
+            XCTAssertThrowsError(try Ops.linear(tensor([3, 5]), packed: packedNarrow, bias: nil,
+                                                normalizedBy: .layerNorm(weight: gamma, bias: beta, eps: 1e-6)))
+        }
+    }
 }

@@ -82,6 +82,33 @@ final class ReducedPrecisionKernelTests: KernelTestCase {
 
     let epilogues = [(CLIP_ACTIVATION_NONE, 1), (CLIP_ACTIVATION_GELU, 0), (CLIP_ACTIVATION_QUICK_GELU, 0)]
 
+    /// normalize_rows_bf16 is round_rows_bf16 of layer_norm_rows' / channel_affine_rows' output,
+    /// bit for bit, at every level (rows split across calls, widths past the last whole vector).
+    func testNormalizedRowsInBF16AreTheRoundedNormalisation() {
+        for (name, k) in levels {
+            for width in [1, 15, 16, 17, 100] {
+                let rows = 6, rowsPerImage = 3, ld = width + (width % 2) + 2
+                let x = random(rows * width, -4...4), gamma = random(width), beta = random(width)
+                let scale = random(rows / rowsPerImage * width, 0.5...2)
+                var normalised = [Float](repeating: 0, count: x.count)
+                var want = [UInt16](repeating: 0, count: rows * ld), got = [UInt16](repeating: 0xFFFF, count: rows * ld)
+                // LayerNorm, the rows in two calls.
+                k.layer_norm_rows(x, &normalised, gamma, beta, width, rows, 1e-5)
+                k.round_rows_bf16(normalised, width, width, &want, ld, rows)
+                k.normalize_rows_bf16(x, width, &got, ld, gamma, beta, 1, 1e-5, 1, 0, 2)
+                k.normalize_rows_bf16(x, width, &got, ld, gamma, beta, 1, 1e-5, 1, 2, rows)
+                XCTAssertEqual(got, want, "\(name) layer norm, width \(width)")
+                // GRN's channel affine, a scale per image of 3 rows.
+                got = [UInt16](repeating: 0xFFFF, count: rows * ld)
+                k.channel_affine_rows(x, &normalised, scale, beta, width, rowsPerImage, 0, rows)
+                k.round_rows_bf16(normalised, width, width, &want, ld, rows)
+                k.normalize_rows_bf16(x, width, &got, ld, scale, beta, rowsPerImage, 0, 0, 0, 4)
+                k.normalize_rows_bf16(x, width, &got, ld, scale, beta, rowsPerImage, 0, 0, 4, rows)
+                XCTAssertEqual(got, want, "\(name) channel affine, width \(width)")
+            }
+        }
+    }
+
     func testBF16GEMMWithEveryEpilogue() {
         for (name, k) in levels {
             for (m, kk, n) in shapes {

@@ -1,6 +1,32 @@
 // Row normalisations over the last dimension (LayerNorm, softmax, L2) and timm's
 // GlobalResponseNorm over the spatial dimensions of a channels-last map.
 
+/// A normalisation whose output only feeds a GEMM (`Ops.linear(…, normalizedBy:)`), described
+/// rather than applied, so that a bf16 GEMM can apply it while it converts its input.
+public enum InputNormalization {
+    /// LayerNorm over the last dimension: (x − mean)/√(var + eps)·weight + bias.
+    case layerNorm(weight: Tensor, bias: Tensor, eps: Float)
+    /// x[r, c]·scale[(r / rowsPerImage)·C + c] + shift[c]: GRN's output (`Ops.globalResponseNormAffine`).
+    case channelAffine(scale: [Float], shift: Tensor, rowsPerImage: Int)
+
+    /// The normalised tensor, computed on its own (the path of fp32 and int8 GEMMs).
+    public func apply(to x: Tensor) throws -> Tensor {
+        switch self {
+        case let .layerNorm(weight, bias, eps):
+            return try Ops.layerNorm(x, weight: weight, bias: bias, eps: eps)
+        case let .channelAffine(scale, shift, rowsPerImage):
+            let width = x.shape.last ?? 0
+            try Ops.require(width > 0 && rowsPerImage > 0 && shift.shape == [width]
+                                && (x.count / width) % rowsPerImage == 0 && scale.count == x.count / width / rowsPerImage * width,
+                            "channel affine: \(scale.count) scales and shift \(shift.shape) for \(x.shape) in images of \(rowsPerImage) rows")
+            let out = Tensor(uninitializedShape: x.shape)
+            Ops.applyChannelAffine(x.storage.pointer, out.storage.pointer, rows: x.count / width, width: width,
+                                   rowsPerImage: rowsPerImage, scale: scale, shift: shift)
+            return out
+        }
+    }
+}
+
 extension Ops {
     // MARK: LayerNorm
 
@@ -51,6 +77,15 @@ extension Ops {
         return out
     }
 
+    /// GRN as the affine map it is once its statistics are known, for the GEMM that reads its output
+    /// (`linear(…, normalizedBy:)`): in bf16 the map is applied while that GEMM converts its input, so
+    /// GRN's output is never written in fp32.
+    public static func globalResponseNormAffine(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6) throws
+        -> InputNormalization {
+        let scale = try grnScale(x, weight: weight, bias: bias, eps: eps)
+        return .channelAffine(scale: scale, shift: bias, rowsPerImage: x.shape[1] * x.shape[2])
+    }
+
     /// `squareSums`: Σ_hw x² per (n, c) when the caller already has them (`geluWithSquareSums`).
     public static func globalResponseNormInPlace(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6,
                                                  squareSums: [Double]? = nil) throws {
@@ -95,9 +130,14 @@ extension Ops {
     /// y[n, h, w, c] = x[n, h, w, c]·scale[n, c] + shift[c]; `src` may equal `dst`.
     static func applyChannelAffine(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ shape: [Int],
                                    scale: [Float], shift: Tensor) {
-        let (hw, c) = (shape[1] * shape[2], shape[3])
+        applyChannelAffine(src, dst, rows: shape.reduce(1, *) / max(shape[3], 1), width: shape[3],
+                           rowsPerImage: shape[1] * shape[2], scale: scale, shift: shift)
+    }
+
+    /// Rows of `width`: y[r, c] = x[r, c]·scale[(r / rowsPerImage)·width + c] + shift[c].
+    static func applyChannelAffine(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, rows: Int, width c: Int,
+                                   rowsPerImage hw: Int, scale: [Float], shift: Tensor) {
         guard c > 0, hw > 0 else { return }
-        let rows = shape.reduce(1, *) / c
         let b = shift.storage.pointer
         scale.withUnsafeBufferPointer { scaleBuf in
             let s = scaleBuf.baseAddress!

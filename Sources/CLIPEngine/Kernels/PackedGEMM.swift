@@ -130,6 +130,11 @@ public struct PackedMatrix: @unchecked Sendable {
         return (q, (0..<n).map { columnScales.pointer[$0] }, (0..<n).map { sums[$0] })
     }
 
+    /// Whether a GEMM with this weight normalises its input while converting it (`Ops.linear`'s
+    /// `normalizedBy`): bf16 converts every input row anyway, so LayerNorm's or GRN's output never
+    /// needs an fp32 copy; fp32 reads the input as it is and int8 needs each row's range first.
+    public var fusesInputNormalization: Bool { precision == .bf16 }
+
     /// Bytes held by the packed form (panels, and int8's per-column scale and sum).
     public var bytes: Int {
         storage.count * 4 + (columnScales?.count ?? 0) * 4 + (columnSums?.count ?? 0) * 4
@@ -149,7 +154,10 @@ extension Ops {
     /// quantised to uint8 with a scale and zero point per row.
     static func packedGEMM(_ a: UnsafePointer<Float>, m: Int, lda: Int, _ b: PackedMatrix,
                            _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                           bias: UnsafePointer<Float>?, activation: Activation, accumulate: Bool) {
+                           bias: UnsafePointer<Float>?, activation: Activation, accumulate: Bool,
+                           normalization: InputNormalization? = nil) {
+        precondition(normalization == nil || (b.fusesInputNormalization && lda == b.k),
+                     "a normalised input is fused only into a bf16 GEMM over contiguous rows")
         guard m > 0, b.n > 0 else { return }
         let code = activation.kernelCode, acc: Int32 = accumulate ? 1 : 0
         switch b.precision {
@@ -163,8 +171,23 @@ extension Ops {
             let ld = PackedMatrix.groups(b.k, .bf16) * Int(CLIP_BF16_GROUP)
             let rows = TensorStorage(count: (m * ld + 1) / 2)
             let converted = rows.raw.bindMemory(to: UInt16.self, capacity: m * ld)
-            Parallel.forEachChunk(m, workPerItem: b.k * 4) { r in
-                kernels.round_rows_bf16(a + r.lowerBound * lda, lda, b.k, converted + r.lowerBound * ld, ld, r.count)
+            switch normalization {
+            case nil:
+                Parallel.forEachChunk(m, workPerItem: b.k * 4) { r in
+                    kernels.round_rows_bf16(a + r.lowerBound * lda, lda, b.k, converted + r.lowerBound * ld, ld, r.count)
+                }
+            case let .layerNorm(weight, bias, eps):
+                Parallel.forEachChunk(m, workPerItem: b.k * 8) { r in
+                    kernels.normalize_rows_bf16(a, b.k, converted, ld, weight.storage.pointer, bias.storage.pointer, 1,
+                                                eps, 1, r.lowerBound, r.upperBound)
+                }
+            case let .channelAffine(scale, shift, rowsPerImage):
+                scale.withUnsafeBufferPointer { scale in
+                    Parallel.forEachChunk(m, workPerItem: b.k * 4) { r in
+                        kernels.normalize_rows_bf16(a, b.k, converted, ld, scale.baseAddress!, shift.storage.pointer,
+                                                    rowsPerImage, 0, 0, r.lowerBound, r.upperBound)
+                    }
+                }
             }
             let weights = UnsafePointer(b.storage.raw.assumingMemoryBound(to: UInt16.self))
             // Each concurrent call of the widening kernel widens its panel and row block into its own
@@ -221,27 +244,50 @@ extension Ops {
 }
 
 extension Ops {
-    /// y = activation(x · W + bias) with W pre-packed; x: [..., K].
-    public static func linear(_ x: Tensor, packed w: PackedMatrix, bias: Tensor?, activation: Activation = .none) throws -> Tensor {
+    /// y = activation(n(x) · W + bias) with W pre-packed; x: [..., K]; n the input's normalisation
+    /// (`normalizedBy`, nil: none), fused into the conversion of x where W is bf16, else applied first.
+    public static func linear(_ x: Tensor, packed w: PackedMatrix, bias: Tensor?, activation: Activation = .none,
+                              normalizedBy normalization: InputNormalization? = nil) throws -> Tensor {
         let rows = try checkPacked("linear", x, w, bias)
+        let (x, fused) = try normalizedInput(x, normalization, w, rows: rows)
         var y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [w.n])
         y.withUnsafeMutableBufferPointer { out in
             packedGEMM(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
-                       bias: bias?.storage.pointer, activation: activation, accumulate: false)
+                       bias: bias?.storage.pointer, activation: activation, accumulate: false, normalization: fused)
         }
         return y
     }
 
-    /// residual += x · W + bias (a residual branch's last layer, fused: no temporary, no extra pass).
-    public static func linearAccumulate(_ x: Tensor, packed w: PackedMatrix, bias: Tensor?, into residual: inout Tensor) throws {
+    /// residual += n(x) · W + bias (a residual branch's last layer, fused: no temporary, no extra
+    /// pass); `normalizedBy` as for `linear`.
+    public static func linearAccumulate(_ x: Tensor, packed w: PackedMatrix, bias: Tensor?, into residual: inout Tensor,
+                                        normalizedBy normalization: InputNormalization? = nil) throws {
         let rows = try checkPacked("linear", x, w, bias)
         guard residual.count == rows * w.n, residual.shape.last == w.n else {
             throw TensorError.shapeMismatch("linear: residual \(residual.shape) for output [\(rows), \(w.n)]")
         }
+        let (x, fused) = try normalizedInput(x, normalization, w, rows: rows)
         residual.withUnsafeMutableBufferPointer { out in
             packedGEMM(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
-                       bias: bias?.storage.pointer, activation: .none, accumulate: true)
+                       bias: bias?.storage.pointer, activation: .none, accumulate: true, normalization: fused)
         }
+    }
+
+    /// The GEMM's input and the normalisation left for it to fuse: checked, then either passed on
+    /// (bf16) or applied here (fp32, int8: their kernels read the normalised floats).
+    private static func normalizedInput(_ x: Tensor, _ normalization: InputNormalization?, _ w: PackedMatrix,
+                                        rows: Int) throws -> (Tensor, InputNormalization?) {
+        guard let normalization else { return (x, nil) }
+        switch normalization {
+        case let .layerNorm(weight, bias, _):
+            try checkLayerNorm(x, weight, bias)
+        case let .channelAffine(scale, shift, rowsPerImage):
+            try require(rowsPerImage > 0 && rows % rowsPerImage == 0 && scale.count == rows / rowsPerImage * w.k
+                            && shift.shape == [w.k],
+                        "channel affine: \(scale.count) scales and shift \(shift.shape) for \(rows) rows of \(w.k) in images of \(rowsPerImage) rows")
+        }
+        if w.fusesInputNormalization { return (x, normalization) }
+        return (try normalization.apply(to: x), nil)
     }
 
     private static func checkPacked(_ op: String, _ x: Tensor, _ w: PackedMatrix, _ bias: Tensor?) throws -> Int {

@@ -137,6 +137,15 @@ typedef struct clip_kernel_table {
     /// (leading dimension ldd ≥ k, even); dst[k ..< ldd] of each row set to zero. NaN stays NaN.
     void (*_Nonnull round_rows_bf16)(const float *_Nonnull src, clip_index lds, clip_index k, uint16_t *_Nonnull dst,
                                      clip_index ldd, clip_index rows);
+    /// round_rows_bf16 of a normalisation's output, in one pass: rows row_lo..<row_hi of src (k floats
+    /// each, contiguous) normalised — with `layer_norm`, (x − mean)·rstd·scale[c] + shift[c] as
+    /// layer_norm_rows; else x·scale[(r / rows_per_scale)·k + c] + shift[c] as channel_affine_rows —
+    /// then rounded into dst (leading dimension ldd ≥ k, zero past k). Bit for bit what the separate
+    /// kernels and round_rows_bf16 give.
+    void (*_Nonnull normalize_rows_bf16)(const float *_Nonnull src, clip_index k, uint16_t *_Nonnull dst, clip_index ldd,
+                                         const float *_Nonnull scale, const float *_Nonnull shift,
+                                         clip_index rows_per_scale, float eps, int layer_norm, clip_index row_lo,
+                                         clip_index row_hi);
     /// As pack_panels, into the bf16 group layout (dst: panels · ⌈k/2⌉ · 64 values).
     void (*_Nonnull pack_panels_bf16)(const float *_Nonnull src, clip_index ld, int transposed, clip_index k, clip_index n,
                                       uint16_t *_Nonnull dst, clip_index panel_lo, clip_index panel_hi);

@@ -19,11 +19,17 @@ public struct MultiheadSelfAttention {
 
     /// residual += attention(x); x: [B, T, D].
     public func accumulate(_ x: Tensor, causal: Bool, into residual: inout Tensor) throws {
-        let qkv = try inProj(x)
-        let attended = try OpProfiler.measure("attention (QK^T, softmax, AV)") {
+        try outProj.accumulate(attended(x, causal: causal), into: &residual)
+    }
+
+    /// The heads' output before out_proj; `normalizedBy`: the normalisation x still needs, passed
+    /// on to in_proj (`Linear`). With it, x may be the residual stream itself: call this, then
+    /// `outProj.accumulate(_:into:)` (passing x and &x to one call would copy the stream).
+    public func attended(_ x: Tensor, causal: Bool, normalizedBy normalization: InputNormalization? = nil) throws -> Tensor {
+        let qkv = try inProj(x, normalizedBy: normalization)
+        return try OpProfiler.measure("attention (QK^T, softmax, AV)") {
             try Ops.attention(qkv: qkv, heads: heads, causal: causal)
         }
-        try outProj.accumulate(attended, into: &residual)
     }
 
     /// What the backward needs from a training forward.

@@ -19,6 +19,14 @@ public struct GlobalResponseNorm {
         }
     }
 
+    /// This GRN over `x` for the GEMM that reads its output (`Linear(…, normalizedBy:)`): its
+    /// statistics now, its affine map later, where that GEMM converts its input.
+    public func inputNormalization(for x: Tensor) throws -> InputNormalization {
+        try OpProfiler.measure("global response norm") {
+            try Ops.globalResponseNormAffine(x, weight: weightParameter.value, bias: biasParameter.value, eps: eps)
+        }
+    }
+
     public func applyInPlace(_ x: inout Tensor, squareSums: [Double]? = nil) throws {
         try OpProfiler.measure("global response norm") {
             try Ops.globalResponseNormInPlace(&x, weight: weightParameter.value, bias: biasParameter.value, eps: eps,

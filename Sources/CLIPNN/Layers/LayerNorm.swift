@@ -19,6 +19,9 @@ public struct LayerNorm {
         try OpProfiler.measure("layer norm") { try Ops.layerNorm(x, weight: weight, bias: bias, eps: eps) }
     }
 
+    /// This LayerNorm for the GEMM that reads its output (`Linear(…, normalizedBy:)`).
+    public var inputNormalization: InputNormalization { .layerNorm(weight: weight, bias: bias, eps: eps) }
+
     public func applyInPlace(_ x: inout Tensor) throws {
         try OpProfiler.measure("layer norm") { try Ops.layerNormInPlace(&x, weight: weight, bias: bias, eps: eps) }
     }

@@ -56,20 +56,26 @@ public struct Linear {
         try packedCache.value(of: [weightParameter]) { try PackedMatrix(linearWeight: weight, precision: precision) }
     }
 
-    public func callAsFunction(_ x: Tensor, activation: Activation = .none) throws -> Tensor {
+    /// `normalizedBy`: the normalisation x still needs (`Ops.linear`), fused where the GEMM converts x.
+    public func callAsFunction(_ x: Tensor, activation: Activation = .none,
+                               normalizedBy normalization: InputNormalization? = nil) throws -> Tensor {
         let packed = try packed()
         return try OpProfiler.measure("linear (GEMM + bias/activation)") {
-            try Ops.linear(x, packed: packed, bias: bias, activation: activation)
+            try Ops.linear(x, packed: packed, bias: bias, activation: activation, normalizedBy: normalization)
         }
     }
 
     /// residual += self(x): the last layer of a residual branch, added in the GEMM's output pass.
-    public func accumulate(_ x: Tensor, into residual: inout Tensor) throws {
+    public func accumulate(_ x: Tensor, into residual: inout Tensor, normalizedBy normalization: InputNormalization? = nil) throws {
         let packed = try packed()
         try OpProfiler.measure("linear (GEMM + bias/activation)") {
-            try Ops.linearAccumulate(x, packed: packed, bias: bias, into: &residual)
+            try Ops.linearAccumulate(x, packed: packed, bias: bias, into: &residual, normalizedBy: normalization)
         }
     }
+
+    /// Whether this layer's GEMM applies an input normalisation itself (bf16), so that the caller
+    /// should pass it (`normalizedBy`) rather than apply it first.
+    public var fusesInputNormalization: Bool { precision == .bf16 }
 
     /// Backward of `self(x)` (no activation): adds the weight and bias gradients, returns dx
     /// (nil when `inputGrad` is false).
