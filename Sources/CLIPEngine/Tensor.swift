@@ -74,11 +74,11 @@ public final class TensorStorage: @unchecked Sendable {
 /// docs/training.md).
 ///
 /// The bound: mapped bytes (live tensors + cached buffers) stay within the most this process had
-/// live at once plus an idle allowance (`idleAllowance`: a quarter of that peak, at least 32 MB).
+/// live at once plus an idle allowance (`idleAllowance`: an eighth of that peak, at least 16 MB).
 /// The allowance is there because a forward pass asks for more distinct sizes over its course
 /// than it holds at its peak: with the cache capped at the peak (before), convnext_v2_tiny's image
 /// tower at batch 1 faulted 10.6 MB afresh in every forward pass, 4 ms of its 38 ms in bf16; with
-/// it, none (13 MB more resident). A miss of 1 MB or more that would cross the limit takes cached
+/// it, none. A miss of 1 MB or more that would cross the limit takes cached
 /// buffers of 1 MB or more, oldest first, and *moves* their pages into the new buffer
 /// (`clip_move_pages`, Linux `mremap`: page tables move, the pages stay resident, nothing is
 /// zeroed), so a size the cache does not hold is built from sizes it does instead of being faulted
@@ -107,12 +107,14 @@ enum LargeBufferCache {
     nonisolated(unsafe) private static var freshBytes = 0
     private static let lock = NSLock()
 
-    /// What the cache may hold idle beyond the peak of live bytes: a quarter of it, at least 32 MB,
+    /// What the cache may hold idle beyond the peak of live bytes: an eighth of it, at least 16 MB,
     /// and at most an eighth of the memory that was available when the process began mapping.
     /// Measured (2026-12-05, 2 threads): a convnext_v2_tiny amp_bf16 training step at batch 32 took
     /// 4.21–4.36 s with 32 MB, 4.12–4.19 s with 1/16, 3.97–4.00 s with 1/8, 3.91–3.95 s with 1/4
-    /// (peak RSS 4060, 4277, 4527, 4583 MB; PyTorch's autocast step peaks at 6355 MB).
-    static func idleAllowance(peak: Int) -> Int { min(max(32 << 20, peak / 4), allowanceCap) }
+    /// (peak RSS 4060, 4277, 4527, 4583 MB; PyTorch's autocast step peaks at 6355 MB). At batch 1
+    /// (image and text towers, every precision) 16 MB / 1/8 already leaves nothing to fault afresh
+    /// in later passes, at 15 MB less resident than 32 MB / 1/4 (image tower, fp32).
+    static func idleAllowance(peak: Int) -> Int { min(max(16 << 20, peak / 8), allowanceCap) }
     private static let allowanceCap = max(32 << 20, MemoryBudget.available().bytes / 8)
     /// Mapped bytes stay within this (lock held).
     private static var limitBytes: Int { peakLiveBytes + idleAllowance(peak: peakLiveBytes) }
