@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 /// How long an idle worker spins before it sleeps: longer than the gaps between the regions of
 /// a forward pass (a few µs to ~100 µs of serial work), short enough that an idle process stops
@@ -100,7 +101,11 @@ int clip_pool_run(clip_index parts, clip_pool_task task, void *context) {
     int idle = 0;
     if (!atomic_compare_exchange_strong(&pool.busy, &idle, 1)) return -1;
     const uint32_t epoch = epoch_of(atomic_load_explicit(&pool.state, memory_order_relaxed)) + 1;
-    while (pool.workers < parts - 1 && pool.workers < CLIP_POOL_MAX_WORKERS) {
+    // No more workers than other CPUs: spinning workers beyond the cores would take turns with the
+    // ones doing the work (`--threads` above the core count); the caller runs the extra parts.
+    static long cpus = 0;
+    if (cpus == 0) cpus = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    while (pool.workers < parts - 1 && pool.workers < CLIP_POOL_MAX_WORKERS && pool.workers < cpus - 1) {
         pthread_t thread;
         pthread_attr_t attributes;
         pthread_attr_init(&attributes);

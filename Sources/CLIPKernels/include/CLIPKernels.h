@@ -213,7 +213,8 @@ int clip_move_pages(void *_Nonnull src, size_t bytes, void *_Nonnull dst);
 typedef void (*clip_pool_task)(void *_Nullable context, clip_index part);
 
 /// Runs task(context, 0) … task(context, parts − 1) on the calling thread and the pool's workers
-/// (up to parts − 1 of them, started on first need and kept; idle ones spin ~0.2 ms, then sleep)
+/// (up to parts − 1 of them and one fewer than the online CPUs, started on first need and kept;
+/// idle ones spin ~0.2 ms, then sleep)
 /// and returns when every part has finished: 0. −1, having run nothing, while another thread's
 /// region is running or for more than 65535 parts (the caller then runs its parts another way).
 int clip_pool_run(clip_index parts, clip_pool_task _Nonnull task, void *_Nullable context);
