@@ -3,8 +3,9 @@ import CLIPKernels
 
 /// The engine's one thread pool (`clip_pool_run`: the caller and workers that spin briefly between
 /// regions; libdispatch's when another thread's region is running) with a budget per call. Work is
-/// split only when each chunk is much larger than a region's start (~1 µs with the pool awake,
-/// 50–100 µs to wake a sleeping core), and always into a few big contiguous chunks.
+/// split only when each chunk is much larger than a region's start (~0.1 µs for an empty region
+/// with the pool awake, 50–100 µs to wake a sleeping core), and always into a few big contiguous
+/// chunks.
 ///
 /// Budgets: `threadCount` caps the whole process (`--threads`; several MPI ranks or servers on one
 /// machine each take their share); `withThreads(n)` lowers it for the calls made inside `body` on

@@ -15,6 +15,11 @@ public enum Precision: String, CaseIterable, Sendable, CustomStringConvertible {
 
     public var description: String { rawValue }
 
+    /// Whether a GEMM in this format normalises its input while converting it (`Ops.linear`'s
+    /// `normalizedBy`): bf16 converts every input row anyway, so LayerNorm's or GRN's output never
+    /// needs an fp32 copy; fp32 reads the input as it is and int8 needs each row's range first.
+    public var fusesInputNormalization: Bool { self == .bf16 }
+
     /// Bytes one packed weight takes.
     public var bytesPerWeight: Int {
         switch self {

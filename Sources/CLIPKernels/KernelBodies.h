@@ -133,23 +133,6 @@ INLINE void activate(float *row, clip_index count, int activation) {
     else if (activation == CLIP_ACTIVATION_QUICK_GELU) KFN(quick_gelu)(row, 0, row, count);
 }
 
-/// The activation over a whole stored GEMM tile (rows × GEMM_NR at stride ldc) in one call, so that
-/// its constants are loaded once per tile rather than once per row.
-#define ELEMENTWISE_TILE(fname, f)                                                                 \
-    static void KFN(fname)(float *c, clip_index ldc, int rows) {                                   \
-        for (int r = 0; r < rows; r++)                                                             \
-            for (int v = 0; v < GEMM_NV; v++) {                                                    \
-                float *p = c + r * ldc + v * VW;                                                   \
-                vstore(p, f(vload(p)));                                                            \
-            }                                                                                      \
-    }
-ELEMENTWISE_TILE(gelu_tile, vgelu)
-ELEMENTWISE_TILE(quick_gelu_tile, vquick_gelu)
-INLINE void activate_tile(float *c, clip_index ldc, int rows, int activation) {
-    if (activation == CLIP_ACTIVATION_GELU) KFN(gelu_tile)(c, ldc, rows);
-    else if (activation == CLIP_ACTIVATION_QUICK_GELU) KFN(quick_gelu_tile)(c, ldc, rows);
-}
-
 static void KFN(add)(float *a, const float *b, clip_index count) {
     clip_index i = 0;
     for (; i + VW <= count; i += VW) vstore(a + i, vload(a + i) + vload(b + i));
@@ -261,7 +244,8 @@ INLINE void gemm_blocks(gemm_tile_fn tile, const gemm_operands *g, clip_index n,
                     float *cp = c + row * ldc + col;
                     if (cols == GEMM_NR) {
                         tile(rows, g, row, panel, sub, cp, ldc, bias ? bias + col : 0, accumulate);
-                        if (activation != CLIP_ACTIVATION_NONE) activate_tile(cp, ldc, rows, activation);
+                        if (activation != CLIP_ACTIVATION_NONE)
+                            for (int r = 0; r < rows; r++) activate(cp + r * ldc, GEMM_NR, activation);
                     } else {
                         // Past the last whole tile: the padded panel computes into a scratch tile.
                         float scratch[GEMM_MR * GEMM_NR];

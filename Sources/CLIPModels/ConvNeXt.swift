@@ -85,7 +85,7 @@ public struct ConvNeXt {
         func callAsFunction(_ x: inout Tensor) throws {
             // A bf16 GEMM normalises its input while converting it: LayerNorm's and GRN's outputs
             // then never exist in fp32 (fewer passes over the 4C-wide map at batch 1).
-            let fused = fc1.fusesInputNormalization
+            let fused = fc1.precision.fusesInputNormalization
             var y = try convDW(x)
             if !fused { try norm.applyInPlace(&y) }
             var h = try fc1(y, activation: .gelu, normalizedBy: fused ? norm.inputNormalization : nil)

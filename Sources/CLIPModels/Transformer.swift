@@ -20,7 +20,7 @@ public struct Transformer {
         let ln1: LayerNorm, attn: MultiheadSelfAttention, ln2: LayerNorm, fc: Linear, proj: Linear
 
         func callAsFunction(_ x: inout Tensor, causal: Bool, activation: Activation) throws {
-            if fc.fusesInputNormalization {
+            if fc.precision.fusesInputNormalization {
                 // bf16: ln_1 and ln_2 run inside in_proj's and c_fc's conversion of their input.
                 let attended = try attn.attended(x, causal: causal, normalizedBy: ln1.inputNormalization)
                 try attn.outProj.accumulate(attended, into: &x)

@@ -9,16 +9,27 @@ public enum InputNormalization {
     /// x[r, c]·scale[(r / rowsPerImage)·C + c] + shift[c]: GRN's output (`Ops.globalResponseNormAffine`).
     case channelAffine(scale: [Float], shift: Tensor, rowsPerImage: Int)
 
+    /// Throws unless this normalisation fits x (its last dimension, its rows' images).
+    func check(_ x: Tensor) throws {
+        switch self {
+        case let .layerNorm(weight, bias, _):
+            try Ops.checkLayerNorm(x, weight, bias)
+        case let .channelAffine(scale, shift, rowsPerImage):
+            let width = x.shape.last ?? 0, rows = x.count / max(width, 1)
+            try Ops.require(width > 0 && rowsPerImage > 0 && shift.shape == [width]
+                                && rows % rowsPerImage == 0 && scale.count == rows / rowsPerImage * width,
+                            "channel affine: \(scale.count) scales and shift \(shift.shape) for \(x.shape) in images of \(rowsPerImage) rows")
+        }
+    }
+
     /// The normalised tensor, computed on its own (the path of fp32 and int8 GEMMs).
     public func apply(to x: Tensor) throws -> Tensor {
+        try check(x)
         switch self {
         case let .layerNorm(weight, bias, eps):
             return try Ops.layerNorm(x, weight: weight, bias: bias, eps: eps)
         case let .channelAffine(scale, shift, rowsPerImage):
-            let width = x.shape.last ?? 0
-            try Ops.require(width > 0 && rowsPerImage > 0 && shift.shape == [width]
-                                && (x.count / width) % rowsPerImage == 0 && scale.count == x.count / width / rowsPerImage * width,
-                            "channel affine: \(scale.count) scales and shift \(shift.shape) for \(x.shape) in images of \(rowsPerImage) rows")
+            let width = x.shape.last!
             let out = Tensor(uninitializedShape: x.shape)
             Ops.applyChannelAffine(x.storage.pointer, out.storage.pointer, rows: x.count / width, width: width,
                                    rowsPerImage: rowsPerImage, scale: scale, shift: shift)

@@ -130,11 +130,6 @@ public struct PackedMatrix: @unchecked Sendable {
         return (q, (0..<n).map { columnScales.pointer[$0] }, (0..<n).map { sums[$0] })
     }
 
-    /// Whether a GEMM with this weight normalises its input while converting it (`Ops.linear`'s
-    /// `normalizedBy`): bf16 converts every input row anyway, so LayerNorm's or GRN's output never
-    /// needs an fp32 copy; fp32 reads the input as it is and int8 needs each row's range first.
-    public var fusesInputNormalization: Bool { precision == .bf16 }
-
     /// Bytes held by the packed form (panels, and int8's per-column scale and sum).
     public var bytes: Int {
         storage.count * 4 + (columnScales?.count ?? 0) * 4 + (columnSums?.count ?? 0) * 4
@@ -156,7 +151,7 @@ extension Ops {
                            _ c: UnsafeMutablePointer<Float>, ldc: Int,
                            bias: UnsafePointer<Float>?, activation: Activation, accumulate: Bool,
                            normalization: InputNormalization? = nil) {
-        precondition(normalization == nil || (b.fusesInputNormalization && lda == b.k),
+        precondition(normalization == nil || (b.precision.fusesInputNormalization && lda == b.k),
                      "a normalised input is fused only into a bf16 GEMM over contiguous rows")
         guard m > 0, b.n > 0 else { return }
         let code = activation.kernelCode, acc: Int32 = accumulate ? 1 : 0
@@ -249,7 +244,7 @@ extension Ops {
     public static func linear(_ x: Tensor, packed w: PackedMatrix, bias: Tensor?, activation: Activation = .none,
                               normalizedBy normalization: InputNormalization? = nil) throws -> Tensor {
         let rows = try checkPacked("linear", x, w, bias)
-        let (x, fused) = try normalizedInput(x, normalization, w, rows: rows)
+        let (x, fused) = try normalizedInput(x, normalization, w)
         var y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [w.n])
         y.withUnsafeMutableBufferPointer { out in
             packedGEMM(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
@@ -266,7 +261,7 @@ extension Ops {
         guard residual.count == rows * w.n, residual.shape.last == w.n else {
             throw TensorError.shapeMismatch("linear: residual \(residual.shape) for output [\(rows), \(w.n)]")
         }
-        let (x, fused) = try normalizedInput(x, normalization, w, rows: rows)
+        let (x, fused) = try normalizedInput(x, normalization, w)
         residual.withUnsafeMutableBufferPointer { out in
             packedGEMM(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
                        bias: bias?.storage.pointer, activation: .none, accumulate: true, normalization: fused)
@@ -275,18 +270,13 @@ extension Ops {
 
     /// The GEMM's input and the normalisation left for it to fuse: checked, then either passed on
     /// (bf16) or applied here (fp32, int8: their kernels read the normalised floats).
-    private static func normalizedInput(_ x: Tensor, _ normalization: InputNormalization?, _ w: PackedMatrix,
-                                        rows: Int) throws -> (Tensor, InputNormalization?) {
+    private static func normalizedInput(_ x: Tensor, _ normalization: InputNormalization?, _ w: PackedMatrix)
+        throws -> (Tensor, InputNormalization?) {
         guard let normalization else { return (x, nil) }
-        switch normalization {
-        case let .layerNorm(weight, bias, _):
-            try checkLayerNorm(x, weight, bias)
-        case let .channelAffine(scale, shift, rowsPerImage):
-            try require(rowsPerImage > 0 && rows % rowsPerImage == 0 && scale.count == rows / rowsPerImage * w.k
-                            && shift.shape == [w.k],
-                        "channel affine: \(scale.count) scales and shift \(shift.shape) for \(rows) rows of \(w.k) in images of \(rowsPerImage) rows")
+        if w.precision.fusesInputNormalization {
+            try normalization.check(x)
+            return (x, normalization)
         }
-        if w.fusesInputNormalization { return (x, normalization) }
         return (try normalization.apply(to: x), nil)
     }
 

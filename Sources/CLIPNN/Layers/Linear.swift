@@ -73,9 +73,6 @@ public struct Linear {
         }
     }
 
-    /// Whether this layer's GEMM applies an input normalisation itself (bf16), so that the caller
-    /// should pass it (`normalizedBy`) rather than apply it first.
-    public var fusesInputNormalization: Bool { precision == .bf16 }
 
     /// Backward of `self(x)` (no activation): adds the weight and bias gradients, returns dx
     /// (nil when `inputGrad` is false).
