@@ -50,6 +50,11 @@ for b in sorted({r["batch"] for r in rows}):
             if r["batch"] == b and r["system"].startswith("pytorch"):
                 lines.append(f"\nBatch {b}: {ours['system']} {ours['images_per_s'] / r['images_per_s']:.2f}× the images/s of "
                              f"{r['system']}, {ours['peak_rss_mb'] / r['peak_rss_mb']:.2f}× its peak RSS.")
+import os
+if max(float(before.split()[0]), float(after.split()[0])) > (os.cpu_count() or 1):
+    lines.append(f"\n**The load average exceeded the {os.cpu_count()} CPUs: other processes shared them, and PyTorch's "
+                 "threads suffer far more from that than SwiftCLIP's (it waits for all of them at every operator): "
+                 "these ratios are not steady-state ratios of the two systems. Rerun on a quiet machine.**")
 open(out + ".md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
