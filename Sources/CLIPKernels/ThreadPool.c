@@ -9,6 +9,14 @@
 // while (CLIP_POOL_SPIN_NS) before they sleep on a condition variable, so that the next region of a
 // forward pass finds them awake, as ONNX Runtime's and OpenMP's pools do. One region at a time:
 // a second thread that calls while one runs gets −1 and runs its parts another way.
+//
+// A noisy neighbour (another process busy on one of the cores): parts are claimed one at a time
+// from a shared counter, so callers split a region into more parts than threads and a fast core
+// takes the parts a slow one has not started. A worker that spins on a shared core burns its share
+// of that core and is then preempted at a random point, often inside a part the others must wait
+// for (a whole scheduler slice, ~3 ms); so a worker that finds it was preempted while spinning (a
+// gap between two clock reads far longer than the spin) stops spinning for a while and sleeps
+// between regions instead: a sleeper has used less than its share and runs at once when woken.
 #include "CLIPKernels.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,16 +27,25 @@
 /// a forward pass (a few µs to ~100 µs of serial work), short enough that an idle process stops
 /// burning CPU almost at once.
 #define CLIP_POOL_SPIN_NS 200000
+/// A gap this long between two clock reads of a spinning worker means it was preempted…
+#define CLIP_POOL_PREEMPTED_NS 500000
+/// …and then workers sleep between regions (no spinning) for this long before they try again.
+#define CLIP_POOL_CONTENDED_NS 200000000
 #define CLIP_POOL_MAX_WORKERS 255
 
-/// state: the region's epoch (high 32 bits), its parts (16 bits) and the next unclaimed part (low
-/// 16 bits), in one word, so that a worker that wakes late can never claim a part of a region
-/// other than the one it read.
+/// state: the region's epoch (bits 63–32), the workers that joined it (31–24), its parts (23–12)
+/// and the next unclaimed part (11–0), in one word, so that a worker that wakes late can never
+/// claim a part of a region other than the one it read, nor join beyond the region's thread limit.
+#define CLIP_POOL_PART_BITS 12
+#define CLIP_POOL_PART_MASK ((1u << CLIP_POOL_PART_BITS) - 1)
+#define CLIP_POOL_JOINED_SHIFT 24
 static struct {
     _Atomic(uint64_t) state;
     _Atomic(long) remaining;
     _Atomic(int) busy;
     _Atomic(int) sleepers;
+    _Atomic(int) helpers;                 // workers the region may use (written before `state`)
+    _Atomic(uint64_t) contended_until;    // clock (ns) before which workers do not spin
     clip_pool_task task;   // written before `state` is published, read after a part is claimed
     void *context;
     int workers;           // started (only the thread holding `busy` starts more)
@@ -45,6 +62,9 @@ static inline void cpu_relax(void) {
 }
 
 static inline uint32_t epoch_of(uint64_t state) { return (uint32_t)(state >> 32); }
+static inline unsigned joined_of(uint64_t state) { return (unsigned)(state >> CLIP_POOL_JOINED_SHIFT) & 0xFF; }
+static inline unsigned parts_of(uint64_t state) { return (unsigned)(state >> CLIP_POOL_PART_BITS) & CLIP_POOL_PART_MASK; }
+static inline unsigned next_of(uint64_t state) { return (unsigned)state & CLIP_POOL_PART_MASK; }
 
 static uint64_t now_ns(void) {
     struct timespec t;
@@ -53,15 +73,22 @@ static uint64_t now_ns(void) {
 }
 
 /// Claims and runs parts of region `epoch` until none is left (or a newer region replaced it).
-static void run_parts(uint32_t epoch) {
+/// A worker (`joining`) first joins the region, in the same atomic step as its first claim, unless
+/// the region already has as many workers as it allows.
+static void run_parts(uint32_t epoch, int joining) {
     uint64_t s = atomic_load_explicit(&pool.state, memory_order_acquire);
     for (;;) {
-        if (epoch_of(s) != epoch) return;
-        const uint64_t parts = (s >> 16) & 0xFFFF, next = s & 0xFFFF;
-        if (next >= parts) return;
-        if (atomic_compare_exchange_weak_explicit(&pool.state, &s, s + 1, memory_order_acq_rel, memory_order_acquire)) {
+        if (epoch_of(s) != epoch || next_of(s) >= parts_of(s)) return;
+        uint64_t claimed = s + 1;
+        if (joining) {
+            // Read after `s`, so it is this region's limit or a newer one's (then the exchange fails).
+            if (joined_of(s) >= (unsigned)atomic_load_explicit(&pool.helpers, memory_order_relaxed)) return;
+            claimed += (uint64_t)1 << CLIP_POOL_JOINED_SHIFT;
+        }
+        if (atomic_compare_exchange_weak_explicit(&pool.state, &s, claimed, memory_order_acq_rel, memory_order_acquire)) {
             // Claimed: the region cannot end before this part does, so task and context are its own.
-            pool.task(pool.context, (clip_index)next);
+            joining = 0;
+            pool.task(pool.context, (clip_index)next_of(s));
             atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_release);
             s = atomic_load_explicit(&pool.state, memory_order_acquire);
         }
@@ -73,10 +100,17 @@ static void *worker_main(void *first_epoch) {
     uint32_t seen = (uint32_t)(uintptr_t)first_epoch;
     for (;;) {
         const uint64_t spin_start = now_ns();
+        uint64_t last = spin_start;
         unsigned spins = 0;
         uint32_t epoch;
         while ((epoch = epoch_of(atomic_load_explicit(&pool.state, memory_order_acquire))) == seen) {
-            if (++spins % 256 == 0 && now_ns() - spin_start > CLIP_POOL_SPIN_NS) {
+            if (++spins % 256 == 0 || spins == 1) {
+                const uint64_t t = now_ns();
+                if (t - last > CLIP_POOL_PREEMPTED_NS)
+                    atomic_store_explicit(&pool.contended_until, t + CLIP_POOL_CONTENDED_NS, memory_order_relaxed);
+                last = t;
+                const uint64_t spin = t < atomic_load_explicit(&pool.contended_until, memory_order_relaxed) ? 0 : CLIP_POOL_SPIN_NS;
+                if (t - spin_start < spin) { cpu_relax(); continue; }
                 // Sleep. sleepers and state are sequentially consistent on both sides: either the
                 // dispatcher sees this sleeper and broadcasts (under the lock), or this check sees
                 // its new state.
@@ -90,14 +124,14 @@ static void *worker_main(void *first_epoch) {
             }
         }
         seen = epoch;
-        run_parts(epoch);
+        run_parts(epoch, 1);
     }
     return 0;
 }
 
-int clip_pool_run(clip_index parts, clip_pool_task task, void *context) {
+int clip_pool_run_threads(clip_index parts, clip_index threads, clip_pool_task task, void *context) {
     if (parts <= 0) return 0;
-    if (parts > 0xFFFF) return -1;
+    if (parts > (clip_index)CLIP_POOL_PART_MASK) return -1;
     int idle = 0;
     if (!atomic_compare_exchange_strong(&pool.busy, &idle, 1)) return -1;
     const uint32_t epoch = epoch_of(atomic_load_explicit(&pool.state, memory_order_relaxed)) + 1;
@@ -105,7 +139,11 @@ int clip_pool_run(clip_index parts, clip_pool_task task, void *context) {
     // ones doing the work (`--threads` above the core count); the caller runs the extra parts.
     static long cpus = 0;
     if (cpus == 0) cpus = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
-    while (pool.workers < parts - 1 && pool.workers < CLIP_POOL_MAX_WORKERS && pool.workers < cpus - 1) {
+    clip_index helpers = (threads < parts ? threads : parts) - 1;
+    if (helpers > cpus - 1) helpers = cpus - 1;
+    if (helpers > CLIP_POOL_MAX_WORKERS) helpers = CLIP_POOL_MAX_WORKERS;
+    if (helpers < 0) helpers = 0;
+    while (pool.workers < helpers) {
         pthread_t thread;
         pthread_attr_t attributes;
         pthread_attr_init(&attributes);
@@ -117,15 +155,20 @@ int clip_pool_run(clip_index parts, clip_pool_task task, void *context) {
     }
     pool.task = task;
     pool.context = context;
+    atomic_store_explicit(&pool.helpers, (int)helpers, memory_order_relaxed);
     atomic_store_explicit(&pool.remaining, (long)parts, memory_order_relaxed);
-    atomic_store(&pool.state, (uint64_t)epoch << 32 | (uint64_t)parts << 16);
-    if (atomic_load(&pool.sleepers) > 0) {
+    atomic_store(&pool.state, (uint64_t)epoch << 32 | (uint64_t)parts << CLIP_POOL_PART_BITS);
+    if (helpers > 0 && atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.lock);
     }
-    run_parts(epoch);
+    run_parts(epoch, 0);
     while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) cpu_relax();
     atomic_store_explicit(&pool.busy, 0, memory_order_release);
     return 0;
+}
+
+int clip_pool_run(clip_index parts, clip_pool_task task, void *context) {
+    return clip_pool_run_threads(parts, parts, task, context);
 }

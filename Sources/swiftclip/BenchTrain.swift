@@ -63,7 +63,13 @@ struct BenchTrain: ParsableCommand {
             trainer.gradCheckpointing = gradCheckpointing
             trainer.enableDataParallel(communicator: communicator, gatherWithGrad: true, localLoss: false)
             try broadcastParameters(model.parameters.parameters, communicator: communicator)
-            for _ in 0..<warmup { try trainer.step(images: images, tokens: tokens) }
+            // Every step's time, in order (warm-up ones too), so that a reader sees when it settled.
+            var warmupTimes: [Double] = []
+            for _ in 0..<warmup {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try trainer.step(images: images, tokens: tokens)
+                warmupTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
             var times: [Double] = [], exposed: [Double] = [], early = 0
             for _ in 0..<steps {
                 try communicator.barrier()
@@ -77,6 +83,7 @@ struct BenchTrain: ParsableCommand {
             }
             var usage = rusage()
             getrusage(RUSAGE_SELF.rawValue, &usage)
+            let stepTimes = times
             times.sort()
             let median = times[times.count / 2]
             let ranks = communicator.size
@@ -85,7 +92,8 @@ struct BenchTrain: ParsableCommand {
                 "median_step_s": median, "min_step_s": times.first!, "max_step_s": times.last!,
                 "images_per_s": Double(batch * ranks) / median, "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
                 "threads": Parallel.threadCount, "params": model.parameterCounts.total, "ranks": ranks,
-                "grad_checkpointing": gradCheckpointing,
+                "grad_checkpointing": gradCheckpointing, "warmup": warmup,
+                "warmup_step_s": warmupTimes, "step_s": stepTimes,
             ]
             if let r = trainer.allreduce {
                 // The same gradients in one blocking allreduce, as if nothing overlapped.
@@ -130,6 +138,8 @@ struct BenchTrain: ParsableCommand {
                   + (gradCheckpointing ? ", gradient checkpointing" : ""))
             print(String(format: "step %.2f s (min %.2f, max %.2f), %.2f images/s, peak RSS %.0f MB",
                          median, times.first!, times.last!, Double(batch * ranks) / median, Double(usage.ru_maxrss) / 1024))
+            let list = { (t: [Double]) in t.map { String(format: "%.2f", $0) }.joined(separator: ", ") }
+            print("warm-up steps (s): \(list(warmupTimes)); timed steps in order (s): \(list(stepTimes))")
             if let e = row["allreduce_exposed_median_s"] as? Double, let b = row["allreduce_blocking_median_s"] as? Double {
                 print(String(format: "allreduce of %.0f MB in %d buckets: %.3f s per step not hidden by the backward; one blocking allreduce of it all %.3f s; text buckets done before the backward ended: %@",
                              Double(row["allreduce_bytes"] as! Int) / 1e6, row["allreduce_buckets"] as! Int, e, b,

@@ -55,6 +55,93 @@ final class ParallelTests: XCTestCase {
     }
 }
 
+extension ParallelTests {
+    /// More parts than threads, claimed one at a time: every part exactly once in every region, for
+    /// thread limits below, at and above the CPUs, while another thread keeps a core busy.
+    func testClaimedPartsRunOnceUnderContention() {
+        let stop = ManagedAtomicFlag()
+        let neighbour = Thread { while !stop.isSet {} }   // a noisy neighbour on one of the cores
+        neighbour.start()
+        defer { stop.set() }
+        let lock = NSLock()
+        for threads in [1, 2, 3] {
+            for parts in [2, 5, 16, 61] {
+                for region in 0..<150 {
+                    var counts = [Int](repeating: 0, count: parts)
+                    Parallel.run(parts, threads: threads) { part in
+                        if region % 50 == 0 && part % 3 == 0 { usleep(200) }   // uneven parts
+                        lock.lock(); counts[part] += 1; lock.unlock()
+                    }
+                    XCTAssertEqual(counts, [Int](repeating: 1, count: parts), "\(parts) parts, \(threads) threads")
+                    if counts != [Int](repeating: 1, count: parts) { return }
+                }
+            }
+        }
+    }
+
+    /// No more threads run a region's parts at once than its limit allows.
+    func testThreadLimitHolds() {
+        let lock = NSLock()
+        for threads in [1, 2] {
+            var active = 0, most = 0
+            var seen = Set<ObjectIdentifier>()
+            for _ in 0..<100 {
+                Parallel.run(12, threads: threads) { _ in
+                    lock.lock(); active += 1; most = max(most, active); seen.insert(ObjectIdentifier(Thread.current)); lock.unlock()
+                    usleep(50)   // long enough for the parts of other threads to overlap, if any run
+                    lock.lock(); active -= 1; lock.unlock()
+                }
+            }
+            XCTAssertLessThanOrEqual(most, threads)
+            if threads == 1 { XCTAssertEqual(seen, [ObjectIdentifier(Thread.current)], "threads: 1 runs on the caller") }
+        }
+    }
+
+    /// A part that cannot finish until every other part has: only a pool whose other thread goes on
+    /// claiming parts (not one fixed share per thread) lets it finish; waits up to 10 s.
+    func testOtherThreadTakesThePartsASlowOneHasNotStarted() throws {
+        guard ProcessInfo.processInfo.activeProcessorCount >= 2 else { throw XCTSkip("one CPU") }
+        let lock = NSLock()
+        for pause in [0.0, 0.05] {
+            Thread.sleep(forTimeInterval: pause)
+            var done = 0
+            var finishedInTime = false
+            Parallel.run(16, threads: 2) { part in
+                if part == 0 {
+                    let t0 = Date()
+                    while Date().timeIntervalSince(t0) < 10 {
+                        lock.lock(); let d = done; lock.unlock()
+                        if d == 15 { finishedInTime = true; break }
+                    }
+                } else {
+                    lock.lock(); done += 1; lock.unlock()
+                }
+            }
+            XCTAssertTrue(finishedInTime, "the other thread did not take parts 1-15 while part 0 ran (pause \(pause) s)")
+        }
+    }
+
+    /// forEachChunk at several parts per thread: contiguous chunks that cover every index once.
+    func testChunksCoverEveryIndexOnce() {
+        let saved = Parallel.partsPerThread
+        defer { Parallel.partsPerThread = saved }
+        let lock = NSLock()
+        for perThread in [1, 4, 16] {
+            Parallel.partsPerThread = perThread
+            for count in [1, 7, 64, 1_000, 100_003] {
+                var counts = [Int](repeating: 0, count: count)
+                Parallel.withThreads(2) {
+                    Parallel.forEachChunk(count, workPerItem: 5_000) { range in
+                        lock.lock(); for i in range { counts[i] += 1 }; lock.unlock()
+                    }
+                }
+                XCTAssertEqual(counts.min(), 1, "count \(count), \(perThread) parts per thread")
+                XCTAssertEqual(counts.max(), 1, "count \(count), \(perThread) parts per thread")
+            }
+        }
+    }
+}
+
 /// A flag one thread sets and another polls (a lock keeps it simple and race-free).
 private final class ManagedAtomicFlag: @unchecked Sendable {
     private let lock = NSLock()

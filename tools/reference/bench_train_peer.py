@@ -5,7 +5,11 @@ One step = open_clip's model forward (train mode: drop_path active), open_clip's
 backward, torch.optim.AdamW (open_clip_train's two parameter groups: no decay for ndim < 2, bn,
 ln, bias, logit_scale), zero_grad — what open_clip_train.main does per step at accum_freq 1.
 Random images, captions like bench-train's ("a photo of a dog sitting on a sofa.") tokenized with
-open_clip's tokenizer. Prints one JSON line.
+open_clip's tokenizer. Prints one JSON line with every step's time in order (warm-up steps too).
+
+Steady state: PyTorch's CPU steps take 3-4 steps to settle (its allocator and first-touch page
+faults; measured at batch 32: 23.7, 20.1, 16.0, 13.0, 12.9 s), so the default is 4 warm-up steps
+and the median of 5 timed ones.
 
   python bench_train_peer.py --model convnext_v2_tiny --batch 32 --precision fp32|amp_bf16
 """
@@ -26,8 +30,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="convnext_v2_tiny")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=4)
+    p.add_argument("--steps", type=int, default=5)
     p.add_argument("--precision", default="fp32", choices=["fp32", "amp_bf16"])
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
@@ -57,20 +61,21 @@ def main():
         loss.backward()
         opt.step()
 
-    for _ in range(a.warmup):
-        step()
-    times = []
-    for _ in range(a.steps):
+    def timed():
         t0 = time.perf_counter()
         step()
-        times.append(time.perf_counter() - t0)
-    times.sort()
+        return time.perf_counter() - t0
+
+    warmup_times = [timed() for _ in range(a.warmup)]
+    step_times = [timed() for _ in range(a.steps)]
+    times = sorted(step_times)
     median = times[len(times) // 2]
     print(json.dumps({"system": f"pytorch-{a.precision}", "model": a.model, "batch": a.batch, "steps": a.steps,
                       "median_step_s": median, "min_step_s": times[0], "max_step_s": times[-1],
                       "images_per_s": a.batch / median,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                      "threads": a.threads, "torch": torch.__version__, "open_clip": open_clip.__version__}))
+                      "threads": a.threads, "warmup": a.warmup,
+                      "warmup_step_s": warmup_times, "step_s": step_times, "torch": torch.__version__, "open_clip": open_clip.__version__}))
 
 
 if __name__ == "__main__":

@@ -220,7 +220,9 @@ extension Ops {
         min(Parallel.budget, max(1, flops / 20_000_000))
     }
 
-    /// Splits C's rows (or, with few rows, B's panels) over the threads the product is worth.
+    /// Splits C's rows (or, with few rows, B's panels) over the threads the product is worth, in
+    /// up to `Parallel.partsPerThread` parts per thread claimed dynamically (a core that another
+    /// process slows down takes fewer of them).
     private static func scheduleGEMM(m: Int, _ b: PackedMatrix, _ compute: (Range<Int>, Range<Int>) -> Void) {
         let rowBlock = kernels.gemm_row_block
         let blocks = (m + rowBlock - 1) / rowBlock
@@ -228,12 +230,13 @@ extension Ops {
         if threads <= 1 {
             compute(0..<m, 0..<b.panels)
         } else if blocks >= 2 * threads {
-            Parallel.run(threads) { t in
-                compute(blocks * t / threads * rowBlock ..< min(m, blocks * (t + 1) / threads * rowBlock), 0..<b.panels)
+            let parts = min(blocks, threads * Parallel.partsPerThread)
+            Parallel.run(parts, threads: threads) { t in
+                compute(blocks * t / parts * rowBlock ..< min(m, blocks * (t + 1) / parts * rowBlock), 0..<b.panels)
             }
         } else {
-            let parts = min(threads, b.panels)
-            Parallel.run(parts) { t in compute(0..<m, (b.panels * t / parts)..<(b.panels * (t + 1) / parts)) }
+            let parts = min(threads * Parallel.partsPerThread, b.panels)
+            Parallel.run(parts, threads: threads) { t in compute(0..<m, (b.panels * t / parts)..<(b.panels * (t + 1) / parts)) }
         }
     }
 }

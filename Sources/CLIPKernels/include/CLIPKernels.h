@@ -216,8 +216,13 @@ typedef void (*clip_pool_task)(void *_Nullable context, clip_index part);
 /// (up to parts − 1 of them and one fewer than the online CPUs, started on first need and kept;
 /// idle ones spin ~0.2 ms, then sleep)
 /// and returns when every part has finished: 0. −1, having run nothing, while another thread's
-/// region is running or for more than 65535 parts (the caller then runs its parts another way).
+/// region is running or for more than 4095 parts (the caller then runs its parts another way).
 int clip_pool_run(clip_index parts, clip_pool_task _Nonnull task, void *_Nullable context);
+
+/// clip_pool_run with at most `threads` threads (the caller included) taking part: each claims the
+/// next unstarted part when it finishes one, so with more parts than threads a fast thread takes
+/// the parts a slow (preempted) one has not started.
+int clip_pool_run_threads(clip_index parts, clip_index threads, clip_pool_task _Nonnull task, void *_Nullable context);
 
 /// The best level this CPU supports, ignoring SWIFTCLIP_ISA.
 int clip_kernels_cpu_level(void);
