@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPTrainingTests", dependencies: ["CLIPTraining", "CLIPModels", "CLIPNN", "CLIPEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"]),
-        .testTarget(name: "CLIPDetectionTests", dependencies: ["CLIPDetection", "CLIPModels", "CLIPNN", "CLIPEngine", "CLIPData"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPDetectionTests", dependencies: ["CLIPDetection", "CLIPModels", "CLIPNN", "CLIPEngine", "CLIPData", "CLIPTraining"], exclude: ["Fixtures"]),
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),

@@ -21,7 +21,7 @@ public enum DetectionEvaluation {
         try OpenVocabularyDetector.checkLabels(labels)
         let texts: Tensor
         switch method {
-        case .detector(let d, _): texts = try OpenVocabularyDetector.textEmbeddings(labels, model: d.model, tokenizer: d.tokenizer)
+        case .detector(let d, _): texts = try d.textEmbeddings(labels)
         case .heatmap(let dense, let tokenizer, _, _): texts = try OpenVocabularyDetector.textEmbeddings(labels, model: dense.model, tokenizer: tokenizer)
         }
         var out: [COCODetection] = []

@@ -55,10 +55,11 @@ public struct OpenVocabularyDetector {
 
     public let dense: DenseCLIP
     public let head: BoxHead
-    public let tokenizer: CLIPTokenizer
+    /// Embeds the labels' prompts; nil when the caller passes text embeddings itself.
+    public let tokenizer: CLIPTokenizer?
     public var model: CLIPModel { dense.model }
 
-    public init(model: CLIPModel, head: BoxHead, tokenizer: CLIPTokenizer) throws {
+    public init(model: CLIPModel, head: BoxHead, tokenizer: CLIPTokenizer?) throws {
         dense = try DenseCLIP(model: model)
         let expected = dense.stageWidths[2] + dense.stageWidths[3]
         guard head.config.inputWidth == expected else {
@@ -91,8 +92,14 @@ public struct OpenVocabularyDetector {
 
     /// Detections in `image` for `labels`.
     public func detect(_ image: RGBImage, labels: [String], options: Options = Options()) throws -> [Detection] {
-        let texts = try Self.textEmbeddings(labels, model: model, tokenizer: tokenizer)
+        let texts = try textEmbeddings(labels)
         return try detect(image, labels: labels, texts: texts, options: options)
+    }
+
+    /// Unit text embeddings of the labels with this detector's tokenizer.
+    public func textEmbeddings(_ labels: [String]) throws -> Tensor {
+        guard let tokenizer else { throw DetectionError.invalidArgument("this detector has no tokenizer: pass text embeddings") }
+        return try Self.textEmbeddings(labels, model: model, tokenizer: tokenizer)
     }
 
     /// With the labels' text embeddings computed once (many images, one vocabulary).

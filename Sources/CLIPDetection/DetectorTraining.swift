@@ -30,6 +30,9 @@ public final class DetectorTraining {
         public let targets: [Int: DetectionLoss.Target]
         public let gridWidth: Int, gridHeight: Int
         public let stride: Double
+        public init(rows: Tensor, targets: [Int: DetectionLoss.Target], gridWidth: Int, gridHeight: Int, stride: Double) {
+            self.rows = rows; self.targets = targets; self.gridWidth = gridWidth; self.gridHeight = gridHeight; self.stride = stride
+        }
     }
 
     /// The categories with a box in `dataset`, in id order: what the embedding head learns.

@@ -284,7 +284,7 @@ struct Detect: ParsableCommand {
             var o = OpenVocabularyDetector.Options()
             o.threshold = threshold; o.topK = topK
             detectorOptions.apply(to: &o)
-            let texts = try OpenVocabularyDetector.textEmbeddings(names, model: detector.model, tokenizer: detector.tokenizer)
+            let texts = try detector.textEmbeddings(names)
             var all: [[Detection]] = []
             for path in images {
                 let image = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: path))
