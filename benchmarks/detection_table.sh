@@ -21,7 +21,7 @@ ev() {  # name, then eval-detect options
 ev fvlm_blend --detector "$out/det_base.safetensors" --scoring blend
 ev detic_invocab --detector "$out/det_base.safetensors" --scoring inVocabulary
 ev clip_region_only --detector "$out/det_base.safetensors" --scoring clipRegion
-ev heatmap_boxes --heatmap-threshold 0.5 --size 256
+ev heatmap_boxes --heatmap-threshold 0.3 --size 256
 ev upper_all_invocab --detector "$out/det_all.safetensors" --scoring inVocabulary
 ev upper_all_blend --detector "$out/det_all.safetensors" --scoring blend --base-weight 0.35 --novel-weight 0.35
 for w in 0.35 0.5 0.8 1.0; do ev "blend_novel_$w" --detector "$out/det_base.safetensors" --novel-weight "$w"; done
