@@ -21,7 +21,9 @@ head = "| method | novel AP50 | novel mAP | base AP50 | base mAP | all AP50 | al
 main = [("fvlm_blend", "**detector: box head + blend of in-vocab and CLIP region scores (w 0.35 base / 0.65 novel)**"),
         ("detic_invocab", "(a) Detic-style: text-embedding classifier only, no CLIP region score"),
         ("clip_region_only", "CLIP region score only (w = 1)"),
-        ("heatmap_boxes", "(b) training-free: heatmap → threshold 0.3 → connected components"),
+        ("heatmap_boxes", "(b) training-free: heatmap (256 px) → threshold 0.3 → connected components"),
+        ("heatmap_boxes_0.15", "(b) the same, threshold 0.15"),
+        ("heatmap_boxes_512", "(b) the same, 512 px input (16 × 16 map), threshold 0.3"),
         ("upper_all_invocab", "(c) closed vocabulary, boxes of all 18 categories, in-vocab classifier"),
         ("upper_all_blend", "(c) closed vocabulary, boxes of all 18 categories, blend w 0.35")]
 print(head)
@@ -39,7 +41,8 @@ for n, l in [("blend_base_0.0", "w base 0, novel 0.65"), ("blend_novel_0.35", "w
         print(r)
 print("\nInput resolution (head trained at 256 px; CLIP at 128 px):\n")
 print(head)
-for n, l in [("size_192", "192 px"), ("fvlm_blend", "256 px"), ("size_320", "320 px"), ("size_384", "384 px")]:
+for n, l in [("size_128", "128 px (blend)"), ("size_160", "160 px (blend)"), ("size_192", "192 px (blend)"), ("detic_192", "192 px, in-vocab only (a)"),
+             ("clip_192", "192 px, CLIP region only"), ("fvlm_blend", "256 px (blend)"), ("size_320", "320 px (blend)"), ("size_384", "384 px (blend)")]:
     r = row(n, l)
     if r:
         print(r)
