@@ -71,9 +71,9 @@ def main():
             ev.params.catIds = ids
             ev.evaluate(); ev.accumulate(); ev.summarize()
         expected[name] = {"ap": float(ev.stats[0]), "ap50": float(ev.stats[1]), "ap75": float(ev.stats[2])}
-    import pycocotools, numpy
+    import importlib.metadata, numpy
     expected["versions"] = {"python": sys.version.split()[0], "numpy": numpy.__version__,
-                            "pycocotools": getattr(pycocotools, "__version__", "unknown")}
+                            "pycocotools": importlib.metadata.version("pycocotools")}
     with open(os.path.join(args.out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     print(json.dumps(expected, indent=1))
