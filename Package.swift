@@ -47,19 +47,21 @@ let package = Package(
         .target(name: "CLIPDistributed", dependencies: ["CMPI"]),
         // training: open_clip's ClipLoss, AdamW with open_clip_train's parameter groups, lr schedules, the train step.
         .target(name: "CLIPTraining", dependencies: ["CLIPModels", "CLIPData", "CLIPTokenizer", "CLIPEvaluation", "CLIPDistributed"]),
+        // detection: dense and region CLIP features of ConvNeXt towers, the box head and its training, COCO files and mAP.
+        .target(name: "CLIPDetection", dependencies: ["CLIPModels", "CLIPData", "CLIPTokenizer", "CLIPTraining"]),
         // export: ONNX writer (protobuf types generated once from onnx.proto, see tools/onnx/regenerate.sh).
         .target(name: "CLIPExport", dependencies: [
             "CLIPModels", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         // Umbrella module for other Swift packages: re-exports the layers; a small high-level API.
-        .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining"]),
+        .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDetection"]),
         // CLI: thin.
         // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point
         // (built with sanitizers by scripts/fuzz.sh; a plain build is a replay tool).
         .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
         .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed",
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed", "CLIPDetection",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -70,6 +72,7 @@ let package = Package(
         .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPTrainingTests", dependencies: ["CLIPTraining", "CLIPModels", "CLIPNN", "CLIPEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"]),
+        .testTarget(name: "CLIPDetectionTests", dependencies: ["CLIPDetection", "CLIPModels", "CLIPNN", "CLIPEngine", "CLIPData", "CLIPTraining"], exclude: ["Fixtures"]),
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),

@@ -69,6 +69,15 @@ public struct Preprocessor: Sendable {
         return t
     }
 
+    /// [3, S, S] float32, normalised, channels first, of the whole image stretched to S × S (no crop,
+    /// the aspect ratio not kept): detection maps a box back by scaling x by width/S and y by height/S.
+    public func stretched(_ image: RGBImage) -> Tensor {
+        let t = Tensor(uninitializedShape: [3, imageSize, imageSize])
+        let window = (x: 0, y: 0, width: imageSize, height: imageSize)
+        writeNormalized(BicubicResampler.resize(image, outWidth: imageSize, outHeight: imageSize, window: window), into: t.storage.pointer)
+        return t
+    }
+
     /// Writes the normalised channels-first planes of an imageSize x imageSize image.
     func writeNormalized(_ crop: RGBImage, into out: UnsafeMutablePointer<Float>) {
         let plane = imageSize * imageSize

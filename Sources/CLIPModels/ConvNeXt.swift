@@ -219,18 +219,33 @@ public struct ConvNeXt {
 
     /// Pooled, normed features [N, numFeatures] (or [N, classes] through `head.fc`).
     public func callAsFunction(_ images: Tensor) throws -> Tensor {
+        try head(Ops.meanPool2d(stageOutputs(images, keepingAll: false)[0]))
+    }
+
+    /// Each stage's output map, channels-last [N, H_i, W_i, dims[i]] (strides 4, 8, 16, 32), for any
+    /// input the stem accepts (H, W ≥ 32; sizes floor-divide as PyTorch's convolutions). With
+    /// `keepingAll` false only the last stage's map is returned.
+    public func stageOutputs(_ images: Tensor, keepingAll: Bool = true) throws -> [Tensor] {
         try checkInput(images)
         var x = try stem.conv(Ops.nchwToNhwc(images))
         try stem.norm.applyInPlace(&x)
+        var outputs: [Tensor] = []
         for stage in stages {
             if let ds = stage.downsample {
                 try ds.norm.applyInPlace(&x)
                 x = try ds.conv(x)
             }
             for block in stage.blocks { try block(&x) }
+            if keepingAll { outputs.append(x) }
         }
-        let pooled = try headNorm(Ops.meanPool2d(x))
-        return try headFC.map { try $0(pooled) } ?? pooled
+        return keepingAll ? outputs : [x]
+    }
+
+    /// timm's head after the pool: `head.norm` (and `head.fc` when the trunk projects) on rows
+    /// [M, numFeatures] — pooled images, pooled regions or single locations of the last map.
+    public func head(_ pooled: Tensor) throws -> Tensor {
+        let normed = try headNorm(pooled)
+        return try headFC.map { try $0(normed) } ?? normed
     }
 
     struct Saved {
@@ -338,12 +353,37 @@ public struct TimmImageTower: ImageEncoder {
     }
 
     public func callAsFunction(_ images: Tensor) throws -> Tensor {
-        let features = try trunk(images)
+        try project(trunk(images))
+    }
+
+    /// open_clip's `head` (linear or MLP projection) on trunk features [M, numFeatures].
+    func project(_ features: Tensor) throws -> Tensor {
         switch head {
         case .linear(let proj): return try proj(features)
         case .mlp(let fc1, let fc2): return try fc2(fc1(features, activation: .gelu))
         case .none: return features
         }
+    }
+
+    /// The trunk's stage maps, channels-last (`ConvNeXt.stageOutputs`): what dense and region
+    /// CLIP features are made of.
+    public func stageOutputs(_ images: Tensor, keepingAll: Bool = true) throws -> [Tensor] {
+        try trunk.stageOutputs(images, keepingAll: keepingAll)
+    }
+
+    /// Width of the last stage map (what `embed(lastStageRows:)` takes).
+    public var lastStageWidth: Int { trunk.numFeatures }
+    /// Widths of the four stage maps.
+    public var stageWidths: [Int] { trunk.spec.dims }
+
+    /// CLIP embeddings [M, embed_dim] of rows [M, lastStageWidth] of the last stage map — one
+    /// location each, or a region pooled first (the head's LayerNorm is not linear, so a region is
+    /// pooled before the head, as the image itself is): `trunk.head` (norm, `fc`) then `head`.
+    public func embed(lastStageRows rows: Tensor) throws -> Tensor {
+        guard rows.rank == 2, rows.shape[1] == trunk.numFeatures else {
+            throw TensorError.shapeMismatch("embed(lastStageRows:) expects [M, \(trunk.numFeatures)], got \(rows.shape)")
+        }
+        return try project(trunk.head(rows))
     }
 
     struct Saved { let trunk: ConvNeXt.Saved?, features: Tensor, z: Tensor?, h: Tensor? }

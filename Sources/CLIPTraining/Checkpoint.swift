@@ -44,6 +44,12 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var checkpointID: String
     /// Data parallel: every rank's generator, in rank order (`rng` is rank 0's); nil for one process.
     public var rankRNG: [[UInt64]]? = nil
+
+    public init(epoch: Int, batchesDone: Int, step: Int, rng: [UInt64], optimizerSteps: [String: Int] = [:],
+                arguments: [String: String], checkpointID: String, rankRNG: [[UInt64]]? = nil) {
+        self.epoch = epoch; self.batchesDone = batchesDone; self.step = step; self.rng = rng
+        self.optimizerSteps = optimizerSteps; self.arguments = arguments; self.checkpointID = checkpointID; self.rankRNG = rankRNG
+    }
 }
 
 /// A training checkpoint is two safetensors files written atomically (temporary file, fsync,
@@ -74,12 +80,18 @@ public enum Checkpoint {
     /// moment tensors — to be written by `write()`, on another thread if need be, as long as
     /// nothing changes those tensors until it returns.
     public static func prepare(model: CLIPModel, optimizer: AdamW, state: TrainingState, to url: URL) throws -> PendingCheckpoint {
+        try prepare(weights: model.weights, optimizer: optimizer, state: state, to: url)
+    }
+
+    /// The same for any parameter tree (the detector's box head), with `metadata` added to the weights file's.
+    public static func prepare(weights: WeightBuilder, metadata: [String: String] = [:], optimizer: AdamW, state: TrainingState,
+                               to url: URL) throws -> PendingCheckpoint {
         let (moments, steps) = optimizer.exportState()
         var state = state
         state.optimizerSteps = steps
         let json = String(decoding: try JSONEncoder.sorted.encode(state), as: UTF8.self)
         return PendingCheckpoint(url: url, moments: moments, momentsMetadata: [idKey: state.checkpointID],
-                                 weights: model.weights.stateDictionary, weightsMetadata: [stateKey: json, "format": "pt"])
+                                 weights: weights.stateDictionary, weightsMetadata: metadata.merging([stateKey: json, "format": "pt"]) { $1 })
     }
 
     /// The state stored in a checkpoint's weights file; nil for plain open_clip weights.

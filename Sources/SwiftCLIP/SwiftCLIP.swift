@@ -8,6 +8,7 @@
 @_exported import CLIPData
 @_exported import CLIPEvaluation
 @_exported import CLIPExport
+@_exported import CLIPDetection
 import Foundation
 
 /// A CLIP model with its tokenizer and open_clip's eval preprocessing:
@@ -96,5 +97,17 @@ public final class CLIP: @unchecked Sendable {
         let width = t.shape.last ?? 0
         let values = t.scalars
         return (0..<(t.shape.first ?? 0)).map { Array(values[($0 * width)..<(($0 + 1) * width)]) }
+    }
+}
+
+extension CLIP {
+    /// Open-vocabulary detection with a box head trained by `swiftclip train-detector` on this
+    /// model's (ConvNeXt) image tower:
+    ///
+    ///     let detector = try clip.detector(head: URL(fileURLWithPath: "det.safetensors"))
+    ///     let found = try detector.detect(try ImageDecoder.decode(contentsOf: url), labels: ["red circle", "blue square"])
+    ///     // [Detection(score:, label:, box: (xmin, ymin, xmax, ymax))], best first
+    public func detector(head url: URL) throws -> OpenVocabularyDetector {
+        try OpenVocabularyDetector(model: model, head: BoxHead.load(url), tokenizer: tokenizer)
     }
 }

@@ -30,7 +30,10 @@ fi
   pillow==13.0.0 \
   numpy==2.4.6 \
   matplotlib==3.11.2 \
-  pandas==3.1.1 braceexpand==0.1.7 webdataset==1.0.2   # open_clip_train.main (benchmarks/train_pipeline.py)
+  pandas==3.1.1 braceexpand==0.1.7 webdataset==1.0.2 \
+  pycocotools==2.0.11 transformers==5.25.0
+# pandas, braceexpand, webdataset: open_clip_train.main (benchmarks/train_pipeline.py);
+# pycocotools, transformers: the detection mAP fixture and the OWL-ViT timing.
 
 "$venv/bin/python" - <<'PY'
 import torch, timm, open_clip, onnx, onnxruntime, safetensors, PIL, numpy

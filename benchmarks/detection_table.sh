@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The open-vocabulary detection table of docs/detection.md: trains the box head on base boxes and on
+# all boxes over a frozen CLIP, then scores every method on the validation scenes with all 18
+# category names queried at once. Usage (from the repository root, after `make-synthetic-scenes`
+# and `train`):
+#   benchmarks/detection_table.sh MODEL_CONFIG CLIP_WEIGHTS SCENES_DIR OUT_DIR [EPOCHS]
+set -euo pipefail
+model=$1 weights=$2 scenes=$3 out=$4 epochs=${5:-15}
+bin=.build/release/swiftclip
+mkdir -p "$out"
+common=(--model "$model" --weights "$weights")
+for set in base all; do
+    [ -f "$out/det_$set.safetensors" ] || $bin train-detector "${common[@]}" --annotations "$scenes/instances_train_$set.json" \
+        --images "$scenes/train" --output "$out/det_$set.safetensors" --epochs "$epochs" | tee "$out/train_$set.log"
+done
+ev() {  # name, then eval-detect options
+    local name=$1; shift
+    $bin eval-detect --annotations "$scenes/instances_val.json" --images "$scenes/val" "${common[@]}" --json "$@" > "$out/$name.json"
+    echo "$name: $(tr -d ' \n' < "$out/$name.json")"
+}
+ev fvlm_blend --detector "$out/det_base.safetensors" --scoring blend
+ev detic_invocab --detector "$out/det_base.safetensors" --scoring inVocabulary
+ev clip_region_only --detector "$out/det_base.safetensors" --scoring clipRegion
+ev heatmap_boxes --heatmap-threshold 0.3 --size 256
+ev upper_all_invocab --detector "$out/det_all.safetensors" --scoring inVocabulary
+ev upper_all_blend --detector "$out/det_all.safetensors" --scoring blend --base-weight 0.35 --novel-weight 0.35
+for w in 0.35 0.5 0.8 1.0; do ev "blend_novel_$w" --detector "$out/det_base.safetensors" --novel-weight "$w"; done
+for w in 0.0 0.65; do ev "blend_base_$w" --detector "$out/det_base.safetensors" --base-weight "$w"; done
+for s in 192 320 384; do ev "size_$s" --detector "$out/det_base.safetensors" --size "$s"; done
