@@ -14,9 +14,10 @@ systems started from the same initial weights (open_clip's initialisation, --pre
 
 For each direction: the losses of steps 2 and 3 (as logged), and per parameter the relative error
 of the weights after the 2 resumed steps and of the update itself (w_3 - w_1) against the
-reference. Pass: every parameter's weights within 1e-4 relative (the training-parity tests'
-tolerance) — update errors are reported, not judged (an update of 2 steps at lr 1e-4 is ~1e-4 of
-the weight, so its relative error magnifies rounding).
+reference. Pass: the resumed run logs the reference's losses, and every parameter's weights are
+within 1e-4 relative (the training-parity tests' tolerance, with their key-bias rule) — update
+errors are reported, not judged (an update of 2 steps at lr 1e-4 is ~1e-4 of the weight, so its
+relative error magnifies rounding).
 
 Usage (repository root, after `swift build -c release --product swiftclip`):
   tools/reference/.venv/bin/python tools/reference/check_train_handoff.py [--keep DIR]
@@ -60,22 +61,31 @@ def losses(log):
     return [float(m.group(2)) for m in LOSS.finditer(open(log).read())]
 
 
-def compare(ours, ref, start):
-    """Worst relative errors of the weights and of the updates (w - start) over every key."""
-    worst_w, worst_u = (0.0, ""), (0.0, "")
+def compare(ours, ref, start, steps):
+    """Worst relative errors of the weights and of the updates (w - start) over every key. The key
+    third of attn.in_proj_bias has gradient exactly 0 (softmax ignores q.b_k): both sides hold only
+    rounding noise there, which Adam's g/sqrt(v) turns into steps of up to ~lr of either sign, so it
+    is bounded absolutely by 3 lr per step (as compareAfterTraining does) and left out of the rest."""
+    worst_w, worst_u, worst_kb = (0.0, ""), (0.0, ""), 0.0
     for k, r in ref.items():
         o = ours[k].double()
         r = r.double()
         s = start[k].double()
+        if k.endswith("attn.in_proj_bias"):
+            d = r.numel() // 3
+            worst_kb = max(worst_kb, float((o[d:2 * d] - r[d:2 * d]).abs().max()))
+            keep = torch.cat([torch.arange(0, d), torch.arange(2 * d, 3 * d)])
+            o, r, s = o[keep], r[keep], s[keep]
         ew = float((o - r).norm() / r.norm()) if r.norm() > 0 else float((o - r).norm())
         du, dr = o - s, r - s
         eu = float((du - dr).norm() / dr.norm()) if dr.norm() > 0 else float(du.norm())
         if ew > worst_w[0]:
             worst_w = (ew, k)
-        if eu > worst_u[0] and not k.endswith("attn.in_proj_bias"):
+        if eu > worst_u[0]:
             worst_u = (eu, k)
     return {"weights_rel_err_max": worst_w[0], "weights_worst_key": worst_w[1],
-            "update_rel_err_max": worst_u[0], "update_worst_key": worst_u[1]}
+            "update_rel_err_max": worst_u[0], "update_worst_key": worst_u[1],
+            "key_bias_abs_err_max": worst_kb, "key_bias_bound": 3 * LR * steps}
 
 
 def state_dict(path):
@@ -121,7 +131,7 @@ def main():
     run([SWIFTCLIP, "convert", ck("swift", 1, "safetensors"), converted], data, os.path.join(work, "convert.log"))
     run(torch_train + ["--name", "torch_resumed", "--resume", converted] + flags, data, os.path.join(work, "torch_resumed.log"))
     fwd = compare(state_dict(ck("torch_resumed", 3, "pt")), state_dict(ck("swift", 3, "safetensors")),
-                  state_dict(ck("swift", 1, "safetensors")))
+                  state_dict(ck("swift", 1, "safetensors")), EPOCHS - 1)
     fwd["losses_reference"] = losses(os.path.join(work, "swift.log"))
     fwd["losses_resumed"] = losses(os.path.join(work, "torch_resumed.log"))
     result["swiftclip_to_open_clip_train"] = fwd
@@ -129,13 +139,14 @@ def main():
     # Reverse: open_clip_train -> swiftclip.
     run(torch_train + ["--name", "torch"] + flags, data, os.path.join(work, "torch.log"))
     run(swift + ["--name", "swift_resumed", "--resume", ck("torch", 1, "pt")] + flags, data, os.path.join(work, "swift_resumed.log"))
-    rev = compare(state_dict(ck("swift_resumed", 3, "safetensors")), state_dict(ck("torch", 3, "pt")), state_dict(ck("torch", 1, "pt")))
+    rev = compare(state_dict(ck("swift_resumed", 3, "safetensors")), state_dict(ck("torch", 3, "pt")), state_dict(ck("torch", 1, "pt")),
+                  EPOCHS - 1)
     rev["losses_reference"] = losses(os.path.join(work, "torch.log"))
     rev["losses_resumed"] = losses(os.path.join(work, "swift_resumed.log"))
     result["open_clip_train_to_swiftclip"] = rev
 
-    ok = fwd["weights_rel_err_max"] <= 1e-4 and rev["weights_rel_err_max"] <= 1e-4 \
-        and len(fwd["losses_resumed"]) == EPOCHS - 1 and len(rev["losses_resumed"]) == EPOCHS - 1
+    ok = all(r["weights_rel_err_max"] <= 1e-4 and r["key_bias_abs_err_max"] <= r["key_bias_bound"]
+             and r["losses_resumed"] == r["losses_reference"][1:] for r in (fwd, rev))
     result["pass"] = ok
     print(json.dumps(result, indent=1))
     if not args.keep:
