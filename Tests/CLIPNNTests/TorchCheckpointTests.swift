@@ -97,6 +97,28 @@ final class TorchCheckpointTests: XCTestCase {
         }
     }
 
+    func testMissingOrShortStorageEntryIsNamed() throws {
+        // torch's own fp32.pt with one storage entry left out, then cut short.
+        let archive = try ZipArchive(url: dir.appendingPathComponent("fp32.pt"))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-nostorage-\(UUID().uuidString).pt")
+        defer { try? FileManager.default.removeItem(at: url) }
+        for variant in ["missing", "short"] {
+            let sources = try archive.entries.compactMap { e -> ZipWriter.Source? in
+                var bytes = [UInt8](try archive.bytes(of: e.name))
+                if e.name == "fp32/data/0" {
+                    if variant == "missing" { return nil }
+                    bytes.removeLast(4)
+                }
+                return .init(name: e.name, bytes: bytes)
+            }
+            try ZipWriter.write(sources, to: url)
+            XCTAssertThrowsError(try TorchCheckpoint.read(url), variant) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains("'a'") && text.contains("fp32/data/0") && text.contains(url.path), text)
+            }
+        }
+    }
+
     func testWriterRoundTripIncludingZip64() throws {
         let a = try Tensor(shape: [2, 3], data: [1, -2, 3.5, 0, 1e-30, -7])
         let s = Tensor(repeating: 4, shape: [])

@@ -53,6 +53,9 @@ public final class TorchTensor {
     /// The values as a contiguous Float32 tensor (fp16, bf16, fp64 and integer storages converted).
     public func decode() throws -> Tensor {
         let raw = try archive.bytes(of: entry)
+        // The decoded copy is what the model keeps: the storage's pages need not stay resident too
+        // (a later read of a shared storage maps them in again from the file).
+        defer { archive.dropPages(of: entry) }
         let t = Tensor(uninitializedShape: shape)
         let n = count
         guard n > 0, let base = raw.baseAddress else { return t }
