@@ -44,6 +44,12 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var checkpointID: String
     /// Data parallel: every rank's generator, in rank order (`rng` is rank 0's); nil for one process.
     public var rankRNG: [[UInt64]]? = nil
+
+    public init(epoch: Int, batchesDone: Int, step: Int, rng: [UInt64], optimizerSteps: [String: Int],
+                arguments: [String: String], checkpointID: String, rankRNG: [[UInt64]]? = nil) {
+        self.epoch = epoch; self.batchesDone = batchesDone; self.step = step; self.rng = rng
+        self.optimizerSteps = optimizerSteps; self.arguments = arguments; self.checkpointID = checkpointID; self.rankRNG = rankRNG
+    }
 }
 
 /// A training checkpoint is two safetensors files written atomically (temporary file, fsync,

@@ -22,6 +22,8 @@ public enum CheckpointConversion {
         public var tensors: Int
         /// The epoch written into an `epoch_K.pt`.
         public var epoch: Int?
+
+        public init(target: Target, tensors: Int, epoch: Int?) { self.target = target; self.tensors = tensors; self.epoch = epoch }
     }
 
     /// The target OUT's extension implies: `.safetensors`; `.bin`/`.pth` a state dict; `.pt` an

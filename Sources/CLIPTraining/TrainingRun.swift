@@ -181,7 +181,8 @@ public final class TrainingRun {
         // Model: random from the seed, or --pretrained (open_clip weights or one of our checkpoints).
         model = try CLIPModel(model: o.model, weightsURL: o.pretrained, seed: o.seed, precision: o.precision)
         // open_clip applies the image tower's own weights after the full checkpoint (factory.py).
-        if let trunk = o.pretrainedImage { try model.loadPretrainedImageTrunk(from: trunk) }
+        var trunkTensors: Int?
+        if let trunk = o.pretrainedImage { trunkTensors = try model.loadPretrainedImageTrunk(from: trunk) }
         let imageSize = model.config.vision.imageSize
         transform = try TrainTransform(imageSize: imageSize, scale: o.augScale, ratio: o.augRatio)
 
@@ -248,6 +249,9 @@ public final class TrainingRun {
         state = TrainingState(epoch: 0, batchesDone: 0, step: 0, rng: trainer.rng.snapshot, optimizerSteps: [:],
                               arguments: o.record, checkpointID: "")
 
+        if let n = trunkTensors, let trunk = o.pretrainedImage {
+            logLine("Loaded image trunk weights from \(trunk.path): \(n) tensors into visual.trunk (head.fc dropped).")
+        }
         if let resume = o.resume { try restore(resume) }
         try broadcastParameters(model.parameters.parameters, communicator: communicator)
         if communicator.isRoot { try writeParams() }

@@ -55,6 +55,38 @@ final class TorchInteropTests: XCTestCase {
         for (k, t) in a { XCTAssertEqual(t.scalars, b[k]?.scalars, k) }
     }
 
+    /// `swiftclip convert`: a SwiftCLIP training checkpoint to epoch_K.pt (model and AdamW settings
+    /// from its recorded arguments), and weights between safetensors and torch state dicts.
+    func testConvertTrainingCheckpointAndWeights() throws {
+        let f = try TrainingFixture("train_vit_quickgelu")
+        let settings = AdamW.Settings(lr: 2e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.2)
+        let trainer = CLIPTrainer(model: f.model, settings: settings, schedule: .const(baseLR: 2e-3, warmup: 0), gradClipNorm: 1.0)
+        _ = try trainer.step(images: f.images, tokens: f.tokens)
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-convert-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let ours = tmp.appendingPathComponent("epoch_3.safetensors")
+        let args = ["model": configPath, "lr": "0.002", "beta1": "0.9", "beta2": "0.98", "eps": "1e-06", "wd": "0.2", "name": "run"]
+        try Checkpoint.save(model: f.model, optimizer: trainer.optimizer, state: TrainingState(
+            epoch: 3, batchesDone: 0, step: 3, rng: [1, 2], optimizerSteps: [:], arguments: args, checkpointID: "x"), to: ours)
+        let pt = tmp.appendingPathComponent("epoch_3.pt")
+        XCTAssertEqual(try CheckpointConversion.convert(ours, to: pt), .init(target: .openCLIPTrain, tensors: 62, epoch: 3))
+        let model = try CLIPModel(model: configPath)
+        let optimizer = AdamW(parameters: model.parameters.parameters, settings: settings)
+        XCTAssertEqual(try OpenCLIPTrainCheckpoint.restore(model: model, optimizer: optimizer, from: pt), .init(epoch: 3, name: "run", optimizerStep: 1))
+        let (a, _) = trainer.optimizer.exportState(), (b, _) = optimizer.exportState()
+        for (k, t) in a { XCTAssertEqual(t.scalars, b[k]?.scalars, k) }
+
+        // Weights: epoch_3.pt -> .safetensors -> .bin, each equal to the model's.
+        let st = tmp.appendingPathComponent("w.safetensors"), bin = tmp.appendingPathComponent("w.bin")
+        XCTAssertEqual(try CheckpointConversion.convert(pt, to: st).target, .safetensors)
+        XCTAssertEqual(try CheckpointConversion.convert(st, to: bin).target, .stateDict)
+        let back = try WeightFiles.tensors(bin)
+        for (k, t) in f.model.weights.stateDict { XCTAssertEqual(back[k]?.scalars, t.scalars, k) }
+        XCTAssertThrowsError(try CheckpointConversion.convert(st, to: tmp.appendingPathComponent("x.pt"), target: .openCLIPTrain))
+        XCTAssertThrowsError(try CheckpointConversion.convert(st, to: tmp.appendingPathComponent("x.onnx")))
+    }
+
     /// `--pretrained-image`: timm's trunk checkpoint (.bin and .safetensors) gives the trunk open_clip's
     /// TimmModel(pretrained=True) has (head.norm kept, head.fc dropped); nothing else changes.
     func testPretrainedImageTrunkAsOpenCLIPLoadsIt() throws {
