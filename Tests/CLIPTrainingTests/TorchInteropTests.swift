@@ -11,6 +11,16 @@ final class TorchInteropTests: XCTestCase {
     let dir = trainingFixtures.appendingPathComponent("torch")
     let configPath = trainingFixtures.appendingPathComponent("train_vit_quickgelu/config.json").path
 
+    static let settings = AdamW.Settings(lr: 2e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.2)
+
+    /// The ViT fixture after one SwiftCLIP step at lr 2e-3 (AdamW then holds state for every parameter).
+    func fixtureAfterOneStep() throws -> (TrainingFixture, CLIPTrainer) {
+        let f = try TrainingFixture("train_vit_quickgelu")
+        let trainer = CLIPTrainer(model: f.model, settings: Self.settings, schedule: .const(baseLR: 2e-3, warmup: 0), gradClipNorm: 1.0)
+        _ = try trainer.step(images: f.images, tokens: f.tokens)
+        return (f, trainer)
+    }
+
     func testHubBinLoadsByContent() throws {
         let model = try CLIPModel(model: configPath, weightsURL: dir.appendingPathComponent("open_clip_pytorch_model.bin"))
         let reference = try SafetensorsFile.read(trainingFixtures.appendingPathComponent("train_vit_quickgelu/model.safetensors"))
@@ -25,8 +35,7 @@ final class TorchInteropTests: XCTestCase {
     /// more step here: the same parameters as torch's second step.
     func testResumeOpenCLIPTrainCheckpointContinuesTorchsRun() throws {
         let model = try CLIPModel(model: configPath)
-        let trainer = CLIPTrainer(model: model, settings: AdamW.Settings(lr: 2e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.2),
-                                  schedule: .const(baseLR: 2e-3, warmup: 0), gradClipNorm: 1.0)
+        let trainer = CLIPTrainer(model: model, settings: Self.settings, schedule: .const(baseLR: 2e-3, warmup: 0), gradClipNorm: 1.0)
         let info = try OpenCLIPTrainCheckpoint.restore(model: model, optimizer: trainer.optimizer, from: dir.appendingPathComponent("epoch_1.pt"))
         XCTAssertEqual(info, .init(epoch: 1, name: "fixture", optimizerStep: 1))
         let f = try TrainingFixture("train_vit_quickgelu")
@@ -37,16 +46,13 @@ final class TorchInteropTests: XCTestCase {
 
     /// An epoch_K.pt written here reads back to the same weights, moments and steps.
     func testWrittenEpochCheckpointRoundTrips() throws {
-        let f = try TrainingFixture("train_vit_quickgelu")
-        let settings = AdamW.Settings(lr: 2e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.2)
-        let trainer = CLIPTrainer(model: f.model, settings: settings, schedule: .const(baseLR: 2e-3, warmup: 0), gradClipNorm: 1.0)
-        _ = try trainer.step(images: f.images, tokens: f.tokens)
+        let (f, trainer) = try fixtureAfterOneStep()
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-epoch-\(UUID().uuidString).pt")
         defer { try? FileManager.default.removeItem(at: url) }
         try OpenCLIPTrainCheckpoint.save(model: f.model, optimizer: trainer.optimizer, epoch: 2, name: "rt", to: url)
 
         let model = try CLIPModel(model: configPath)
-        let optimizer = AdamW(parameters: model.parameters.parameters, settings: settings)
+        let optimizer = AdamW(parameters: model.parameters.parameters, settings: Self.settings)
         XCTAssertEqual(try OpenCLIPTrainCheckpoint.restore(model: model, optimizer: optimizer, from: url), .init(epoch: 2, name: "rt", optimizerStep: 1))
         XCTAssertEqual(model.weights.stateDict.map(\.tensor.scalars), f.model.weights.stateDict.map(\.tensor.scalars))
         let (a, sa) = trainer.optimizer.exportState(), (b, sb) = optimizer.exportState()
@@ -58,10 +64,7 @@ final class TorchInteropTests: XCTestCase {
     /// `swiftclip convert`: a SwiftCLIP training checkpoint to epoch_K.pt (model and AdamW settings
     /// from its recorded arguments), and weights between safetensors and torch state dicts.
     func testConvertTrainingCheckpointAndWeights() throws {
-        let f = try TrainingFixture("train_vit_quickgelu")
-        let settings = AdamW.Settings(lr: 2e-3, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.2)
-        let trainer = CLIPTrainer(model: f.model, settings: settings, schedule: .const(baseLR: 2e-3, warmup: 0), gradClipNorm: 1.0)
-        _ = try trainer.step(images: f.images, tokens: f.tokens)
+        let (f, trainer) = try fixtureAfterOneStep()
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-convert-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: tmp) }
@@ -72,7 +75,7 @@ final class TorchInteropTests: XCTestCase {
         let pt = tmp.appendingPathComponent("epoch_3.pt")
         XCTAssertEqual(try CheckpointConversion.convert(ours, to: pt), .init(target: .openCLIPTrain, tensors: 62, epoch: 3))
         let model = try CLIPModel(model: configPath)
-        let optimizer = AdamW(parameters: model.parameters.parameters, settings: settings)
+        let optimizer = AdamW(parameters: model.parameters.parameters, settings: Self.settings)
         XCTAssertEqual(try OpenCLIPTrainCheckpoint.restore(model: model, optimizer: optimizer, from: pt), .init(epoch: 3, name: "run", optimizerStep: 1))
         let (a, _) = trainer.optimizer.exportState(), (b, _) = optimizer.exportState()
         for (k, t) in a { XCTAssertEqual(t.scalars, b[k]?.scalars, k) }
