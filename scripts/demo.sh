@@ -23,7 +23,7 @@ $bin eval --model convnext_v2_tiny --weights "$trained" --dataset folder --data 
 $bin export-onnx --model convnext_v2_tiny --weights "$trained" --tower image --output "$out/trained_image.onnx"
 # Hand the run to PyTorch: open_clip_train's epoch_K.pt (python -m open_clip_train.main --resume), and back.
 $bin convert "$trained" "$out/epoch_2.pt"
-$bin info --model convnext_v2_tiny --weights "$out/epoch_2.pt" | tail -1
+$bin info --model convnext_v2_tiny --weights "$out/epoch_2.pt" | grep "params total"
 
 step "six steps only start to learn (open_clip_train follows the same losses from the same weights: docs/training.md); a tiny ConvNeXt-V2 CLIP given 60 steps learns the colours"
 rm -rf "$out/tiny"
