@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine", "CLIPKernels"]),
         .testTarget(name: "CLIPNNTests", dependencies: ["CLIPNN"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPModelsTests", dependencies: ["CLIPModels"], exclude: ["Fixtures"]),
-        .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPTokenizerTests", dependencies: ["CLIPTokenizer", "CLIPEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPEvaluationTests", dependencies: ["CLIPEvaluation"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPTrainingTests", dependencies: ["CLIPTraining", "CLIPModels", "CLIPNN", "CLIPEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"]),

@@ -21,6 +21,9 @@ echo "zero-shot on the held-out colours after 6 steps from random weights (chanc
 $bin eval --model convnext_v2_tiny --weights "$trained" --dataset folder --data "$out/synthetic/val" \
     --templates "$out/synthetic/templates.txt" --batch-size 32
 $bin export-onnx --model convnext_v2_tiny --weights "$trained" --tower image --output "$out/trained_image.onnx"
+# Hand the run to PyTorch: open_clip_train's epoch_K.pt (python -m open_clip_train.main --resume), and back.
+$bin convert "$trained" "$out/epoch_2.pt"
+$bin info --model convnext_v2_tiny --weights "$out/epoch_2.pt" | grep "params total"
 
 step "six steps only start to learn (open_clip_train follows the same losses from the same weights: docs/training.md); a tiny ConvNeXt-V2 CLIP given 60 steps learns the colours"
 rm -rf "$out/tiny"

@@ -1,3 +1,4 @@
+import CLIPEngine
 import Foundation
 
 /// Writes 8-bit RGB PNGs without compression (deflate "stored" blocks): exact, dependency-free and
@@ -40,18 +41,6 @@ public enum PNGEncoder {
         let typed = Data(type.utf8) + data
         out.append(typed)
         out.appendBigEndian(crc32(typed))
-    }
-
-    static let crcTable: [UInt32] = (0..<256).map { n in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
-    static func crc32(_ data: Data) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        for byte in data { c = crcTable[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8) }
-        return c ^ 0xFFFF_FFFF
     }
 
     static func adler32(_ bytes: [UInt8]) -> UInt32 {

@@ -10,7 +10,7 @@ import Foundation
 /// replay the committed seeds and crashers) drive exactly the same code. A target may throw any
 /// typed error; it must never trap, crash or hang.
 public enum FuzzTarget: String, CaseIterable, Sendable {
-    case safetensors, npy, pickle, image, tokenizer, config, csv, gzip, tar, shardlist
+    case safetensors, npy, pickle, image, tokenizer, config, csv, gzip, tar, shardlist, zip, torch
 
     /// Runs the target on one input. Errors are the expected outcome for most inputs.
     public func run(_ bytes: [UInt8]) throws {
@@ -46,6 +46,18 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             _ = pairs.count
         case .gzip:
             _ = try gunzip(bytes, maximumBytes: 1 << 24)
+        case .zip:
+            let archive = try ZipArchive(url: FuzzScratch.write(bytes, ext: "zip"))
+            for e in archive.entries.prefix(64) {
+                precondition(e.dataOffset + e.compressedSize <= bytes.count)
+                _ = try? archive.verifyChecksum(e.name)
+            }
+        case .torch:
+            // A torch.save file: the zip, then the pickle in it (torch's policy), then its tensors.
+            let checkpoint = try TorchCheckpoint.read(FuzzScratch.write(bytes, ext: "pt"))
+            for (_, t) in (try? checkpoint.stateDict())?.prefix(16) ?? [] where (checkedFloatBytes(t.shape) ?? .max) <= 1 << 24 {
+                _ = try? t.decode()
+            }
         case .tar:
             // The bytes as one webdataset shard: grouped into samples as the loader reads it (which
             // turns every problem into a message), then member by member, where a problem throws.

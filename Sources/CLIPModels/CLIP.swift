@@ -35,11 +35,11 @@ public final class CLIPModel {
         weights = builder
     }
 
-    /// A built-in name or JSON path, with optional open_clip safetensors weights.
+    /// A built-in name or JSON path, with optional weights (safetensors or a torch checkpoint, by content).
     public convenience init(model nameOrPath: String, weightsURL: URL? = nil, seed: UInt64 = 0, precision: Precision = .fp32,
                             inferenceOnly: Bool = false) throws {
         let config = try ModelRegistry.config(named: nameOrPath)
-        try self.init(config: config, weights: try weightsURL.map { try SafetensorsWeights(url: $0) }, seed: seed,
+        try self.init(config: config, weights: try weightsURL.map { try WeightFiles.open($0) }, seed: seed,
                       precision: precision, inferenceOnly: inferenceOnly)
     }
 
@@ -136,5 +136,30 @@ extension CLIPModel {
         if let s = saved.text { try text.backward(dText, saved: s) }
         try afterText?()
         if let s = saved.image { try visual.backward(dImage, saved: s) }
+    }
+}
+
+extension CLIPModel {
+    /// The parameters in open_clip's `named_parameters()` (= `state_dict()`) order, which is what
+    /// torch's optimizer state indexes: per module, its own parameters first, then its children;
+    /// `CLIP` registers `visual`, `transformer`, `token_embedding`, `ln_final` in that order.
+    /// (SwiftCLIP declares in build order; the keys are the same, the order differs.)
+    public var openCLIPParameterOrder: [Parameter] {
+        func order(_ items: [(path: ArraySlice<Substring>, parameter: Parameter)], childRank: [Substring: Int]) -> [Parameter] {
+            var own: [Parameter] = []
+            var children: [(name: Substring, items: [(path: ArraySlice<Substring>, parameter: Parameter)])] = []
+            var slot: [Substring: Int] = [:]
+            for item in items {
+                guard item.path.count > 1, let head = item.path.first else { own.append(item.parameter); continue }
+                if slot[head] == nil { slot[head] = children.count; children.append((head, [])) }
+                children[slot[head]!].items.append((item.path.dropFirst(), item.parameter))
+            }
+            let ranked = children.enumerated().sorted {
+                (childRank[$0.element.name] ?? Int.max, $0.offset) < (childRank[$1.element.name] ?? Int.max, $1.offset)
+            }
+            return own + ranked.flatMap { order($0.element.items, childRank: [:]) }
+        }
+        let items = parameters.parameters.map { (path: $0.key.split(separator: ".")[...], parameter: $0) }
+        return order(items, childRank: ["visual": 0, "transformer": 1, "token_embedding": 2, "ln_final": 3])
     }
 }

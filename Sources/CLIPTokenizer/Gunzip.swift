@@ -3,6 +3,8 @@
 // Decoding is table-free and canonical-Huffman based (as in zlib's "puff"): small, and fast
 // enough for a 1.3 MB file read once.
 
+import CLIPEngine
+
 public enum GzipError: Error, CustomStringConvertible, Equatable {
     case notGzip
     case unsupportedMethod(UInt8)
@@ -33,21 +35,6 @@ public enum GzipError: Error, CustomStringConvertible, Equatable {
     }
 
     private func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
-}
-
-/// CRC-32 (IEEE 802.3, reflected, as gzip and zlib compute it).
-public func crc32(_ bytes: [UInt8], seed: UInt32 = 0) -> UInt32 {
-    var crc = ~seed
-    for b in bytes {
-        crc = crcTable[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8)
-    }
-    return ~crc
-}
-
-private let crcTable: [UInt32] = (0..<256).map { n -> UInt32 in
-    var c = UInt32(n)
-    for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-    return c
 }
 
 /// Decompresses a gzip file (all members, as `gzip.open(...).read()` does) and checks each

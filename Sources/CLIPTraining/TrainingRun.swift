@@ -37,6 +37,8 @@ public struct TrainingOptions: Sendable {
 
     public var model: String
     public var pretrained: URL?
+    /// timm ImageNet weights of the image trunk (`--pretrained-image FILE`), applied after `pretrained`.
+    public var pretrainedImage: URL?
     public var trainData: URL?
     public var valData: URL?
     public var datasetType: DatasetType = .csv
@@ -84,7 +86,7 @@ public struct TrainingOptions: Sendable {
     public var record: [String: String] {
         let opt = { (v: Any?) in v.map { "\($0)" } ?? "None" }
         var r: [String: String] = [
-            "model": model, "pretrained": opt(pretrained?.path), "train_data": opt(trainData?.path), "val_data": opt(valData?.path),
+            "model": model, "pretrained": opt(pretrained?.path), "pretrained_image": opt(pretrainedImage?.path), "train_data": opt(trainData?.path), "val_data": opt(valData?.path),
             "dataset_type": datasetType.rawValue, "csv_separator": csvSeparator, "csv_img_key": csvImgKey,
             "csv_caption_key": csvCaptionKey, "batch_size": "\(batchSize)", "epochs": "\(epochs)",
             "epochs_cooldown": opt(epochsCooldown), "lr": opt(lr), "beta1": opt(beta1), "beta2": opt(beta2), "eps": opt(eps),
@@ -178,6 +180,9 @@ public final class TrainingRun {
 
         // Model: random from the seed, or --pretrained (open_clip weights or one of our checkpoints).
         model = try CLIPModel(model: o.model, weightsURL: o.pretrained, seed: o.seed, precision: o.precision)
+        // open_clip applies the image tower's own weights after the full checkpoint (factory.py).
+        var trunkTensors: Int?
+        if let trunk = o.pretrainedImage { trunkTensors = try model.loadPretrainedImageTrunk(from: trunk) }
         let imageSize = model.config.vision.imageSize
         transform = try TrainTransform(imageSize: imageSize, scale: o.augScale, ratio: o.augRatio)
 
@@ -244,6 +249,9 @@ public final class TrainingRun {
         state = TrainingState(epoch: 0, batchesDone: 0, step: 0, rng: trainer.rng.snapshot, optimizerSteps: [:],
                               arguments: o.record, checkpointID: "")
 
+        if let n = trunkTensors, let trunk = o.pretrainedImage {
+            logLine("Loaded image trunk weights from \(trunk.path): \(n) tensors into visual.trunk (head.fc dropped).")
+        }
         if let resume = o.resume { try restore(resume) }
         try broadcastParameters(model.parameters.parameters, communicator: communicator)
         if communicator.isRoot { try writeParams() }
@@ -311,6 +319,10 @@ public final class TrainingRun {
         } else {
             url = URL(fileURLWithPath: resume)
         }
+        if try WeightFiles.format(of: url) == .torch {
+            try restoreOpenCLIPTrain(url)
+            return
+        }
         guard let s = try Checkpoint.state(of: url) else {
             throw TrainingError.badResume("\(url.path) holds weights only (no training state); use --pretrained to start from it")
         }
@@ -332,6 +344,21 @@ public final class TrainingRun {
         state.arguments = options.record
         lastCheckpoint = url.path
         logLine("Resuming from \(url.path): epoch \(s.epoch), \(s.batchesDone) batches done, step \(s.step).")
+    }
+
+    /// `--resume epoch_K.pt` written by open_clip_train (or `swiftclip convert`): weights, AdamW's
+    /// state and the epoch; the step is where open_clip_train would be (K epochs of this run's
+    /// steps), and the generator starts from --seed (open_clip_train keeps none).
+    func restoreOpenCLIPTrain(_ url: URL) throws {
+        let info = try OpenCLIPTrainCheckpoint.restore(model: model, optimizer: trainer.optimizer, from: url)
+        trainer.step = info.epoch * stepsPerEpoch
+        state.epoch = info.epoch
+        state.batchesDone = 0
+        state.step = trainer.step
+        state.arguments = options.record
+        lastCheckpoint = url.path
+        logLine("Resuming from \(url.path) (open_clip_train): epoch \(info.epoch), step \(trainer.step); "
+                + "AdamW had taken \(info.optimizerStep) step(s).")
     }
 
     // MARK: The loop

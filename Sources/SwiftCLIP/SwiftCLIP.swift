@@ -29,7 +29,7 @@ public final class CLIP: @unchecked Sendable {
 
     /// - Parameters:
     ///   - model: a built-in name (`convnext_v2_tiny`, `ViT-B-32`, …) or the path of an open_clip JSON config.
-    ///   - weights: open_clip safetensors (keys as `model.state_dict()`); nil initialises from `seed`.
+    ///   - weights: open_clip weights (keys as `model.state_dict()`): safetensors or a torch `.bin`/`.pt`/`.pth`, told apart by content (`WeightFiles.open`); nil initialises from `seed`.
     ///   - vocabulary: `bpe_simple_vocab_16e6.txt.gz`; nil looks in `$SWIFTCLIP_VOCAB`, `assets/`, `~/.cache/swiftclip/`.
     ///   - precision: `.bf16` or `.int8` store the GEMM weights in that format and multiply in it
     ///     (half / a quarter of the weight bytes, faster on CPUs with AVX512_BF16 / VNNI; docs/precision.md).

@@ -8,7 +8,7 @@ struct SwiftCLIPCommand: ParsableCommand {
         commandName: "swiftclip",
         abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: train, embed, classify, evaluate, benchmark, export to ONNX.",
         subcommands: [Info.self, Tokenize.self, Preprocess.self, EmbedImage.self, EmbedText.self, Classify.self, Eval.self, Bench.self, BenchTrain.self,
-                      ExportONNX.self, MakeSynthetic.self, MakeShards.self, Train.self,
+                      ExportONNX.self, MakeSynthetic.self, MakeShards.self, Train.self, Convert.self,
                       Heatmap.self, MakeSyntheticScenes.self, TrainDetector.self, Detect.self, EvalDetect.self])
 }
 
@@ -17,7 +17,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Built-in model name (convnext_v2_tiny, ViT-B-32, …) or path to an open_clip JSON config.")
     var model: String
 
-    @Option(name: .long, help: "open_clip weights (.safetensors). Without it, weights are initialised randomly from --seed.")
+    @Option(name: .long, help: "open_clip weights: .safetensors or a torch .bin/.pt/.pth (read by content). Without it, weights are initialised randomly from --seed.")
     var weights: String?
 
     @Option(name: .long, help: "Seed for random initialisation when no --weights are given.")

@@ -14,7 +14,10 @@ struct Train: ParsableCommand {
         discussion: "Flags keep open_clip_train's names, defaults and meaning; docs/training.md maps every one.")
 
     @Option(help: "Built-in model name or open_clip JSON config.") var model = "RN50"
-    @Option(help: "Start from these weights: open_clip safetensors or a swiftclip checkpoint.") var pretrained: String?
+    @Option(help: "Start from these weights: open_clip safetensors, a torch .bin/.pt/.pth, or a swiftclip checkpoint.") var pretrained: String?
+    @Option(name: .customLong("pretrained-image"),
+            help: "timm ImageNet weights of the image trunk (safetensors or torch .bin) loaded into visual.trunk, head.fc dropped (open_clip's TimmModel(pretrained=True)).")
+    var pretrainedImage: String?
     @Option(name: .customLong("train-data"), help: "Training CSV (open_clip's CsvDataset format), or webdataset shards: 'shards/{00000..00099}.tar', sources joined by '::'.")
     var trainData: String?
     @Option(name: .customLong("val-data"), help: "Validation CSV: loss and retrieval metrics.") var valData: String?
@@ -79,7 +82,7 @@ struct Train: ParsableCommand {
         "--val-num-samples": "validation reads a CSV (--val-data)",
     ]
     static let openCLIPFlags: Set<String> = [
-        "--cache-dir", "--log-local", "--momentum", "--opt", "--use-bn-sync", "--skip-scheduler", "--pretrained-image",
+        "--cache-dir", "--log-local", "--momentum", "--opt", "--use-bn-sync", "--skip-scheduler",
         "--lock-image-unlocked-groups", "--lock-image-freeze-bn-stats", "--force-quick-gelu", "--force-patch-dropout",
         "--force-custom-text", "--torchscript", "--torchcompile", "--trace", "--device", "--dist-url", "--dist-backend",
         "--report-to", "--wandb-notes", "--wandb-project-name", "--debug", "--copy-codebase", "--horovod", "--ddp-static-graph",
@@ -175,6 +178,7 @@ struct Train: ParsableCommand {
             var o = TrainingOptions(model: model)
             o.precision = precision == "amp_bf16" ? .bf16 : .fp32
             o.pretrained = pretrained.map { URL(fileURLWithPath: $0) }
+            o.pretrainedImage = pretrainedImage.map { URL(fileURLWithPath: $0) }
             o.trainData = trainData.map { URL(fileURLWithPath: $0) }
             o.valData = valData.map { URL(fileURLWithPath: $0) }
             o.datasetType = resolvedDatasetType

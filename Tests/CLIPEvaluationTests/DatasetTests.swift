@@ -1,4 +1,5 @@
 import CLIPData
+import CLIPEngine
 import Foundation
 import XCTest
 

@@ -32,6 +32,8 @@ final class StateDictTests: XCTestCase {
                 for (key, shape) in theirs where ours[key] != nil && ours[key]! != shape {
                     XCTFail("\(name): \(key) is \(ours[key]!) in SwiftCLIP, \(shape) in open_clip")
                 }
+                // torch's optimizer state is indexed in this order (epoch_K.pt): it must be exact.
+                XCTAssertEqual(model.openCLIPParameterOrder.map(\.key), expectedKeys, "\(name): named_parameters() order")
             }
             checked += 1
         }

@@ -1,3 +1,4 @@
+import CLIPEngine
 import CLIPTokenizer
 import Foundation
 import XCTest

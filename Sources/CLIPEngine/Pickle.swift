@@ -1,10 +1,10 @@
-import CLIPEngine
 import Foundation
 
 /// A value built by the pickle reader. Nothing is ever called: a `GLOBAL` is just its name, and
 /// `REDUCE` / `NEWOBJ` record the callable and its arguments (`object`) for the caller to
-/// interpret. The one exception is `_codecs.encode(str, 'latin1')`, which is how Python 3 writes
-/// `bytes` at protocol 2; it is decoded to `.bytes` on the spot.
+/// interpret. The exceptions are data constructors with no code of their own:
+/// `_codecs.encode(str, 'latin1')` (how Python 3 writes `bytes` at protocol 2) becomes `.bytes`,
+/// and `collections.OrderedDict()` becomes an empty `.dict` that SETITEMS then fills.
 public indirect enum PickleValue {
     case none
     case bool(Bool)
@@ -19,6 +19,8 @@ public indirect enum PickleValue {
     case dict(PickleDict)
     case global(module: String, name: String)
     case object(PickleObject)
+    /// BINPERSID's argument: an object the writer stored outside the pickle (torch's storages).
+    case persistent(PickleValue)
 
     /// A `str` or `bytes` key / value as text (bytes as UTF-8, falling back to Latin-1).
     public var text: String? {
@@ -29,7 +31,8 @@ public indirect enum PickleValue {
         }
     }
 
-    var kind: String {
+    /// The value's Python type in words, for error messages.
+    public var kind: String {
         switch self {
         case .none: return "None"
         case .bool: return "bool"
@@ -42,6 +45,7 @@ public indirect enum PickleValue {
         case .dict: return "dict"
         case .global(let m, let n): return "\(m).\(n)"
         case .object(let o): return "\(o.callable.kind)(...)"
+        case .persistent: return "persistent id"
         }
     }
 }
@@ -81,29 +85,50 @@ public struct PickleError: Error, CustomStringConvertible, Equatable {
     /// The opcode's byte offset; nil for errors in the decoded data (not at one place in the stream).
     public let offset: Int?
     public let message: String
+    public init(file: String, offset: Int?, message: String) {
+        self.file = file; self.offset = offset; self.message = message
+    }
     public var description: String {
         offset.map { "\(file): bad pickle at byte \($0): \(message)" } ?? "\(file): unexpected pickle contents: \(message)"
     }
 }
 
-/// A minimal pickle reader for data files (protocols 2–5, as written by Python 2's cPickle and
-/// Python 3's pickle): a stack machine over the opcodes that plain data uses. Opcodes that would
-/// need Python to run (PERSID, INST, OBJ, EXT*, text protocol 0) are refused with the byte offset.
+/// What a pickle may contain beyond plain data. Nothing is executed either way; the policy says
+/// which names may appear at all, so that a file with any other is refused where it names it.
+public struct PicklePolicy: Sendable {
+    /// Whether BINPERSID (an object stored outside the pickle, as torch stores tensor data) is read.
+    public var persistentIDs: Bool
+    /// Whether GLOBAL / STACK_GLOBAL may name `module.name`; nil accepts every name (recorded only).
+    public var allowsGlobal: (@Sendable (_ module: String, _ name: String) -> Bool)?
+
+    public init(persistentIDs: Bool = false, allowsGlobal: (@Sendable (String, String) -> Bool)? = nil) {
+        self.persistentIDs = persistentIDs
+        self.allowsGlobal = allowsGlobal
+    }
+
+    /// Data files (CIFAR): no persistent ids, globals recorded for the caller to interpret.
+    public static let data = PicklePolicy()
+}
+
+/// The one pickle reader (protocols 2–5, as written by Python 2's cPickle, Python 3's pickle and
+/// torch.save): a stack machine over the opcodes that plain data uses, for data files (CIFAR) and
+/// PyTorch checkpoints. Opcodes that would need Python to run (PERSID, INST, OBJ, EXT*, text
+/// protocol 0) are refused with the byte offset.
 public enum Pickle {
     /// Deepest nesting of lists, tuples, dicts and objects accepted (the NPY and safetensors header
     /// parsers use the same bound). Deeper values would overflow the stack when they are freed.
     public static let maximumDepth = 64
 
-    public static func load(_ url: URL) throws -> PickleValue {
+    public static func load(_ url: URL, policy: PicklePolicy = .data) throws -> PickleValue {
         let data: Data
         do { data = try InputFile.read(url.path) } catch let e as InputFileError {
             throw PickleError(file: url.path, offset: nil, message: "cannot read file: \(e.reason)")
         }
-        return try load([UInt8](data), file: url.path)
+        return try load([UInt8](data), file: url.path, policy: policy)
     }
 
-    public static func load(_ bytes: [UInt8], file: String = "<pickle>") throws -> PickleValue {
-        var machine = Machine(bytes: bytes, file: file)
+    public static func load(_ bytes: [UInt8], file: String = "<pickle>", policy: PicklePolicy = .data) throws -> PickleValue {
+        var machine = Machine(bytes: bytes, file: file, policy: policy)
         return try machine.run()
     }
 
@@ -113,12 +138,21 @@ public enum Pickle {
     private struct Machine {
         let bytes: [UInt8]
         let file: String
+        let policy: PicklePolicy
         var pos = 0
         var opStart = 0
         var stack: [Slot] = []
         var memo: [Int: (value: PickleValue, depth: Int)] = [:]
 
-        init(bytes: [UInt8], file: String) { self.bytes = bytes; self.file = file }
+        init(bytes: [UInt8], file: String, policy: PicklePolicy) { self.bytes = bytes; self.file = file; self.policy = policy }
+
+        /// A GLOBAL's name, refused here (before anything can refer to it) when the policy says so.
+        func global(_ module: String, _ name: String) throws -> PickleValue {
+            if let allows = policy.allowsGlobal, !allows(module, name) {
+                throw fail("refused global '\(module).\(name)': not a tensor, storage or container type (nothing was executed)")
+            }
+            return .global(module: module, name: name)
+        }
 
         func fail(_ message: String, at offset: Int? = nil) -> PickleError {
             PickleError(file: file, offset: offset ?? opStart, message: message)
@@ -244,6 +278,7 @@ public enum Pickle {
             if case .global("__builtin__" , "bytes") = callable, a.isEmpty { return .bytes([]) }
             if case .global("builtins", "bytes") = callable, a.isEmpty { return .bytes([]) }
             if case .global("builtins", "bytearray") = callable, let first = a.first, case .bytes(let b) = first { return .bytes(b) }
+            if case .global("collections", "OrderedDict") = callable, a.isEmpty { return .dict(PickleDict()) }
             return .object(PickleObject(callable: callable, args: a, depth: try nest([callableEntry, argsEntry])))
         }
 
@@ -317,13 +352,13 @@ public enum Pickle {
                 case 0x6A: push(try memoGet(try uint(4))) // LONG_BINGET
                 case 0x63: // GLOBAL
                     let module = try line(), name = try line()
-                    push(.global(module: module, name: name))
+                    push(try global(module, name))
                 case 0x93: // STACK_GLOBAL
                     let name = try pop(), module = try pop()
                     guard case .string(let m) = module, case .string(let n) = name else {
                         throw fail("STACK_GLOBAL needs two str, got \(module.kind), \(name.kind)")
                     }
-                    push(.global(module: m, name: n))
+                    push(try global(m, n))
                 case 0x52: // REDUCE
                     let args = try popEntry(), callable = try popEntry()
                     push(try reduce(callable, args))
@@ -331,8 +366,14 @@ public enum Pickle {
                     let args = try popEntry(), cls = try popEntry()
                     guard case .tuple(let a) = args.value else { throw fail("NEWOBJ arguments are a \(args.value.kind), not a tuple") }
                     push(.object(PickleObject(callable: cls.value, args: a, depth: try nest([cls, args]))))
+                case 0x51: // BINPERSID
+                    guard policy.persistentIDs else { throw fail("persistent ids (BINPERSID) are not expected in this file") }
+                    let id = try popEntry()
+                    push(.persistent(id.value), depth: try nest([id]))
                 case 0x62: // BUILD
                     let state = try popEntry()
+                    // An OrderedDict's instance attributes (state_dict's `_metadata`): not data.
+                    if case .dict = try top() { break }
                     guard case .object(let o) = try top() else { throw fail("BUILD on a \(try top().kind)") }
                     try growable(o)
                     o.depth = try nest([state], minimum: o.depth)
@@ -346,43 +387,49 @@ public enum Pickle {
     }
 }
 
-/// A NumPy array pickled with `numpy.core.multiarray._reconstruct` (protocols 2–4) or
-/// `numpy.core.numeric._frombuffer` (in-band protocol 5).
-public struct PickledArray {
-    public let shape: [Int]
-    /// NumPy's type code without byte order, e.g. "u1".
-    public let dtype: String
-    public let data: [UInt8]
+/// Writes pickle protocol 2 for plain data, opcode by opcode (what torch.save's pickler emits for
+/// state dicts and optimizer states); the caller composes containers, e.g. a dict is
+/// `emptyDict(); mark(); key; value; ...; setItems()`.
+public struct PickleWriter {
+    public private(set) var bytes: [UInt8] = [0x80, 2]  // PROTO 2
 
-    /// Interprets `value` as an ndarray; `what` names it in errors.
-    public init(_ value: PickleValue, file: String, what: String) throws {
-        func bad(_ m: String) -> PickleError { PickleError(file: file, offset: nil, message: "\(what): \(m)") }
-        guard case .object(let o) = value, case .global(let module, let name) = o.callable else {
-            throw bad("expected a NumPy array, found \(value.kind)")
-        }
-        func ints(_ v: PickleValue) throws -> [Int] {
-            guard case .tuple(let t) = v else { throw bad("shape is a \(v.kind)") }
-            return try t.map { if case .int(let i) = $0, i >= 0 { return i } else { throw bad("bad shape entry") } }
-        }
-        func dtypeCode(_ v: PickleValue) throws -> String {
-            if let s = v.text { return s }
-            guard case .object(let d) = v, case .global(_, "dtype") = d.callable, let code = d.args.first?.text else {
-                throw bad("unrecognised dtype \(v.kind)")
-            }
-            return code
-        }
-        let isNumpy = module.hasPrefix("numpy.") || module == "numpy"
-        if isNumpy && name == "_reconstruct" {
-            guard case .tuple(let st)? = o.state, st.count == 5 else { throw bad("ndarray state is not (version, shape, dtype, fortran, data)") }
-            if case .bool(true) = st[3] { throw bad("Fortran-order arrays are not supported") }
-            guard case .bytes(let raw) = st[4] else { throw bad("ndarray data is a \(st[4].kind), not raw bytes") }
-            shape = try ints(st[1]); dtype = try dtypeCode(st[2]); data = raw
-        } else if isNumpy && name == "_frombuffer" {
-            guard o.args.count == 4, case .bytes(let raw) = o.args[0] else { throw bad("unsupported _frombuffer arguments") }
-            if o.args[3].text == "F" { throw bad("Fortran-order arrays are not supported") }
-            shape = try ints(o.args[2]); dtype = try dtypeCode(o.args[1]); data = raw
+    public init() {}
+
+    public mutating func none() { bytes.append(0x4E) }
+    public mutating func bool(_ b: Bool) { bytes.append(b ? 0x88 : 0x89) }
+    public mutating func int(_ v: Int) {
+        if let small = Int32(exactly: v) {
+            bytes.append(0x4A)  // BININT
+            withUnsafeBytes(of: small.littleEndian) { bytes += $0 }
         } else {
-            throw bad("expected a NumPy array, found \(module).\(name)(...)")
+            bytes += [0x8A, 8]  // LONG1, 8 bytes two's complement
+            withUnsafeBytes(of: Int64(v).littleEndian) { bytes += $0 }
         }
     }
+    public mutating func float(_ v: Double) {
+        bytes.append(0x47)  // BINFLOAT, big-endian
+        withUnsafeBytes(of: v.bitPattern.bigEndian) { bytes += $0 }
+    }
+    public mutating func string(_ s: String) {
+        let u = Array(s.utf8)
+        bytes.append(0x58)  // BINUNICODE
+        withUnsafeBytes(of: UInt32(u.count).littleEndian) { bytes += $0 }
+        bytes += u
+    }
+    public mutating func mark() { bytes.append(0x28) }
+    /// TUPLE of the values since the last `mark()`.
+    public mutating func tuple() { bytes.append(0x74) }
+    public mutating func emptyTuple() { bytes.append(0x29) }
+    public mutating func emptyDict() { bytes.append(0x7D) }
+    public mutating func emptyList() { bytes.append(0x5D) }
+    /// SETITEMS: the key/value pairs since the last `mark()` into the dict below the mark.
+    public mutating func setItems() { bytes.append(0x75) }
+    /// APPENDS: the values since the last `mark()` onto the list below the mark.
+    public mutating func appends() { bytes.append(0x65) }
+    public mutating func global(_ module: String, _ name: String) { bytes += [0x63] + Array("\(module)\n\(name)\n".utf8) }
+    /// REDUCE: calls the callable below the argument tuple on top (when Python loads it).
+    public mutating func reduce() { bytes.append(0x52) }
+    /// BINPERSID: the value on top is a persistent id.
+    public mutating func persistentID() { bytes.append(0x51) }
+    public mutating func stop() { bytes.append(0x2E) }
 }
