@@ -33,6 +33,9 @@ struct IndexModelOptions: ParsableArguments {
     /// The model named by the options, or the one `index` records (its default slot).
     func load(for index: SearchIndex) throws -> IndexModel {
         if let model { return try IndexModel(model: model, weights: weights, seed: seed, precision: precision, vocabulary: vocabularyURL) }
+        guard try !index.slots().isEmpty else {
+            throw InputError(description: "\(index.location): the index records no model yet; give --model (and --weights)")
+        }
         return try index.loadModel(vocabulary: vocabularyURL)
     }
 }
