@@ -1,9 +1,9 @@
 import CLIPEngine
 import Foundation
 
-/// Exact search: the scores of a chunk of stored unit vectors against the query are one GEMM (the
-/// engine's sgemm: [rows, dim] x [dim, queries]); the best k are kept in a min-heap, so memory is
-/// one chunk plus k whatever the number of vectors.
+/// Exact search: the scores of a chunk of stored unit vectors against the query are one matrix
+/// product (the engine's sgemv, [rows, dim] · [dim], rows split over the threads); the best k are
+/// kept in a min-heap, so memory is one chunk plus k whatever the number of vectors.
 struct TopK {
     let k: Int
     let minScore: Float
@@ -64,7 +64,7 @@ enum ExactSearch {
         if scratch.count < n { scratch = [Float](repeating: 0, count: n) }
         query.withUnsafeBufferPointer { q in
             scratch.withUnsafeMutableBufferPointer { s in
-                sgemm(m: n, n: 1, k: dim, a: base, lda: dim, b: q.baseAddress!, ldb: 1, c: s.baseAddress!, ldc: 1)
+                sgemv(m: n, k: dim, a: base, lda: dim, x: q.baseAddress!, y: s.baseAddress!)
             }
         }
         var threshold = top.threshold

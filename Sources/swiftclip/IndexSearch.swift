@@ -30,12 +30,14 @@ struct IndexModelOptions: ParsableArguments {
 
     var vocabularyURL: URL? { vocab.map { URL(fileURLWithPath: $0) } }
 
-    /// The model named by the options, or the one `index` records (its default slot).
-    func load(for index: SearchIndex) throws -> IndexModel {
+    /// The model named by the options, or one the index records: for `search` its default slot's
+    /// (the newest complete), for `index` the newest slot's, so a killed run resumes with its model.
+    func load(for index: SearchIndex, newestSlot: Bool = false) throws -> IndexModel {
         if let model { return try IndexModel(model: model, weights: weights, seed: seed, precision: precision, vocabulary: vocabularyURL) }
-        guard try !index.slots().isEmpty else {
+        guard let newest = try index.slots().last else {
             throw InputError(description: "\(index.location): the index records no model yet; give --model (and --weights)")
         }
+        if newestSlot { return try IndexModel(identity: newest.model, vocabulary: vocabularyURL) }
         return try index.loadModel(vocabulary: vocabularyURL)
     }
 }
@@ -90,7 +92,7 @@ struct IndexCommand: ParsableCommand {
                 print("dropped slot \(slot.id) (\(slot.model.config), \(slot.vectors) vectors)")
                 return
             }
-            let model = try modelOptions.load(for: index)
+            let model = try modelOptions.load(for: index, newestSlot: true)
             let bar = ProgressBar()
             let summary = try index.update(roots: roots, model: model, options: UpdateOptions(batchSize: batchSize, prune: prune)) { bar.show($0) }
             bar.finish()

@@ -16,10 +16,17 @@ final class IndexCLITests: XCTestCase {
     override func tearDown() { photos?.cleanUp() }
 
     @discardableResult
-    func run(_ arguments: [String], status expected: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
+    func run(_ arguments: [String], status expected: Int32 = 0, unprivileged: Bool = false,
+             file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
         let p = Process()
-        p.executableURL = binary
-        p.arguments = arguments
+        if unprivileged && geteuid() == 0 {
+            // Permissions do not stop root: run as `nobody` so they do.
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binary.path] + arguments
+        } else {
+            p.executableURL = binary
+            p.arguments = arguments
+        }
         p.environment = ProcessInfo.processInfo.environment.merging(["SWIFTCLIP_VOCAB": vocabulary.path]) { $1 }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -64,6 +71,35 @@ final class IndexCLITests: XCTestCase {
         XCTAssertTrue(notDB.err.contains("not an SQLite database"), notDB.err)
         let dups = try run(["search", "--db", db, "--duplicates", "--threshold", "0.5", "--json"])
         XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(dups.out.utf8)) as? [Any])
+    }
+
+    /// An unreadable sub-folder is reported and its files kept; a read-only index refuses to index
+    /// and still searches.
+    func testUnreadableFolderAndReadOnlyIndex() throws {
+        if geteuid() == 0 { try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "root without setpriv") }
+        try photos.add("china.jpg", as: "a/china.jpg")
+        try photos.add("flower.jpg", as: "b/flower.jpg")
+        try photos.add("noise_120x90.png", as: "b/noise.png")
+        if geteuid() == 0 {
+            for path in [photos.parent.path, photos.path, photos.url.appendingPathComponent("a").path, photos.url.appendingPathComponent("b").path] {
+                XCTAssertEqual(chown(path, 65534, 65534), 0)
+            }
+        }
+        try run(["index", photos.path, "--db", db, "--model", tinyModelConfig], unprivileged: true)
+        let locked = photos.url.appendingPathComponent("b").path
+        XCTAssertEqual(chmod(locked, 0), 0)
+        let r = try run(["index", photos.path, "--db", db, "--json"], unprivileged: true)
+        XCTAssertEqual(chmod(locked, 0o755), 0)
+        XCTAssertTrue(r.err.contains(locked), r.err)
+        let summary = try JSONDecoder().decode(IndexSummary.self, from: Data(r.out.utf8))
+        XCTAssertEqual([summary.unchanged, summary.removed], [1, 0])
+        XCTAssertEqual(summary.unreadableFolders.count, 1)
+        XCTAssertTrue(try run(["index", "--db", db, "--status"]).out.contains("files 3"))
+        XCTAssertEqual(chmod(db, 0o444), 0)
+        let refused = try run(["index", photos.path, "--db", db], status: 1, unprivileged: true)
+        XCTAssertTrue(refused.err.contains("read-only"), refused.err)
+        let found = try run(["search", "--db", db, "a photo", "--json"], unprivileged: true)
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(found.out.utf8)) as? [Any])?.count, 3)
     }
 
     /// kill -9 in the middle of a real run: the database is consistent and the next run finishes the job.
