@@ -10,10 +10,14 @@ let package = Package(
         .executable(name: "swiftclip", targets: ["swiftclip"]),
         // `import SwiftCLIP`: every layer re-exported, plus the high-level `CLIP` API.
         .library(name: "SwiftCLIP", targets: ["SwiftCLIP"]),
+        // `import CLIPSearch`: the photo index and search (SQLite; PostgreSQL + pgvector). Separate, so an
+        // app that only wants embeddings compiles no database code.
+        .library(name: "SwiftCLIPSearch", targets: ["CLIPSearch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System shims: Debian's C libraries, found with pkg-config.
@@ -53,16 +57,20 @@ let package = Package(
         .target(name: "CLIPExport", dependencies: [
             "CLIPModels", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
+        // search: the incremental photo index (schema, change detection, model slots), its stores, exact search.
+        .target(name: "CLIPSearch", dependencies: [
+            "CLIPModels", "CLIPTokenizer", "CLIPData", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // Umbrella module for other Swift packages: re-exports the layers; a small high-level API.
         .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDetection"]),
         // CLI: thin.
         // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point
         // (built with sanitizers by scripts/fuzz.sh; a plain build is a replay tool).
-        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
+        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPSearch"]),
         .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
             "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed", "CLIPDetection",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CLIPSearch", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine", "CLIPKernels"]),
@@ -75,6 +83,7 @@ let package = Package(
         .testTarget(name: "CLIPDetectionTests", dependencies: ["CLIPDetection", "CLIPModels", "CLIPNN", "CLIPEngine", "CLIPData", "CLIPTraining"], exclude: ["Fixtures"]),
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPSearchTests", dependencies: ["CLIPSearch", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),
     ],
     swiftLanguageModes: [.v5]

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 need=()
 # qemu-user: the tests run the release binary on emulated CPUs without AVX-512 and without AVX.
 # openmpi-bin, libopenmpi-dev: data-parallel training (mpirun) and its tests; optional for a plain build.
-for pkg in libopenblas-dev libturbojpeg0-dev libpng-dev pkg-config qemu-user openmpi-bin libopenmpi-dev; do
+for pkg in libopenblas-dev libturbojpeg0-dev libpng-dev libsqlite3-dev pkg-config qemu-user openmpi-bin libopenmpi-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -9,7 +9,8 @@ struct SwiftCLIPCommand: ParsableCommand {
         abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: train, embed, classify, evaluate, benchmark, export to ONNX.",
         subcommands: [Info.self, Tokenize.self, Preprocess.self, EmbedImage.self, EmbedText.self, Classify.self, Eval.self, Bench.self, BenchTrain.self,
                       ExportONNX.self, MakeSynthetic.self, MakeShards.self, Train.self, Convert.self,
-                      Heatmap.self, MakeSyntheticScenes.self, TrainDetector.self, Detect.self, EvalDetect.self])
+                      Heatmap.self, MakeSyntheticScenes.self, TrainDetector.self, Detect.self, EvalDetect.self,
+                      IndexCommand.self, SearchCommand.self, BenchSearch.self])
 }
 
 /// Options every model-using command shares.
