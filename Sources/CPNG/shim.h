@@ -24,6 +24,9 @@ typedef struct {
     uint32_t width, height;
     uint32_t channels;   // 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA (after palette expansion)
     uint32_t bit_depth;  // 8 or 16 (16-bit samples big-endian)
+    uint32_t source_bit_depth;  // as in the file's IHDR (1-bit gray is Pillow's mode "1")
+    unsigned char palette[768];   // PLTE of a palette image, RGB triplets (padding uses entry 0)
+    int num_palette;
     int color_type;      // as in the file's IHDR
     size_t row_bytes;
     unsigned char *pixels;  // malloc'd, height * row_bytes; the caller frees it with free()
@@ -105,12 +108,25 @@ static inline int swiftclip_png_decode(const unsigned char *data, size_t size, u
     result->width = width;
     result->height = height;
     result->color_type = color_type;
+    result->source_bit_depth = bit_depth;
     if (width > max_side || height > max_side || (uint64_t)width * height > max_pixels) {
         png_destroy_read_struct(&png, &info, NULL);
         return SWIFTCLIP_PNG_TOO_LARGE;
     }
 
-    if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color_type == PNG_COLOR_TYPE_PALETTE) {
+        png_colorp plte = NULL;
+        int n = 0;
+        if (png_get_PLTE(png, info, &plte, &n) && plte && n > 0 && n <= 256) {
+            for (int i = 0; i < n; i++) {
+                result->palette[3 * i] = plte[i].red;
+                result->palette[3 * i + 1] = plte[i].green;
+                result->palette[3 * i + 2] = plte[i].blue;
+            }
+            result->num_palette = n;
+        }
+        png_set_palette_to_rgb(png);
+    }
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
