@@ -31,6 +31,7 @@ typedef struct {
     size_t row_bytes;
     unsigned char *pixels;  // malloc'd, height * row_bytes; the caller frees it with free()
     int truncated;
+    size_t truncated_read;  // the size of the read that ran out of data
     char message[256];
 } swiftclip_png_result;
 
@@ -44,6 +45,7 @@ static inline void swiftclip_png_read_fn(png_structp png, png_bytep out, size_t 
     swiftclip_png_source *src = (swiftclip_png_source *)png_get_io_ptr(png);
     if (n > src->size - src->offset) {
         src->result->truncated = 1;
+        src->result->truncated_read = n;
         png_error(png, "unexpected end of data (truncated file)");
     }
     memcpy(out, src->data + src->offset, n);
@@ -79,9 +81,11 @@ static inline int swiftclip_png_decode(const unsigned char *data, size_t size, u
     volatile int status = SWIFTCLIP_PNG_OK;
     volatile int image_done = 0;
     if (setjmp(png_jmpbuf(png))) {
-        if (image_done) {
-            // All pixel rows were read; only what follows them (chunks after the image data,
-            // IEND) is missing or damaged. Pillow accepts such files, and so do we.
+        // All pixel rows were read; only what follows them (chunks after the image data, IEND) is
+        // missing or damaged. Pillow accepts such files (its load_end stops at a chunk header or
+        // CRC it cannot read: 8 or 4 bytes), except when a chunk's data is cut ("Truncated File
+        // Read"), and so do we.
+        if (image_done && !(result->truncated && result->truncated_read != 8 && result->truncated_read != 4)) {
             free(rows);
             png_destroy_read_struct(&png, &info, NULL);
             result->pixels = pixels;

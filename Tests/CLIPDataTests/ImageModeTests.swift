@@ -22,9 +22,15 @@ final class ImageModeTests: XCTestCase {
         let tensor: String?
     }
 
+    struct Refused: Decodable {
+        let file: String
+        let pillow: String
+    }
+
     struct Manifest: Decodable {
         let configs: [Config]
         let images: [Entry]
+        let refused: [Refused]
     }
 
     static let folder = Fixtures.folder.appendingPathComponent("modes")
@@ -41,7 +47,7 @@ final class ImageModeTests: XCTestCase {
 
     func testEveryModeMatchesOpenCLIPExactly() throws {
         let m = try manifest()
-        XCTAssertGreaterThanOrEqual(m.images.count, 27)
+        XCTAssertGreaterThanOrEqual(m.images.count, 28)
         var report: [String] = []
         var checked = 0
         for entry in m.images {
@@ -96,6 +102,20 @@ final class ImageModeTests: XCTestCase {
         let bytes = try Data(contentsOf: url)
         XCTAssertThrowsError(try ImageDecoder.decodeImage(bytes.prefix(bytes.count - 2), name: "no-eoi.jpg")) { error in
             guard case ImageError.truncated = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    /// What Pillow refuses although it starts well (a JPEG without its end after a warning, a PNG
+    /// chunk cut inside its data after the image) is a `truncated` error naming the file.
+    func testFilesPillowRefusesAreRefused() throws {
+        let refused = try manifest().refused
+        XCTAssertEqual(refused.count, 2)
+        for r in refused {
+            let url = Self.folder.appendingPathComponent(r.file)
+            XCTAssertThrowsError(try ImageDecoder.decodeImage(contentsOf: url), r.pillow) { error in
+                guard case ImageError.truncated(let path, _, _) = error else { return XCTFail("\(r.file): \(error)") }
+                XCTAssertEqual(path, url.path)
+            }
         }
     }
 

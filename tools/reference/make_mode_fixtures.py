@@ -126,7 +126,24 @@ def make_images(rng) -> dict:
     app0 = jpg.index(b"\xff\xe0")
     n = int.from_bytes(jpg[app0 + 2:app0 + 4], "big")
     files["warn_short_app0_40x30.jpg"] = jpg[:app0 + 2] + (n - 4).to_bytes(2, "big") + jpg[app0 + 4:]
+    # After complete image data: a chunk header cut short decodes (Pillow's load_end stops there),
+    # a chunk whose data is cut does not ("Truncated File Read").
+    png = files["rgb_40x30.png"]
+    iend = png.rindex(b"IEND") - 4
+    text = b"tEXt" + b"Comment\x00" + b"x" * 40
+    chunk = struct.pack(">I", len(text) - 4) + text + struct.pack(">I", zlib.crc32(text) & 0xFFFFFFFF)
+    files["cut_header_after_idat_40x30.png"] = png[:iend] + chunk[:5]
     return files
+
+
+def make_refused(files: dict) -> dict:
+    """Files Pillow refuses although they start well; every decoder must refuse them too."""
+    png = files["rgb_40x30.png"]
+    iend = png.rindex(b"IEND") - 4
+    text = b"tEXt" + b"Comment\x00" + b"x" * 40
+    chunk = struct.pack(">I", len(text) - 4) + text + struct.pack(">I", zlib.crc32(text) & 0xFFFFFFFF)
+    return {"cut_chunk_data_after_idat_40x30.png": png[:iend] + chunk[:30],
+            "no_eoi_warning_40x30.jpg": files["warn_extraneous_40x30.jpg"][:-2]}
 
 
 def main():
@@ -164,6 +181,14 @@ def main():
         entry["pixels"] = name + ".crops.rgb"
         manifest["images"].append(entry)
         print(f"{name}: {im.mode} {im.size}", file=sys.stderr)
+    manifest["refused"] = []
+    for name, data in sorted(make_refused(files).items()):
+        (OUT / name).write_bytes(data)
+        try:
+            Image.open(OUT / name).load()
+            raise AssertionError(f"Pillow accepts {name}")
+        except (OSError, SyntaxError, ValueError) as e:
+            manifest["refused"].append({"file": name, "pillow": repr(e)})
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {len(files)} images to {OUT}", file=sys.stderr)
 

@@ -54,13 +54,8 @@ def main():
     args = ap.parse_args()
     files = gather(args)
     transform = open_clip.image_transform(args.size, is_train=False)
-    ref = {}
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                ref[f] = transform(im).numpy()
-        except Exception as e:  # noqa: BLE001 - any refusal counts
-            ref[f] = e
+    counts = {"equal": 0, "differ": 0, "swift refused": 0, "pillow refused": 0, "both refused": 0}
+    details = []
     with tempfile.TemporaryDirectory() as tmp:
         lst = Path(tmp) / "inputs.txt"
         lst.write_text("".join(f + "\n" for f in files))
@@ -69,28 +64,33 @@ def main():
                             "--output", str(out)], capture_output=True, text=True)
         rows_file = Path(tmp) / "out.rows.txt"
         rows = rows_file.read_text().splitlines() if rows_file.exists() else []
-        ours = np.load(out) if out.exists() else np.zeros((0, 3, args.size, args.size), np.float32)
+        ours = np.load(out, mmap_mode="r") if out.exists() else np.zeros((0, 3, args.size, args.size), np.float32)
         stderr = p.stderr
-    got = dict(zip(rows, ours))
-    counts = {"equal": 0, "differ": 0, "swift refused": 0, "pillow refused": 0, "both refused": 0}
-    details = []
-    for f in files:
-        r, s = ref[f], got.get(f)
-        if isinstance(r, Exception):
-            kind = "both refused" if s is None else "pillow refused"
-            details.append({"file": f, "result": kind, "pillow": repr(r)[:200]})
-        elif s is None:
-            kind = "swift refused"
-            msg = [l for l in stderr.splitlines() if f in l]
-            details.append({"file": f, "result": kind, "swiftclip": (msg[0] if msg else "?")[:300]})
-        elif np.array_equal(r.view(np.uint32), s.view(np.uint32)):
-            kind = "equal"
-        else:
-            kind = "differ"
-            d = np.abs(r - s)
-            details.append({"file": f, "result": kind, "max_abs": float(d.max()), "share_differing": float((d > 0).mean()),
-                            "mode": Image.open(f).mode})
-        counts[kind] += 1
+        got = {f: i for i, f in enumerate(rows)}
+        # One file at a time, so that memory stays small for any number of files.
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    r = transform(im).numpy()
+            except Exception as e:  # noqa: BLE001 - any refusal counts
+                r = e
+            s = np.asarray(ours[got[f]]) if f in got else None
+            if isinstance(r, Exception):
+                kind = "both refused" if s is None else "pillow refused"
+                details.append({"file": f, "result": kind, "pillow": repr(r)[:200]})
+            elif s is None:
+                kind = "swift refused"
+                msg = [l for l in stderr.splitlines() if f in l]
+                details.append({"file": f, "result": kind, "swiftclip": (msg[0] if msg else "?")[:300]})
+            elif np.array_equal(r.view(np.uint32), s.view(np.uint32)):
+                kind = "equal"
+            else:
+                kind = "differ"
+                d = np.abs(r - s)
+                details.append({"file": f, "result": kind, "max_abs": float(d.max()),
+                                "share_differing": float((d > 0).mean()), "mode": Image.open(f).mode})
+            counts[kind] += 1
+        del ours
     both = counts["equal"] + counts["differ"]
     print(f"{len(files)} files: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print(f"equal: {counts['equal']} of {both} that both decode ({100 * counts['equal'] / max(both, 1):.1f}%)")
