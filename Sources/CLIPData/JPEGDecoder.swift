@@ -26,7 +26,9 @@ enum JPEGDecoder {
             if msg.contains("Premature end of JPEG file") || (bytes.count < 64 && tjGetErrorCode(handle) != Int32(TJERR_WARNING.rawValue)) {
                 throw ImageError.truncated(path: name, format: "JPEG", message: msg)
             }
-            guard tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue) else {
+            // TurboJPEG reports TJERR_WARNING for a fatal error that follows a warning in the same
+            // call, so the text decides too: a fatal error's message replaces the warning's.
+            guard tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue), isWarning(msg) else {
                 throw ImageError.corrupt(path: name, format: "JPEG", message: msg)
             }
             if !warnings.contains(msg) { warnings.append(msg) }
@@ -65,6 +67,14 @@ enum JPEGDecoder {
         for warning in warnings { ImageDecoder.warningHandler(name, "JPEG: \(warning)") }
         if mode == .cmyk { PixelConversion.invert(&raw) }
         return DecodedImage(width: w, height: h, mode: mode, samples: raw)
+    }
+
+    /// libjpeg's warning texts (jerror.h's JWRN_* messages); every other message is an error.
+    static func isWarning(_ message: String) -> Bool {
+        message.hasPrefix("Corrupt JPEG data") || message.hasPrefix("Premature end of JPEG file")
+            || message.hasPrefix("Warning: unknown JFIF revision") || message.hasPrefix("Unknown Adobe color transform")
+            || message.hasPrefix("Inconsistent progression sequence") || message.hasPrefix("Invalid SOS parameters for sequential")
+            || message.hasPrefix("Application transferred too many scanlines")
     }
 
     /// True when no EOI marker (FF D9) follows the last SOS marker (FF DA): the data ends inside

@@ -98,6 +98,15 @@ final class ImageModeTests: XCTestCase {
         let clean = try ImageDecoder.decodeImage(contentsOf: Self.folder.appendingPathComponent("rgb_40x30.jpg"))
         XCTAssertEqual(clean, image)
         XCTAssertEqual(sink.lines, [])
+        // A fatal error after a warning stays an error (TurboJPEG then reports TJERR_WARNING): 55
+        // bytes claiming 12737 x 8252 with an undefined quantization table (found by fuzzing;
+        // Pillow: "broken data stream").
+        let bomb = Fixtures.folder.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("CLIPFuzzTests/Regressions/image/jpeg_fatal_after_warning_bomb.jpg")
+        XCTAssertThrowsError(try ImageDecoder.decodeImage(contentsOf: bomb)) { error in
+            guard case ImageError.corrupt(_, _, let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("Quantization table"), message)
+        }
         // Data that ends early stays an error, as in Pillow.
         let bytes = try Data(contentsOf: url)
         XCTAssertThrowsError(try ImageDecoder.decodeImage(bytes.prefix(bytes.count - 2), name: "no-eoi.jpg")) { error in
