@@ -1,10 +1,11 @@
 import CLIPEngine
 import Foundation
 
-/// Decodes JPEG and PNG files to 8-bit RGB exactly as Pillow's `Image.open(p).convert("RGB")`
-/// does: no EXIF rotation, no colour management, alpha dropped (not composited), Pillow's
-/// reductions of CMYK, 16-bit and low-bit-depth images. The format is sniffed from the magic
-/// bytes, never from the file name.
+/// Decodes JPEG and PNG files as Pillow does: `decodeImage` to the mode `Image.open(p)` gives
+/// (what open_clip's eval transform resizes), `decode` to 8-bit RGB exactly as
+/// `Image.open(p).convert("RGB")`: no EXIF rotation, no colour management, alpha dropped (not
+/// composited), Pillow's reductions of CMYK, 16-bit and low-bit-depth images. The format is
+/// sniffed from the magic bytes, never from the file name.
 public enum ImageDecoder {
     /// What the first bytes of a file say it is.
     enum Format: Equatable {
@@ -33,10 +34,15 @@ public enum ImageDecoder {
         return .other("unrecognised, first bytes \(head)")
     }
 
-    /// Decodes an in-memory JPEG or PNG; `name` is used in errors.
+    /// Decodes an in-memory JPEG or PNG to RGB (`Image.open(p).convert("RGB")`); `name` is used in errors.
     public static func decode(_ data: Data, name: String) throws -> RGBImage {
+        try decodeImage(data, name: name).rgb()
+    }
+
+    /// Decodes an in-memory JPEG or PNG in the mode Pillow opens it in (`Image.open(p)`).
+    public static func decodeImage(_ data: Data, name: String) throws -> DecodedImage {
         guard !data.isEmpty else { throw ImageError.empty(path: name) }
-        return try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> RGBImage in
+        return try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> DecodedImage in
             switch sniff(bytes) {
             case .jpeg: return try JPEGDecoder.decode(bytes, name: name)
             case .png: return try PNGDecoder.decode(bytes, name: name)
@@ -45,17 +51,28 @@ public enum ImageDecoder {
         }
     }
 
+    /// Where warnings go (a damaged file that still decodes, as in Pillow): the file's name and the
+    /// codec's message. Standard error by default.
+    nonisolated(unsafe) public static var warningHandler: (_ name: String, _ message: String) -> Void = { name, message in
+        FileHandle.standardError.write(Data("warning: \(name): \(message)\n".utf8))
+    }
+
     /// Largest image file read (1 GiB); the decoded size is bounded separately (`ImageError.maxPixels`).
     public static let maximumFileBytes = 1 << 30
 
-    /// Reads and decodes a file; errors name its path.
+    /// Reads and decodes a file to RGB; errors name its path.
     public static func decode(contentsOf url: URL) throws -> RGBImage {
+        try decodeImage(contentsOf: url).rgb()
+    }
+
+    /// Reads and decodes a file in the mode Pillow opens it in; errors name its path.
+    public static func decodeImage(contentsOf url: URL) throws -> DecodedImage {
         let data: Data
         do {
             data = try InputFile.read(url.path, maximumBytes: maximumFileBytes)
         } catch let e as InputFileError {
             throw ImageError.unreadable(path: url.path, reason: e.reason)
         }
-        return try decode(data, name: url.path)
+        return try decodeImage(data, name: url.path)
     }
 }

@@ -1,10 +1,26 @@
-/// Pillow's conversions to RGB, byte for byte.
+/// Pillow's conversions between modes (libImaging/Convert.c), byte for byte.
 enum PixelConversion {
-    static func grayToRGB(_ gray: [UInt8], count: Int) -> [UInt8] {
+    /// Pillow's `convert("RGB")` from `mode`: gray replicated, alpha dropped (not composited),
+    /// CMYK through cmyk2rgb, I;16 clipped at 255.
+    static func toRGB(_ samples: [UInt8], mode: DecodedImage.Mode, count: Int) -> [UInt8] {
+        if mode == .rgb || mode == .palette { return samples }
         var out = [UInt8](repeating: 0, count: count * 3)
-        gray.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                toRGB(src.baseAddress!, channels: 1, stride: 1, count: count, into: dst.baseAddress!)
+        samples.withUnsafeBufferPointer { s in
+            out.withUnsafeMutableBufferPointer { d in
+                let src = s.baseAddress!, dst = d.baseAddress!
+                switch mode {
+                case .gray, .bilevel: toRGB(src, channels: 1, stride: 1, count: count, into: dst)
+                case .grayAlpha: toRGB(src, channels: 2, stride: 1, count: count, into: dst)
+                case .rgba: toRGB(src, channels: 4, stride: 1, count: count, into: dst)
+                case .rgb, .palette: break
+                case .cmyk: cmykToRGB(src, count: count, into: dst)
+                case .gray16:
+                    // I16_RGB: the low byte, or 255 when the high byte is set.
+                    for x in 0..<count {
+                        let v: UInt8 = src[2 * x + 1] != 0 ? 255 : src[2 * x]
+                        dst[3 * x] = v; dst[3 * x + 1] = v; dst[3 * x + 2] = v
+                    }
+                }
             }
         }
         return out
@@ -34,23 +50,53 @@ enum PixelConversion {
         }
     }
 
-    /// CMYK as stored in Adobe JPEGs (inverted) to RGB: Pillow's "CMYK;I" unpacker inverts, then
-    /// its cmyk2rgb computes `nk - nk * c / 255` with nk = 255 - k, in its rounded integer form
-    /// MULDIV255(a, b) = (t + (t >> 8)) >> 8, t = a * b + 128.
-    static func invertedCMYKToRGB(_ cmyk: [UInt8], count: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count * 3)
-        cmyk.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for x in 0..<count {
-                    let nk = Int(src[4 * x + 3])  // 255 - (255 - stored k)
-                    for c in 0..<3 {
-                        let t = (255 - Int(src[4 * x + c])) * nk + 128
-                        let v = nk - (((t >> 8) + t) >> 8)
-                        dst[3 * x + c] = UInt8(clamping: v)
-                    }
-                }
+    /// Pillow's MULDIV255(a, b): a * b / 255 rounded, as (t + (t >> 8)) >> 8 with t = a * b + 128.
+    @inline(__always)
+    static func mulDiv255(_ a: Int, _ b: Int) -> Int {
+        let t = a * b + 128
+        return (t + (t >> 8)) >> 8
+    }
+
+    /// Adobe JPEGs store CMYK inverted; Pillow's "CMYK;I" unpacker un-inverts in place.
+    static func invert(_ samples: inout [UInt8]) {
+        for i in samples.indices { samples[i] = 255 &- samples[i] }
+    }
+
+    /// cmyk2rgb: `nk - MULDIV255(c, nk)` with nk = 255 - k.
+    static func cmykToRGB(_ src: UnsafePointer<UInt8>, count: Int, into dst: UnsafeMutablePointer<UInt8>) {
+        for x in 0..<count {
+            let nk = 255 - Int(src[4 * x + 3])
+            for c in 0..<3 {
+                dst[3 * x + c] = UInt8(clamping: nk - mulDiv255(Int(src[4 * x + c]), nk))
             }
         }
-        return out
+    }
+
+    /// RGBA -> RGBa (rgbA2rgba) and LA -> La (lA2la): colour samples times alpha / 255, rounded.
+    /// `channels` is 4 (RGBA) or 2 (LA); alpha is the last sample.
+    static func premultiply(_ samples: inout [UInt8], channels: Int) {
+        samples.withUnsafeMutableBufferPointer { p in
+            var i = 0
+            while i < p.count {
+                let alpha = Int(p[i + channels - 1])
+                for c in 0..<(channels - 1) { p[i + c] = UInt8(truncatingIfNeeded: mulDiv255(Int(p[i + c]), alpha)) }
+                i += channels
+            }
+        }
+    }
+
+    /// RGBa -> RGBA (rgba2rgbA) and La -> LA (la2lA): `255 * v / alpha` (integer division) clipped,
+    /// samples with alpha 0 or 255 left as they are.
+    static func unpremultiply(_ samples: inout [UInt8], channels: Int) {
+        samples.withUnsafeMutableBufferPointer { p in
+            var i = 0
+            while i < p.count {
+                let alpha = Int(p[i + channels - 1])
+                if alpha != 0 && alpha != 255 {
+                    for c in 0..<(channels - 1) { p[i + c] = UInt8(min(255, 255 * Int(p[i + c]) / alpha)) }
+                }
+                i += channels
+            }
+        }
     }
 }

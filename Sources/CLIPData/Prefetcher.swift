@@ -106,7 +106,8 @@ extension Preprocessor {
     /// The eval transform over items 0..<count in batches of `batchSize`, each batch decoded on a
     /// background thread while the previous one is used (evaluation's loader). `load` must be
     /// thread-safe, as every dataset's `image(at:)` is.
-    public func batches(count: Int, batchSize: Int, load: @escaping (Int) throws -> RGBImage) -> Prefetcher<Tensor> {
+    public func batches<Input: PreprocessorInput>(count: Int, batchSize: Int,
+                                                  load: @escaping (Int) throws -> Input) -> Prefetcher<Tensor> {
         Prefetcher(count: (count + batchSize - 1) / max(1, batchSize)) { b in
             let start = b * batchSize, end = min(count, start + batchSize)
             return try self.batch(count: end - start) { try load(start + $0) }

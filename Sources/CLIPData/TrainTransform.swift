@@ -81,8 +81,9 @@ public struct TrainTransform: Sendable {
             }
         }
         let crop = RGBImage(width: p.width, height: p.height, pixels: pixels)
-        return BicubicResampler.resize(crop, outWidth: imageSize, outHeight: imageSize,
-                                       window: (0, 0, imageSize, imageSize))
+        let resized = Resampler.resize(crop.pixels, width: crop.width, height: crop.height, channels: 3, outWidth: imageSize,
+                                       outHeight: imageSize, window: (0, 0, imageSize, imageSize), filter: .bicubic)
+        return RGBImage(width: imageSize, height: imageSize, pixels: resized)
     }
 
     /// [3, S, S] float32, normalised, channels first, written at `out`.

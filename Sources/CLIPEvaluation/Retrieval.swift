@@ -84,7 +84,7 @@ public enum Retrieval {
     public static func evaluate(model: CLIPModel, tokenizer: CLIPTokenizer, pairs: CSVPairs, batchSize: Int = 64,
                                 progress: ((Int, Int) -> Void)? = nil) throws -> RetrievalMetrics {
         guard batchSize > 0 else { throw ZeroShotError.badArgument("batch size must be positive, got \(batchSize)") }
-        let preprocessor = Preprocessor(imageSize: model.config.vision.imageSize)
+        let preprocessor = Preprocessor(model: model.config)
         var images: [Tensor] = [], texts: [Tensor] = []
         let loader = preprocessor.batches(count: pairs.count, batchSize: batchSize) { try pairs.imageNamingRow($0) }
         for start in stride(from: 0, to: pairs.count, by: batchSize) {

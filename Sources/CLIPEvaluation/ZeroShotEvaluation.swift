@@ -69,7 +69,7 @@ public enum ZeroShotEvaluation {
         guard classifier.classNames.count == dataset.classNames.count else {
             throw ZeroShotError.badArgument("classifier has \(classifier.classNames.count) classes, the dataset \(dataset.classNames.count)")
         }
-        let preprocessor = Preprocessor(imageSize: model.config.vision.imageSize)
+        let preprocessor = Preprocessor(model: model.config)
         let n = dataset.count, classes = classifier.classNames.count, k = min(5, classes)
         var predictions: [Int] = [], labels: [Int] = []
         var correct = [Int](repeating: 0, count: classes), correct5 = correct, counts = correct

@@ -33,8 +33,14 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             if case .dict(let d) = value, let data = d["data"] { _ = try? PickledArray(data, file: "fuzz.pkl", what: "'data'") }
             _ = try? CIFARDataset.loadPython(.cifar10, test: FuzzScratch.write(bytes, ext: "pkl"), meta: nil)
         case .image:
-            let image = try ImageDecoder.decode(Data(bytes), name: "fuzz-image")
+            ImageDecoder.warningHandler = { _, _ in }  // damaged inputs are the point; keep the log quiet
+            let image = try ImageDecoder.decodeImage(Data(bytes), name: "fuzz-image")
+            _ = image.rgb()
             _ = Preprocessor(imageSize: 16).resizeAndCrop(image)
+            if image.width * image.height <= 1 << 20 {  // the other resize modes, where they stay fast
+                _ = Preprocessor(imageSize: 12, interpolation: .bilinear, resizeMode: .longest, fillColor: 7).resizeAndCrop(image)
+                _ = Preprocessor(imageSize: 9, resizeMode: .squash).resizeAndCrop(image)
+            }
         case .tokenizer:
             let text = String(decoding: bytes, as: UTF8.self)
             let rows = try FuzzScratch.tokenizer().tokenize([text], contextLength: 77)

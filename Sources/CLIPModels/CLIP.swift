@@ -35,10 +35,12 @@ public final class CLIPModel {
         weights = builder
     }
 
-    /// A built-in name or JSON path, with optional weights (safetensors or a torch checkpoint, by content).
+    /// A built-in name or JSON path, with optional weights (safetensors or a torch checkpoint, by content); or a hub folder,
+    /// whose own weights file is used unless `weightsURL` names another.
     public convenience init(model nameOrPath: String, weightsURL: URL? = nil, seed: UInt64 = 0, precision: Precision = .fp32,
                             inferenceOnly: Bool = false) throws {
         let config = try ModelRegistry.config(named: nameOrPath)
+        let weightsURL = try weightsURL ?? ModelRegistry.hubFolderWeights(nameOrPath)
         try self.init(config: config, weights: try weightsURL.map { try WeightFiles.open($0) }, seed: seed,
                       precision: precision, inferenceOnly: inferenceOnly)
     }

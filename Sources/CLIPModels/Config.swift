@@ -28,6 +28,8 @@ public struct CLIPConfig: Equatable, Sendable {
     public var text: TextConfig
     /// Where the config came from (built-in name or file path), for error messages.
     public var source: String
+    /// How images are preprocessed for this model (`preprocess_cfg`; open_clip's defaults without one).
+    public var preprocess = PreprocessConfig()
 
     public enum VisionConfig: Equatable, Sendable {
         case timm(TimmVisionConfig)
@@ -99,10 +101,20 @@ extension CLIPConfig {
         do { object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
             throw ConfigError.unreadable(path: source, reason: "not valid JSON (\(error.localizedDescription))")
         }
-        guard let root = object as? [String: Any] else {
+        guard let top = object as? [String: Any] else {
             let kind = object is NSNull ? "null" : object is [Any] ? "an array" : object is String ? "a string" : "a number or boolean"
             throw ConfigError.unreadable(path: source, reason: "the top level is \(kind), not a JSON object")
         }
+        // A hub folder's open_clip_config.json wraps the model config: {"model_cfg", "preprocess_cfg"}.
+        var root = top
+        let preprocessRaw = top["preprocess_cfg"]
+        if let wrapped = top["model_cfg"] {
+            guard let m = wrapped as? [String: Any] else {
+                throw ConfigError.invalidField("model_cfg", expected: "a JSON object", source: source)
+            }
+            root = m
+        }
+        let preprocess = try PreprocessConfig.parse(preprocessRaw, source: source)
         let r = FieldReader(dict: root, path: "", source: source)
         let visionDict = try r.object("vision_cfg")
         let textDict = try r.object("text_cfg")
@@ -186,7 +198,7 @@ extension CLIPConfig {
             throw ConfigError.invalidField("text_cfg.width", expected: "a multiple of heads \(text.heads)", source: source)
         }
         return CLIPConfig(embedDim: try r.int("embed_dim", max: Limits.embedDim), quickGelu: try r.bool("quick_gelu", default: false),
-                          vision: vision, text: text, source: source)
+                          vision: vision, text: text, source: source, preprocess: preprocess)
     }
 
     public static func load(contentsOf url: URL) throws -> CLIPConfig {

@@ -22,13 +22,17 @@ public enum ModelRegistry {
 
     public static var names: [String] { builtIn.keys.sorted() }
 
-    /// A built-in name, or a path to an open_clip JSON config.
+    /// A built-in name, a path to an open_clip JSON config, or a Hugging Face hub folder as open_clip
+    /// publishes it (`open_clip_config.json`: `model_cfg` and `preprocess_cfg`).
     public static func config(named nameOrPath: String) throws -> CLIPConfig {
         if let json = builtIn[nameOrPath] {
             return try CLIPConfig.parse(json: Data(json.utf8), source: nameOrPath)
         }
         // Anything that looks like a path, or exists at all (a directory, a symlink loop), is read as
         // a file so that the error says what is wrong with it.
+        if isHubFolder(nameOrPath) {
+            return try CLIPConfig.load(contentsOf: URL(fileURLWithPath: (nameOrPath as NSString).appendingPathComponent(hubConfigName)))
+        }
         var info = stat()
         if nameOrPath.hasSuffix(".json") || nameOrPath.contains("/") || lstat(nameOrPath, &info) == 0 {
             return try CLIPConfig.load(contentsOf: URL(fileURLWithPath: nameOrPath))

@@ -24,10 +24,14 @@ typedef struct {
     uint32_t width, height;
     uint32_t channels;   // 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA (after palette expansion)
     uint32_t bit_depth;  // 8 or 16 (16-bit samples big-endian)
+    uint32_t source_bit_depth;  // as in the file's IHDR (1-bit gray is Pillow's mode "1")
+    unsigned char palette[768];   // PLTE of a palette image, RGB triplets (padding uses entry 0)
+    int num_palette;
     int color_type;      // as in the file's IHDR
     size_t row_bytes;
     unsigned char *pixels;  // malloc'd, height * row_bytes; the caller frees it with free()
     int truncated;
+    size_t truncated_read;  // the size of the read that ran out of data
     char message[256];
 } swiftclip_png_result;
 
@@ -41,6 +45,7 @@ static inline void swiftclip_png_read_fn(png_structp png, png_bytep out, size_t 
     swiftclip_png_source *src = (swiftclip_png_source *)png_get_io_ptr(png);
     if (n > src->size - src->offset) {
         src->result->truncated = 1;
+        src->result->truncated_read = n;
         png_error(png, "unexpected end of data (truncated file)");
     }
     memcpy(out, src->data + src->offset, n);
@@ -76,9 +81,11 @@ static inline int swiftclip_png_decode(const unsigned char *data, size_t size, u
     volatile int status = SWIFTCLIP_PNG_OK;
     volatile int image_done = 0;
     if (setjmp(png_jmpbuf(png))) {
-        if (image_done) {
-            // All pixel rows were read; only what follows them (chunks after the image data,
-            // IEND) is missing or damaged. Pillow accepts such files, and so do we.
+        // All pixel rows were read; only what follows them (chunks after the image data, IEND) is
+        // missing or damaged. Pillow accepts such files (its load_end stops at a chunk header or
+        // CRC it cannot read: 8 or 4 bytes), except when a chunk's data is cut ("Truncated File
+        // Read"), and so do we.
+        if (image_done && !(result->truncated && result->truncated_read != 8 && result->truncated_read != 4)) {
             free(rows);
             png_destroy_read_struct(&png, &info, NULL);
             result->pixels = pixels;
@@ -105,12 +112,25 @@ static inline int swiftclip_png_decode(const unsigned char *data, size_t size, u
     result->width = width;
     result->height = height;
     result->color_type = color_type;
+    result->source_bit_depth = bit_depth;
     if (width > max_side || height > max_side || (uint64_t)width * height > max_pixels) {
         png_destroy_read_struct(&png, &info, NULL);
         return SWIFTCLIP_PNG_TOO_LARGE;
     }
 
-    if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color_type == PNG_COLOR_TYPE_PALETTE) {
+        png_colorp plte = NULL;
+        int n = 0;
+        if (png_get_PLTE(png, info, &plte, &n) && plte && n > 0 && n <= 256) {
+            for (int i = 0; i < n; i++) {
+                result->palette[3 * i] = plte[i].red;
+                result->palette[3 * i + 1] = plte[i].green;
+                result->palette[3 * i + 2] = plte[i].blue;
+            }
+            result->num_palette = n;
+        }
+        png_set_palette_to_rgb(png);
+    }
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);

@@ -36,17 +36,17 @@ public final class CLIP: @unchecked Sendable {
     public init(model: String, weights: URL? = nil, vocabulary: URL? = nil, seed: UInt64 = 0, precision: Precision = .fp32) throws {
         self.model = try CLIPModel(model: model, weightsURL: weights, seed: seed, precision: precision, inferenceOnly: true)
         self.tokenizer = try CLIPTokenizer(vocabularyURL: vocabulary ?? CLIPTokenizer.defaultVocabularyURL())
-        self.preprocessor = Preprocessor(imageSize: self.model.config.vision.imageSize)
+        self.preprocessor = Preprocessor(model: self.model.config)
     }
 
     /// The embedding of an image file (JPEG or PNG).
     public func embedImage(at url: URL, normalize: Bool = true) throws -> [Float] {
-        try embed(images: [ImageDecoder.decode(contentsOf: url)], normalize: normalize)[0]
+        try embed(images: [ImageDecoder.decodeImage(contentsOf: url)], normalize: normalize)[0]
     }
 
     /// Embeddings of image files, in order; the first unreadable file throws, naming it.
     public func embedImages(at urls: [URL], normalize: Bool = true) throws -> [[Float]] {
-        try embed(images: urls.map { try ImageDecoder.decode(contentsOf: $0) }, normalize: normalize)
+        try embed(images: urls.map { try ImageDecoder.decodeImage(contentsOf: $0) }, normalize: normalize)
     }
 
     /// The embedding of an RGB image: `width · height · 3` bytes, row-major, R G B per pixel.
@@ -57,8 +57,8 @@ public final class CLIP: @unchecked Sendable {
         return try embed(images: [RGBImage(width: width, height: height, pixels: pixels)], normalize: normalize)[0]
     }
 
-    /// Embeddings of decoded images, in order.
-    public func embed(images: [RGBImage], normalize: Bool = true) throws -> [[Float]] {
+    /// Embeddings of decoded images (RGB, or `DecodedImage` in the mode Pillow opened them in), in order.
+    public func embed<Image: PreprocessorInput>(images: [Image], normalize: Bool = true) throws -> [[Float]] {
         guard !images.isEmpty else { return [] }
         let batch = try preprocessor.batch(count: images.count) { images[$0] }
         return rows(try model.encodeImage(batch, normalize: normalize))
@@ -80,7 +80,7 @@ public final class CLIP: @unchecked Sendable {
     public func classify(imageAt url: URL, labels: [String], templates: [String] = ["a photo of a {}."]) throws
         -> [(label: String, probability: Float)] {
         let classifier = try ZeroShotClassifier(model: model, tokenizer: tokenizer, classNames: labels, templates: templates)
-        let image = try preprocessor.batch(count: 1) { _ in try ImageDecoder.decode(contentsOf: url) }
+        let image = try preprocessor.batch(count: 1) { _ in try ImageDecoder.decodeImage(contentsOf: url) }
         let probabilities = try classifier.probabilities(imageFeatures: model.encodeImage(image))[0]
         return zip(labels, probabilities).map { (label: $0, probability: $1) }.sorted { $0.probability > $1.probability }
     }

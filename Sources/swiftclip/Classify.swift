@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIPData
 import CLIPEvaluation
 import CLIPModels
 import Foundation
@@ -23,7 +24,7 @@ struct Classify: ParsableCommand {
                                       precision: precisionOption.precision, inferenceOnly: true)
             try requireTokenizerFits(model.config)
             let classifier = try ZeroShotClassifier(model: model, tokenizer: vocabulary.tokenizer(), classNames: names, templates: template)
-            let inputs = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: 32)
+            let inputs = try ImageInputs(source.paths(), preprocessor: Preprocessor(model: model.config), batchSize: 32)
             try requireImageForwardMemory(model, batchSize: inputs.largestForwardPass)
             var rowNames: [String] = [], probabilities: [[Float]] = []
             let failed = try inputs.forEachBatch(label: "classifying images") { pixels, names in

@@ -1,5 +1,7 @@
 import ArgumentParser
 import CLIPEngine
+import CLIPData
+import CLIPEvaluation
 import CLIPModels
 import CLIPNN
 import Foundation
@@ -35,7 +37,7 @@ struct EmbedImage: ParsableCommand {
         try runReportingErrors {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
                                       precision: precisionOption.precision, inferenceOnly: true)
-            let images = try ImageInputs(source.paths(), imageSize: model.config.vision.imageSize, batchSize: batchSize)
+            let images = try ImageInputs(source.paths(), preprocessor: Preprocessor(model: model.config), batchSize: batchSize)
             try requireImageForwardMemory(model, batchSize: images.largestForwardPass)
             let embeddings = try NPYRowWriter(url: URL(fileURLWithPath: output), rowShape: [model.config.embedDim])
             let names = try RowNamesFile(output: output, explicit: rows)

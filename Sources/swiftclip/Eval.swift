@@ -74,7 +74,14 @@ struct Eval: ParsableCommand {
                 : try CIFARDataset.load(dataset == .cifar10 ? .cifar10 : .cifar100, at: dataURL)
             var templateList = CIFARClassNames.templates
             guard set.count > 0 else { throw InputError(description: "--data \(data): the \(dataset.rawValue) dataset holds no images") }
-            if let classnames { try set.overrideClassNames(readListFile(classnames, option: "--classnames"), source: classnames) }
+            var matching: ClassNameMatching?
+            if let classnames {
+                let names = try readListFile(classnames, option: "--classnames")
+                let own = set.classNames
+                matching = try set.overrideClassNames(names, source: classnames)
+                FileHandle.standardError.write(Data((Self.describe(matching, names: names, own: own, file: classnames,
+                                                                   dataset: dataset) + "\n").utf8))
+            }
             if let templates { templateList = try readListFile(templates, option: "--templates") }
 
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
@@ -107,8 +114,25 @@ struct Eval: ParsableCommand {
             }
             try writeJSON(["dataset": dataset.rawValue, "data": data, "model": options.model, "weights": options.weights ?? NSNull(),
                            "precision": precisionOption.precision.rawValue,
+                           "classnames_matching": matching?.rawValue ?? NSNull(),
                            "templates": templateList.count, "n": r.n, "top1": r.top1, "top5": r.top5, "per_class": perClass,
                            "predictions": r.predictions, "labels": r.labels, "seconds": seconds])
+        }
+    }
+
+    /// One line on how --classnames was paired with the labels.
+    static func describe(_ matching: ClassNameMatching?, names: [String], own: [String], file: String,
+                         dataset: DatasetKind) -> String {
+        let labels = dataset == .folder ? "sorted sub-folders" : "\(dataset.rawValue) labels"
+        switch matching {
+        case .byName?:
+            return "--classnames \(file): the names are the \(labels) in another order; matched by name"
+        case .byPosition?:
+            let pairs = zip(names, own).prefix(3).map { "'\($0)' -> '\($1)'" }.joined(separator: ", ")
+            return "--classnames \(file): matched to the \(labels) by position (line i names label i, torchvision's rule): "
+                + pairs + (names.count > 3 ? ", ..." : "")
+        case .sameOrder?, nil:
+            return "--classnames \(file): the names are the \(labels), in their order"
         }
     }
 

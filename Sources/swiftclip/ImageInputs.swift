@@ -63,15 +63,19 @@ struct ImageInputs {
     }
 
     let imageSize: Int
+    let preprocessor: Preprocessor
     let total: Int
     /// The most images one forward pass will get: a batch, or fewer files (an .npy may hold any number).
     let largestForwardPass: Int
     private let chunks: [Chunk]
 
-    init(_ paths: [String], imageSize: Int, batchSize: Int) throws {
+    /// `preprocessor`: the model's eval transform (`Preprocessor(model:)`).
+    init(_ paths: [String], preprocessor: Preprocessor, batchSize: Int) throws {
+        let imageSize = preprocessor.imageSize
         // The batch being embedded and two prefetched.
         try requireImageBatchMemory(count: min(paths.count, 3 * batchSize), imageSize: imageSize)
         self.imageSize = imageSize
+        self.preprocessor = preprocessor
         self.total = paths.count
         var chunks: [Chunk] = [], files: [String] = []
         for path in paths {
@@ -96,7 +100,7 @@ struct ImageInputs {
 
     /// The batches in input order, made ahead on a background thread.
     func batches() -> Prefetcher<Batch> {
-        let preprocessor = Preprocessor(imageSize: imageSize)
+        let preprocessor = self.preprocessor
         let chunks = self.chunks, imageSize = self.imageSize
         return Prefetcher(count: chunks.count) { i in
             switch chunks[i] {

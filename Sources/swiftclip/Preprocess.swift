@@ -1,4 +1,6 @@
 import ArgumentParser
+import CLIPData
+import CLIPEvaluation
 import CLIPModels
 import CLIPNN
 import Foundation
@@ -21,7 +23,7 @@ struct Preprocess: ParsableCommand {
         try runReportingErrors {
             let config = try ModelRegistry.config(named: model)
             let size = config.vision.imageSize
-            let inputs = try ImageInputs(source.paths(), imageSize: size, batchSize: 32)
+            let inputs = try ImageInputs(source.paths(), preprocessor: Preprocessor(model: config), batchSize: 32)
             let pixels = try NPYRowWriter(url: URL(fileURLWithPath: output), rowShape: [3, size, size])
             let names = try RowNamesFile(output: output)
             let failed = try inputs.forEachBatch(label: "preprocessing images") { batch, rowNames in

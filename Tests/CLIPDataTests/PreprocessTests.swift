@@ -101,7 +101,7 @@ final class PreprocessTests: XCTestCase {
         let tensor = try XCTUnwrap(result.tensor)
         XCTAssertEqual(tensor.shape, [3, 3, 64, 64])
         for (n, url) in result.succeeded.enumerated() {
-            let single = pre(try ImageDecoder.decode(contentsOf: url))
+            let single = pre(try ImageDecoder.decodeImage(contentsOf: url))  // batch(urls) reads files as Image.open does
             XCTAssertEqual(try tensor.slice(rows: n..<(n + 1)).scalars, single.scalars, url.lastPathComponent)
         }
         let none = pre.batch([Fixtures.url("empty.jpg")])

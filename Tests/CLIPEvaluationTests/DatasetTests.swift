@@ -182,6 +182,34 @@ final class FolderAndCSVTests: XCTestCase {
         }
     }
 
+    /// --classnames that lists exactly the folder names in another order keeps each folder's own
+    /// name (by position, every class would get another's prompts); any other list goes by
+    /// position, torchvision's rule, and says so.
+    func testClassNamesMatchByNameOnlyWhenTheyAreTheFolderNames() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let png = evalFixtures.appendingPathComponent("retrieval/img_00.png")
+        for folder in ["cat", "dog", "bird"] {
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent(folder), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: png, to: dir.appendingPathComponent("\(folder)/1.png"))
+        }
+        var d = try ImageFolderDataset(root: dir)
+        XCTAssertEqual(d.classNames, ["bird", "cat", "dog"])
+        XCTAssertEqual(try d.overrideClassNames(["dog", "bird", "cat"], source: "names.txt"), .byName)
+        XCTAssertEqual(d.classNames, ["bird", "cat", "dog"])
+        XCTAssertEqual(d.labels, [0, 1, 2])
+        XCTAssertEqual(try d.overrideClassNames(["bird", "cat", "dog"], source: "names.txt"), .sameOrder)
+        XCTAssertEqual(d.classNames, ["bird", "cat", "dog"])
+        XCTAssertEqual(try d.overrideClassNames(["a dog", "a bird", "a cat"], source: "names.txt"), .byPosition)
+        XCTAssertEqual(d.classNames, ["a dog", "a bird", "a cat"])
+        // Partly the folder names, or a name twice: by position.
+        var e = try ImageFolderDataset(root: dir)
+        XCTAssertEqual(try e.overrideClassNames(["dog", "cat", "fish"], source: "names.txt"), .byPosition)
+        XCTAssertEqual(e.classNames, ["dog", "cat", "fish"])
+        var f = try ImageFolderDataset(root: dir)
+        XCTAssertEqual(try f.overrideClassNames(["dog", "dog", "cat"], source: "names.txt"), .byPosition)
+    }
+
     func testCSVQuotingRelativePathsAndErrors() throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -57,8 +57,8 @@ public struct CSVPairs: Sendable {
 
     /// The image of pair `index`; an error names the CSV file, line and column as well as the image
     /// file (retrieval; the training loader names samples with `describe`).
-    public func imageNamingRow(_ index: Int) throws -> RGBImage {
-        do { return try ImageDecoder.decode(contentsOf: images[index]) } catch {
+    public func imageNamingRow(_ index: Int) throws -> DecodedImage {
+        do { return try ImageDecoder.decodeImage(contentsOf: images[index]) } catch {
             throw DatasetError.csv(file: file.path, line: lines[index], column: imageKey, message: "\(error)")
         }
     }

@@ -38,12 +38,20 @@ public protocol LabeledImageDataset {
 }
 
 extension LabeledImageDataset {
-    /// Replaces the display names (e.g. from `--classnames FILE`); the count must match.
-    public mutating func overrideClassNames(_ names: [String], source: String) throws {
+    /// Replaces the display names (e.g. from `--classnames FILE`); the count must match. Names
+    /// go to labels by position (torchvision's rule: line i names label i, the i-th sorted
+    /// sub-folder), except when they are exactly the dataset's own names in another order: then
+    /// each name stays with the label it already names (matching by position would score every
+    /// class against another's prompts).
+    @discardableResult
+    public mutating func overrideClassNames(_ names: [String], source: String) throws -> ClassNameMatching {
         guard names.count == classNames.count else {
             throw DatasetError.malformed(file: source, message: "has \(names.count) class names, the dataset has \(classNames.count) classes")
         }
+        if names == classNames { return .sameOrder }
+        if Set(names).count == names.count, Set(names) == Set(classNames) { return .byName }
         classNames = names
+        return .byPosition
     }
 }
 
@@ -65,4 +73,14 @@ func isDirectory(_ url: URL) -> Bool {
 func isFile(_ url: URL) -> Bool {
     var dir: ObjCBool = false
     return FileManager.default.fileExists(atPath: url.path, isDirectory: &dir) && !dir.boolValue
+}
+
+/// How `overrideClassNames` paired a class-name list with the labels.
+public enum ClassNameMatching: String, Sendable {
+    /// The list is the dataset's own names in the same order.
+    case sameOrder = "same_order"
+    /// The list is the dataset's own names in another order: each name kept its label.
+    case byName = "by_name"
+    /// Line i names label i (the i-th sorted sub-folder), as torchvision does.
+    case byPosition = "by_position"
 }
