@@ -10,10 +10,14 @@ let package = Package(
         .executable(name: "swiftclip", targets: ["swiftclip"]),
         // `import SwiftCLIP`: every layer re-exported, plus the high-level `CLIP` API.
         .library(name: "SwiftCLIP", targets: ["SwiftCLIP"]),
+        // `swiftclip serve` as a library (HTTP routes, batching, limits); SwiftCLIP does not depend on it.
+        .library(name: "SwiftCLIPServer", targets: ["CLIPServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System shims: Debian's C libraries, found with pkg-config.
@@ -53,13 +57,19 @@ let package = Package(
         ]),
         // Umbrella module for other Swift packages: re-exports the layers; a small high-level API.
         .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining"]),
+        // serving: the HTTP service (`swiftclip serve`): routes, cross-request batching, limits, auth, metrics, the page.
+        .target(name: "CLIPServer", dependencies: [
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // CLI: thin.
         // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point
         // (built with sanitizers by scripts/fuzz.sh; a plain build is a replay tool).
         .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
         .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed",
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed", "CLIPServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -72,6 +82,7 @@ let package = Package(
         .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"]),
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPServerTests", dependencies: ["CLIPServer"]),
         .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),
     ],
     swiftLanguageModes: [.v5]
