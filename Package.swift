@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System shims: Debian's C libraries, found with pkg-config.
@@ -62,6 +63,7 @@ let package = Package(
             "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // CLI: thin.
         // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point

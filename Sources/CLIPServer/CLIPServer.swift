@@ -17,7 +17,7 @@ public enum CLIPServer {
         let router = Router(context: ServerContext.self)
         router.add(middleware: ErrorsAndMetricsMiddleware(metrics: metrics))
         if let origin = configuration.corsOrigin {
-            router.add(middleware: CORSMiddleware(allowOrigin: .custom(origin), allowHeaders: [.accept, .authorization, .contentType],
+            router.add(middleware: CORSMiddleware(allowOrigin: .oneOf(origin), allowHeaders: [.accept, .authorization, .contentType],
                                                   allowMethods: [.get, .post, .options]))
         }
         if let token = configuration.token { router.add(middleware: BearerTokenMiddleware(token: Array(token.utf8))) }

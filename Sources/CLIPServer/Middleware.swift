@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 
 /// Outermost: every thrown error becomes the JSON error answer; routes, status and latency go to
 /// the metrics; a refused body that was left unread closes its connection after the answer.
@@ -13,6 +14,11 @@ struct ErrorsAndMetricsMiddleware: RouterMiddleware {
         var response: Response
         do {
             response = try await next(request, context)
+        } catch let error as HTTPParserError {
+            // A malformed request or a client gone mid-body: Hummingbird answers 400 (if it still
+            // can) and closes the connection.
+            record(request, context, status: 400, since: start)
+            throw error
         } catch {
             let apiError = APIError.from(error)
             if apiError.status == .internalServerError { context.logger.error("\(request.method) \(request.uri.path): \(error)") }
@@ -23,11 +29,14 @@ struct ErrorsAndMetricsMiddleware: RouterMiddleware {
                 channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
             }
         }
+        record(request, context, status: response.status.code, since: start)
+        return response
+    }
+
+    private func record(_ request: Request, _ context: Context, status: Int, since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        metrics.recordRequest(route: context.endpointPath ?? "unmatched", method: request.method.rawValue,
-                              status: response.status.code, seconds: seconds)
-        return response
+        metrics.recordRequest(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: status, seconds: seconds)
     }
 }
 

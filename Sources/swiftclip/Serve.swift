@@ -41,10 +41,10 @@ struct Serve: AsyncParsableCommand {
         c.bodyTimeout = .milliseconds(bodyTimeoutMs)
         c.idleTimeout = .seconds(idleTimeoutS)
         do { try c.validate() } catch { throw ValidationError("\(error)") }
-        let host = c.host
+        let host = c.host, model = c.model
         do {
             try await CLIPServer.run(c) { port in
-                print("swiftclip serve: listening on http://\(host):\(port) (model \(c.model); /ready once warmed)")
+                print("swiftclip serve: listening on http://\(host):\(port) (model \(model); /ready once warmed)")
                 fflush(stdout)
             }
         } catch {

@@ -7,12 +7,12 @@ import XCTest
 final class ServerAPITests: XCTestCase {
     static let images = ["china.jpg", "flower.jpg", "exact_64x100.png", "china_gray_200x150.jpg", "flower_tall_150x400.jpg"]
 
-    func testEndpointsAndBatchingAcrossRequests() async throws {
+    func testEndpointsAndBatchingAcrossRequests() throws {
         var c = tinyConfiguration()
         c.maxBatch = 8
         c.maxWait = .milliseconds(400)
-        let server = try await RunningServer(c)
-        defer { Task { await server.stop() } }
+        let server = try RunningServer(c)
+        defer { server.stop() }
         let client = server.client
 
         let health = try client.request("GET", "/health")
@@ -36,21 +36,14 @@ final class ServerAPITests: XCTestCase {
         XCTAssertGreaterThan(zip(single[0], single[1]).map { abs($0 - $1) }.max() ?? 0, 1e-3, "different images, different rows")
 
         // 10 concurrent requests (each image twice): each gets its own row, equal to the single request's.
-        let concurrent = try await withThrowingTaskGroup(of: (Int, [[Float]]).self) { group in
-            for i in 0..<10 {
-                let k = i % datas.count
-                group.addTask {
-                    let r = try client.request("POST", "/v1/embeddings/image", body: datas[k], contentType: Self.images[k].hasSuffix("png") ? "image/png" : "image/jpeg")
-                    return (i, embeddingRows(r))
-                }
-            }
-            var out: [Int: [[Float]]] = [:]
-            for try await (i, rows) in group { out[i] = rows }
-            return out
+        let concurrent = try onThreads(10) { i in
+            let k = i % datas.count
+            return embeddingRows(try client.request("POST", "/v1/embeddings/image", body: datas[k],
+                                                    contentType: Self.images[k].hasSuffix("png") ? "image/png" : "image/jpeg"))
         }
         for i in 0..<10 {
-            XCTAssertEqual(concurrent[i]?.count, 1, "request \(i)")
-            assertClose(concurrent[i]?.first ?? [], single[i % datas.count], "concurrent request \(i)")
+            XCTAssertEqual(concurrent[i].count, 1, "request \(i)")
+            assertClose(concurrent[i].first ?? [], single[i % datas.count], "concurrent request \(i)")
         }
         let metrics = try client.request("GET", "/metrics").text
         let count = Self.metric(metrics, "swiftclip_batch_size_count{queue=\"image\"}")
@@ -69,7 +62,11 @@ final class ServerAPITests: XCTestCase {
         for (k, b64) in encoded.enumerated() {
             let bytes = Data(base64Encoded: b64) ?? Data()
             XCTAssertEqual(bytes.count, 16 * 4)
-            let row = (0..<(bytes.count / 4)).map { i in Float(bitPattern: UInt32(bytes[i * 4]) | UInt32(bytes[i * 4 + 1]) << 8 | UInt32(bytes[i * 4 + 2]) << 16 | UInt32(bytes[i * 4 + 3]) << 24) }
+            let row: [Float] = stride(from: 0, to: bytes.count, by: 4).map { i -> Float in
+                var bits: UInt32 = 0
+                for b in 0..<4 { bits |= UInt32(bytes[i + b]) << UInt32(8 * b) }
+                return Float(bitPattern: bits)
+            }
             assertClose(row, single[k], "multipart part \(k)")
         }
 
@@ -79,13 +76,8 @@ final class ServerAPITests: XCTestCase {
         XCTAssertEqual(batch.status, 200, batch.text)
         let batchRows = embeddingRows(batch)
         XCTAssertEqual(batchRows.count, texts.count)
-        let each = try await withThrowingTaskGroup(of: (Int, [[Float]]).self) { group in
-            for (i, t) in texts.enumerated() { group.addTask { (i, embeddingRows(try client.json("POST", "/v1/embeddings/text", ["texts": [t]]))) } }
-            var out: [Int: [[Float]]] = [:]
-            for try await (i, rows) in group { out[i] = rows }
-            return out
-        }
-        for i in texts.indices { assertClose(each[i]?.first ?? [], batchRows[i], "text \(i)") }
+        let each = try onThreads(texts.count) { i in embeddingRows(try client.json("POST", "/v1/embeddings/text", ["texts": [texts[i]]])) }
+        for i in texts.indices { assertClose(each[i].first ?? [], batchRows[i], "text \(i)") }
         let raw = embeddingRows(try client.json("POST", "/v1/embeddings/text", ["texts": [texts[0]], "normalize": false]))
         assertClose(l2(raw[0]), batchRows[0], "normalize: false gives the raw row")
 

@@ -17,34 +17,50 @@ func tinyConfiguration() -> ServerConfiguration {
     return c
 }
 
-/// A real server on a real socket, in this process.
+/// A real server on a real socket, in this process. Tests are synchronous and use blocking sockets
+/// from their own threads, so the server's tasks always have Swift's concurrency threads to run on.
 final class RunningServer {
-    let task: Task<Void, Error>
+    private let task: Task<Void, Error>
+    private let finished = DispatchSemaphore(value: 0)
     let port: Int
     var client: RawHTTP
 
-    init(_ configuration: ServerConfiguration) async throws {
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        task = Task { defer { continuation.finish() }; try await CLIPServer.run(configuration) { continuation.yield($0) } }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else {
-            _ = try await task.value
-            throw RawHTTP.Failure(description: "server ended before listening")
+    init(_ configuration: ServerConfiguration) throws {
+        final class Port: @unchecked Sendable { var value: Int?; let ready = DispatchSemaphore(value: 0) }
+        let port = Port(), finished = finished
+        task = Task.detached {
+            defer { port.ready.signal(); finished.signal() }
+            try await CLIPServer.run(configuration) { port.value = $0; port.ready.signal() }
         }
-        self.port = port
-        client = RawHTTP(port: port, token: configuration.token)
+        _ = port.ready.wait(timeout: .now() + 120)
+        guard let bound = port.value else { throw RawHTTP.Failure(description: "server ended before listening") }
+        self.port = bound
+        client = RawHTTP(port: bound, token: configuration.token)
         // Ready once the model is loaded and warmed.
-        for _ in 0..<600 {
+        for _ in 0..<1200 {
             if (try? client.request("GET", "/ready"))?.status == 200 { return }
-            try await Task.sleep(for: .milliseconds(100))
+            Thread.sleep(forTimeInterval: 0.1)
         }
         throw RawHTTP.Failure(description: "server never became ready")
     }
 
-    func stop() async {
+    func stop() {
         task.cancel()
-        _ = try? await task.value
+        _ = finished.wait(timeout: .now() + 60)
     }
+}
+
+/// `body(0..<n)` on n threads at once; results in index order.
+private final class ThreadResults<T>: @unchecked Sendable { let lock = NSLock(); var values: [Int: Result<T, Error>] = [:] }
+
+func onThreads<T>(_ n: Int, _ body: @escaping @Sendable (Int) throws -> T) throws -> [T] {
+    let results = ThreadResults<T>(), group = DispatchGroup()
+    for i in 0..<n {
+        group.enter()
+        Thread { let r = Result { try body(i) }; results.lock.withLock { results.values[i] = r }; group.leave() }.start()
+    }
+    group.wait()
+    return try (0..<n).map { try results.values[$0]!.get() }
 }
 
 /// Embedding rows of a response (float encoding).
