@@ -12,6 +12,9 @@ let package = Package(
         .library(name: "SwiftCLIP", targets: ["SwiftCLIP"]),
         // `swiftclip serve` as a library (HTTP routes, batching, limits); SwiftCLIP does not depend on it.
         .library(name: "SwiftCLIPServer", targets: ["CLIPServer"]),
+        // `import CLIPSearch`: the photo index and search (SQLite; PostgreSQL + pgvector). Separate, so an
+        // app that only wants embeddings compiles no database code.
+        .library(name: "SwiftCLIPSearch", targets: ["CLIPSearch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System shims: Debian's C libraries, found with pkg-config.
@@ -56,6 +60,10 @@ let package = Package(
         .target(name: "CLIPExport", dependencies: [
             "CLIPModels", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
+        // search: the incremental photo index (schema, change detection, model slots), its stores, exact search.
+        .target(name: "CLIPSearch", dependencies: [
+            "CLIPModels", "CLIPTokenizer", "CLIPData", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // Umbrella module for other Swift packages: re-exports the layers; a small high-level API.
         .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining"]),
         // serving: the HTTP service (`swiftclip serve`): routes, cross-request batching, limits, auth, metrics, the page.
@@ -68,11 +76,11 @@ let package = Package(
         // CLI: thin.
         // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point
         // (built with sanitizers by scripts/fuzz.sh; a plain build is a replay tool).
-        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData"]),
+        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPSearch"]),
         .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed", "CLIPServer",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed",
+            "CLIPSearch", "CLIPServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine", "CLIPKernels"]),
@@ -85,6 +93,7 @@ let package = Package(
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPServerTests", dependencies: ["CLIPServer"]),
+        .testTarget(name: "CLIPSearchTests", dependencies: ["CLIPSearch", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),
     ],
     swiftLanguageModes: [.v5]

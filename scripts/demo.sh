@@ -75,6 +75,17 @@ print(f"ONNX Runtime on the exported image tower vs SwiftCLIP: max relative erro
 PY
 fi
 
+step "photo search: index a folder (incremental: the second run reads nothing), then search it by text and by image"
+rm -rf "$out/photos" "$out/photos.sqlite"
+mkdir -p "$out/photos/trip"
+cp Tests/CLIPDataTests/Fixtures/china.jpg Tests/CLIPDataTests/Fixtures/flower.jpg "$out/photos/trip/"
+cp Tests/CLIPDataTests/Fixtures/exact_64x100.png Tests/CLIPDataTests/Fixtures/noise_120x90.png "$out/photos/"
+$bin index "$out/photos" --db "$out/photos.sqlite" --model convnext_v2_tiny --seed 0
+$bin index "$out/photos" --db "$out/photos.sqlite"
+$bin search --db "$out/photos.sqlite" "a temple in the mountains" +2:snow -dog --top 3
+$bin search --db "$out/photos.sqlite" --image "$out/photos/trip/flower.jpg" --top 2 --json
+$bin index --db "$out/photos.sqlite" --status
+
 step "benchmark: image tower and text tower at batch 1 (side by side with PyTorch/ONNX Runtime: make bench)"
 $bin bench --model convnext_v2_tiny --tower image --batch-sizes 1 --repeats 10
 $bin bench --model convnext_v2_tiny --tower text --batch-sizes 1 --repeats 10

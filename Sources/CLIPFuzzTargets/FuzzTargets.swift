@@ -2,6 +2,7 @@ import CLIPData
 import CLIPEngine
 import CLIPModels
 import CLIPNN
+import CLIPSearch
 import CLIPTokenizer
 import Foundation
 
@@ -10,7 +11,7 @@ import Foundation
 /// replay the committed seeds and crashers) drive exactly the same code. A target may throw any
 /// typed error; it must never trap, crash or hang.
 public enum FuzzTarget: String, CaseIterable, Sendable {
-    case safetensors, npy, pickle, image, tokenizer, config, csv, gzip, tar, shardlist
+    case safetensors, npy, pickle, image, tokenizer, config, csv, gzip, tar, shardlist, queryterms, dburl
 
     /// Runs the target on one input. Errors are the expected outcome for most inputs.
     public func run(_ bytes: [UInt8]) throws {
@@ -74,6 +75,17 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             if sizes.isEmpty { try? FileManager.default.removeItem(at: sizesURL) } else { try Data(sizes.utf8).write(to: sizesURL) }
             let local = shards.prefix(1000).map { folder.appendingPathComponent(URL(fileURLWithPath: $0).lastPathComponent).path }
             _ = try ShardList.sampleCount(Array(local))
+        case .queryterms:
+            // One query argument per line (`swiftclip search` terms, rclip's syntax).
+            let terms = try QueryTerm.parse(String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
+            precondition(terms.allSatisfy { $0.weight.isFinite } && terms.contains { $0.weight != 0 })
+        case .dburl:
+            // `--db`: a file path, sqlite:PATH or postgresql://; a parsed URL prints without its password.
+            let text = String(decoding: bytes, as: UTF8.self)
+            if case .postgres(let url) = try IndexLocation(parsing: text) {
+                precondition((1...65535).contains(url.port) && !url.host.isEmpty && !url.database.isEmpty)
+                if let p = url.password, p.count > 3 { precondition(!url.description.contains(p) || url.description.contains("***")) }
+            }
         }
     }
 

@@ -48,7 +48,6 @@ struct ImageSourceOptions: ParsableArguments {
 /// of inputs. A file that cannot be read is reported and skipped; `rowNames` say which input each
 /// output row is.
 struct ImageInputs {
-    static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
 
     /// One unit of work: consecutive image files (at most a batch), or one .npy array.
     private enum Chunk { case files([String]), array(String) }
@@ -92,19 +91,7 @@ struct ImageInputs {
 
     /// A file as given, or a folder's image files (recursively, sorted by path).
     static func expand(_ path: String) throws -> [String] {
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { return [path] }
-        guard let walker = FileManager.default.enumerator(atPath: path) else {
-            throw InputError(description: "\(path): cannot list the folder")
-        }
-        var found: [String] = []
-        while let relative = walker.nextObject() as? String {
-            guard imageExtensions.contains((relative as NSString).pathExtension.lowercased()) else { continue }
-            let full = (path as NSString).appendingPathComponent(relative)
-            var sub: ObjCBool = false
-            if FileManager.default.fileExists(atPath: full, isDirectory: &sub), !sub.boolValue { found.append(full) }
-        }
-        return found.sorted()
+        do { return try ImageFiles.expand(path) } catch let e as ImageFilesError { throw InputError(description: e.description) }
     }
 
     /// The batches in input order, made ahead on a background thread.
@@ -114,12 +101,8 @@ struct ImageInputs {
         return Prefetcher(count: chunks.count) { i in
             switch chunks[i] {
             case .files(let paths):
-                let urls = paths.map { URL(fileURLWithPath: $0) }
-                let result = preprocessor.batch(urls)
-                // Name files as the user wrote them.
-                let given = Dictionary(zip(urls.map(\.path), paths), uniquingKeysWith: { a, _ in a })
-                return Batch(pixels: result.tensor, rowNames: result.succeeded.map { given[$0.path] ?? $0.path },
-                             failures: result.failures.map { (given[$0.url.path] ?? $0.url.path, $0.error) }, inputs: paths.count)
+                let loaded = ImageFiles.load(paths, preprocessor: preprocessor)
+                return Batch(pixels: loaded.pixels, rowNames: loaded.loaded, failures: loaded.failures, inputs: paths.count)
             case .array(let path):
                 do {
                     let pixels = try Self.readArray(path, imageSize: imageSize)
@@ -166,9 +149,7 @@ struct ImageInputs {
     }
 
     static func report(_ f: (path: String, error: Error)) {
-        let text = "\(f.error)"
-        let named = text.contains(f.path) || text.contains(URL(fileURLWithPath: f.path).path)
-        FileHandle.standardError.write(Data("error: \(named ? text : "\(f.path): \(text)")\n".utf8))
+        FileHandle.standardError.write(Data("error: \(ImageFiles.message(f))\n".utf8))
     }
 }
 

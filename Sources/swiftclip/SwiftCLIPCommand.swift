@@ -8,7 +8,7 @@ struct SwiftCLIPCommand: AsyncParsableCommand {
         commandName: "swiftclip",
         abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: train, embed, classify, evaluate, benchmark, export to ONNX.",
         subcommands: [Info.self, Tokenize.self, Preprocess.self, EmbedImage.self, EmbedText.self, Classify.self, Eval.self, Bench.self, BenchTrain.self,
-                      ExportONNX.self, MakeSynthetic.self, MakeShards.self, Train.self, Serve.self])
+                      ExportONNX.self, MakeSynthetic.self, MakeShards.self, Train.self, IndexCommand.self, SearchCommand.self, BenchSearch.self, Serve.self])
 }
 
 /// Options every model-using command shares.

@@ -1,0 +1,246 @@
+import CLIPData
+import CLIPEngine
+import Foundation
+import GRDB
+
+/// How `update(roots:model:options:)` runs.
+public struct UpdateOptions: Sendable {
+    /// Images per forward pass.
+    public var batchSize: Int
+    /// Tombstone the files of a root that is missing, unreadable or holds no images (otherwise that
+    /// is an error: an unmounted disk must not empty the index).
+    public var prune: Bool
+    /// File name extensions indexed (lower case).
+    public var extensions: Set<String>
+
+    public init(batchSize: Int = 32, prune: Bool = false, extensions: Set<String> = ImageFiles.extensions) {
+        self.batchSize = batchSize; self.prune = prune; self.extensions = extensions
+    }
+}
+
+/// Where a running update is, for a progress bar.
+public struct IndexProgress: Sendable {
+    public enum Phase: String, Sendable { case scanning, embedding }
+    public var phase: Phase
+    /// Files looked at (scanning) or embedded/failed (embedding).
+    public var done: Int
+    /// Files to embed in this run (known once scanning ends).
+    public var total: Int?
+    /// Seconds since the phase began.
+    public var elapsed: Double
+}
+
+extension SearchIndex {
+    /// Brings the index up to date with the image files under `roots` for `model`'s slot: new and
+    /// changed files embedded, moved/renamed/copied ones given their stored vector (content hash),
+    /// unchanged ones (same size and mtime) skipped without reading, gone ones tombstoned (only
+    /// under `roots`), undecodable ones recorded with the reason. Each batch is one transaction,
+    /// so a killed run loses at most one batch and the next run continues.
+    public func update(roots: [String], model: IndexModel, options: UpdateOptions = UpdateOptions(),
+                       progress: ((IndexProgress) -> Void)? = nil) throws -> IndexSummary {
+        guard options.batchSize > 0 else { throw SearchError.badOption("--batch-size must be at least 1") }
+        guard !roots.isEmpty else { throw SearchError.badOption("give at least one folder to index") }
+        if store.readOnly { throw SearchError.readOnly(store.path) }
+        // A root that is missing or unreadable is refused before anything is written.
+        var walkable: [String] = [], gone: [String] = []
+        for given in roots {
+            let root = IndexPaths.canonical(given)
+            var isDir: ObjCBool = false
+            let why: String?
+            if !FileManager.default.fileExists(atPath: root, isDirectory: &isDir) { why = "no such folder" }
+            else if !isDir.boolValue { why = "not a folder" }
+            else if let d = opendir(root) { closedir(d); why = nil }
+            else { why = "cannot read the folder (\(String(cString: strerror(errno))))" }
+            if let why {
+                guard options.prune else { throw SearchError.rootMissing(given, why) }
+                gone.append(root)
+            } else {
+                walkable.append(root)
+            }
+        }
+        let slot = try store.slot(for: model.identity)
+        let run = try store.write { db -> Int64 in
+            try db.execute(sql: "INSERT INTO runs (started_at, roots) VALUES (?, ?)",
+                           arguments: [Date().timeIntervalSince1970, (walkable + gone).joined(separator: "\n")])
+            return db.lastInsertedRowID
+        }
+        var summary = IndexSummary()
+        var walker = FolderWalker(extensions: options.extensions)
+        let scanStart = Date()
+        var scanned = 0
+        var empty: [String] = []
+        for root in walkable {
+            var pending: [FolderWalker.Entry] = []
+            var found = 0
+            try walker.walk(root) { entry in
+                pending.append(entry)
+                found += 1
+                if pending.count == 512 {
+                    try reconcile(pending, slot: slot, run: run, summary: &summary)
+                    scanned += pending.count
+                    pending.removeAll(keepingCapacity: true)
+                    progress?(IndexProgress(phase: .scanning, done: scanned, total: nil, elapsed: Date().timeIntervalSince(scanStart)))
+                }
+            }
+            try reconcile(pending, slot: slot, run: run, summary: &summary)
+            scanned += pending.count
+            if found == 0 { empty.append(root) }
+        }
+        summary.unreadableFolders = walker.unreadable.map { "\($0.path): \($0.reason)" }
+        // An empty root looks like an unmounted disk: refuse to remove its files.
+        if let first = empty.first, !options.prune {
+            throw SearchError.rootMissing(first, "holds no JPEG or PNG files")
+        }
+        let unreadable = walker.unreadable.map(\.path)
+        summary.removed = try store.write { db -> Int in
+            var removed = 0
+            for root in walkable + gone {
+                var sql = "UPDATE files SET deleted = 1 WHERE path >= ? AND path < ? AND deleted = 0 AND seen_run != ?"
+                let (lo, hi) = PathPrefix.range(root)
+                var args: StatementArguments = [lo, hi, run]
+                for folder in unreadable where folder == root || folder.hasPrefix(root + "/") {
+                    let (ulo, uhi) = PathPrefix.range(folder)
+                    sql += " AND NOT (path >= ? AND path < ?)"
+                    args += [ulo, uhi]
+                }
+                try db.execute(sql: sql, arguments: args)
+                removed += db.changesCount
+            }
+            return removed
+        }
+        try embedPending(under: walkable, slot: slot, model: model, options: options, summary: &summary, progress: progress)
+        try store.write { db in
+            let missing = try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM files f WHERE f.deleted = 0 AND f.failure IS NULL
+                AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model_id = ? AND v.file_id = f.id)
+                """, arguments: [slot]) ?? 0
+            if missing == 0 {
+                try db.execute(sql: "UPDATE models SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
+                               arguments: [Date().timeIntervalSince1970, slot])
+            }
+            let json = String(decoding: try JSONEncoder().encode(summary), as: UTF8.self)
+            try db.execute(sql: "UPDATE runs SET finished_at = ?, summary = ? WHERE id = ?", arguments: [Date().timeIntervalSince1970, json, run])
+        }
+        return summary
+    }
+
+    /// One transaction: each walked file compared with its row (size, mtime, content hash).
+    private func reconcile(_ entries: [FolderWalker.Entry], slot: Int64, run: Int64, summary: inout IndexSummary) throws {
+        guard !entries.isEmpty else { return }
+        try store.write { db in
+            for e in entries {
+                let row = try Row.fetchOne(db, sql: "SELECT id, size, mtime_ns, hash, deleted FROM files WHERE path = ?", arguments: [e.path])
+                if let row, row["size"] == e.size, row["mtime_ns"] == e.mtimeNanoseconds {
+                    let id: Int64 = row["id"]
+                    if row["deleted"] == 1 { summary.revived += 1 } else { summary.unchanged += 1 }
+                    try db.execute(sql: "UPDATE files SET seen_run = ?, deleted = 0 WHERE id = ?", arguments: [run, id])
+                    continue
+                }
+                let hash: String
+                do { hash = try FileHash.partial(path: e.path, size: e.size) } catch {
+                    // Unreadable (permissions): record it as failed; retried when it changes.
+                    try upsert(db, row: row, entry: e, hash: "", failure: "\(error)", run: run)
+                    summary.failed += 1
+                    continue
+                }
+                if let row {
+                    if row["deleted"] == 1 { summary.revived += 1 } else { summary.changed += 1 }
+                    let id: Int64 = row["id"]
+                    if row["hash"] == hash {
+                        // Touched, same content: keep its vectors and any recorded failure.
+                        try db.execute(sql: "UPDATE files SET size = ?, mtime_ns = ?, seen_run = ?, deleted = 0 WHERE id = ?",
+                                       arguments: [e.size, e.mtimeNanoseconds, run, id])
+                        continue
+                    }
+                    try db.execute(sql: "DELETE FROM vectors WHERE file_id = ?", arguments: [id])
+                } else {
+                    summary.new += 1
+                }
+                let id = try upsert(db, row: row, entry: e, hash: hash, failure: nil, run: run)
+                // A copy, move or rename: the same content already has vectors (in every slot).
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO vectors (model_id, file_id, vector)
+                    SELECT v.model_id, ?, v.vector FROM files f JOIN vectors v ON v.file_id = f.id
+                    WHERE f.hash = ? AND f.id != ? GROUP BY v.model_id
+                    """, arguments: [id, hash, id])
+                if try Int.fetchOne(db, sql: "SELECT count(*) FROM vectors WHERE model_id = ? AND file_id = ?", arguments: [slot, id]) == 1 {
+                    summary.moved += 1
+                }
+            }
+        }
+    }
+
+    @discardableResult
+    private func upsert(_ db: Database, row: Row?, entry e: FolderWalker.Entry, hash: String, failure: String?, run: Int64) throws -> Int64 {
+        if let row {
+            let id: Int64 = row["id"]
+            try db.execute(sql: "UPDATE files SET size = ?, mtime_ns = ?, hash = ?, deleted = 0, failure = ?, seen_run = ? WHERE id = ?",
+                           arguments: [e.size, e.mtimeNanoseconds, hash, failure, run, id])
+            return id
+        }
+        try db.execute(sql: "INSERT INTO files (path, size, mtime_ns, hash, failure, seen_run) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [e.path, e.size, e.mtimeNanoseconds, hash, failure, run])
+        return db.lastInsertedRowID
+    }
+
+    /// Embeds the live, readable files under `roots` that have no vector in the slot, a batch per
+    /// transaction, decoding the next batch on a background thread while the model runs.
+    private func embedPending(under roots: [String], slot: Int64, model: IndexModel, options: UpdateOptions,
+                              summary: inout IndexSummary, progress: ((IndexProgress) -> Void)?) throws {
+        var filter = "(" + roots.map { _ in "(f.path >= ? AND f.path < ?)" }.joined(separator: " OR ") + ")"
+        if roots.isEmpty { filter = "0" }
+        var pendingArgs = StatementArguments()
+        for root in roots { let (lo, hi) = PathPrefix.range(root); pendingArgs += [lo, hi] }
+        pendingArgs += [slot]
+        let pendingSQL = """
+            FROM files f WHERE f.deleted = 0 AND f.failure IS NULL AND \(filter)
+            AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.model_id = ? AND v.file_id = f.id)
+            """
+        let total = try store.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) " + pendingSQL, arguments: pendingArgs) ?? 0
+        }
+        guard total > 0 else { return }
+        try model.model.config.requireMemory(parameters: 0, activations: model.model.config.imageActivationBytes(batch: options.batchSize),
+                                             what: "a forward pass over \(options.batchSize) images")
+        final class Cursor: @unchecked Sendable { var lastID: Int64 = 0 }
+        let cursor = Cursor(), store = self.store, preprocessor = model.preprocessor, batchSize = options.batchSize
+        let batches = Prefetcher(count: (total + batchSize - 1) / batchSize) { _ -> PendingBatch in
+            let rows = try store.read { db in
+                try Row.fetchAll(db, sql: "SELECT f.id, f.path " + pendingSQL + " AND f.id > ? ORDER BY f.id LIMIT ?",
+                                 arguments: pendingArgs + [cursor.lastID, batchSize])
+            }
+            cursor.lastID = rows.last?["id"] ?? cursor.lastID
+            let ids: [Int64] = rows.map { $0["id"] }, paths: [String] = rows.map { $0["path"] }
+            let images = ImageFiles.load(paths, preprocessor: preprocessor)
+            return PendingBatch(ids: ids, paths: paths, images: images)
+        }
+        let start = Date()
+        var done = 0
+        while let batch = try batches.next() {
+            var vectors: [[Float]] = []
+            if let pixels = batch.images.pixels { vectors = try model.embed(pixels: pixels) }
+            let byPath = Dictionary(zip(batch.paths, batch.ids), uniquingKeysWith: { a, _ in a })
+            try store.write { db in
+                for (path, vector) in zip(batch.images.loaded, vectors) {
+                    guard let id = byPath[path] else { continue }
+                    let blob = vector.withUnsafeBufferPointer(VectorBlob.encode)
+                    try db.execute(sql: "INSERT OR REPLACE INTO vectors (model_id, file_id, vector) VALUES (?, ?, ?)", arguments: [slot, id, blob])
+                }
+                for failure in batch.images.failures {
+                    guard let id = byPath[failure.path] else { continue }
+                    try db.execute(sql: "UPDATE files SET failure = ? WHERE id = ?", arguments: [ImageFiles.reason(failure), id])
+                }
+            }
+            summary.embedded += vectors.count
+            summary.failed += batch.images.failures.count
+            done += batch.ids.count
+            progress?(IndexProgress(phase: .embedding, done: done, total: total, elapsed: Date().timeIntervalSince(start)))
+        }
+    }
+}
+
+private struct PendingBatch {
+    var ids: [Int64]
+    var paths: [String]
+    var images: ImageFileBatch
+}

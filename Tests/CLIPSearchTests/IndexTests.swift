@@ -1,0 +1,254 @@
+import CLIPSearch
+import Foundation
+import GRDB
+import XCTest
+
+/// The index on real SQLite files and real image files, with a tiny random model.
+final class IndexTests: XCTestCase {
+    var photos: PhotoFolder!
+    var db: String { photos.parent.appendingPathComponent("index.sqlite").path }
+    static let model = Result { try tinyModel(seed: 1) }
+
+    override func setUpWithError() throws { photos = try PhotoFolder() }
+    override func tearDown() { photos.cleanUp() }
+
+    func makeFolder() throws {
+        try photos.add("china.jpg", as: "a/china.jpg")
+        try photos.add("flower.jpg", as: "a/flower.jpg")
+        try photos.add("exact_64x100.png", as: "b/exact.png")
+        try photos.add("noise_120x90.png", as: "b/c/noise.png")
+        try photos.write(Data("not an image".utf8), as: "notes.txt")
+    }
+
+    func update(_ index: SearchIndex, prune: Bool = false) throws -> IndexSummary {
+        try index.update(roots: [photos.path], model: Self.model.get(), options: UpdateOptions(batchSize: 3, prune: prune))
+    }
+
+    func testIncrementalRunsNewUnchangedChangedMovedRemovedRevived() throws {
+        try makeFolder()
+        let index = try SearchIndex.open(db)
+        var s = try update(index)
+        XCTAssertEqual([s.new, s.embedded, s.unchanged, s.failed, s.removed], [4, 4, 0, 0, 0])
+        // Unchanged: nothing decoded.
+        s = try update(index)
+        XCTAssertEqual([s.new, s.embedded, s.unchanged, s.changed], [0, 0, 4, 0])
+        // Changed content: embedded again; the vector is the new picture's.
+        let flower = try photos.add("china_gray_200x150.jpg", as: "a/flower.jpg")
+        s = try update(index)
+        XCTAssertEqual([s.changed, s.embedded, s.unchanged], [1, 1, 3])
+        let gray = try Self.model.get().embed(imageAt: flower)
+        let top = try index.search([QueryTerm(.vector(gray))], model: Self.model.get(), options: SearchOptions(top: 1))
+        XCTAssertEqual(top.first?.path, flower)
+        XCTAssertEqual(top.first?.score ?? 0, 1, accuracy: 1e-5)
+        // Moved: the vector is reused through the content hash, the old path is tombstoned.
+        try photos.move("b/c/noise.png", "moved-noise.png")
+        s = try update(index)
+        XCTAssertEqual([s.new, s.moved, s.embedded, s.removed], [1, 1, 0, 1])
+        // Copied: reused too; nothing embedded.
+        try photos.add("china.jpg", as: "copy-of-china.jpg")
+        s = try update(index)
+        XCTAssertEqual([s.new, s.moved, s.embedded], [1, 1, 0])
+        // Removed, then back with the same size and mtime: revived without decoding.
+        let saved = try Data(contentsOf: photos.url.appendingPathComponent("b/exact.png"))
+        let attributes = try FileManager.default.attributesOfItem(atPath: photos.url.appendingPathComponent("b/exact.png").path)
+        try photos.remove("b/exact.png")
+        s = try update(index)
+        XCTAssertEqual(s.removed, 1)
+        var status = try index.status()
+        XCTAssertEqual([status.live, status.removed], [4, 2])
+        let results = try index.search(text: "a photo", model: Self.model.get(), options: SearchOptions(top: 10))
+        XCTAssertFalse(results.contains { $0.path.hasSuffix("exact.png") }, "a tombstoned file is not found")
+        try photos.write(saved, as: "b/exact.png")
+        try FileManager.default.setAttributes([.modificationDate: attributes[.modificationDate] as Any],
+                                              ofItemAtPath: photos.url.appendingPathComponent("b/exact.png").path)
+        s = try update(index)
+        XCTAssertEqual([s.revived, s.embedded], [1, 0])
+        status = try index.status()
+        XCTAssertEqual([status.live, status.removed, status.failed], [5, 1, 0])
+        XCTAssertEqual(status.slots.count, 1)
+        XCTAssertEqual(status.slots[0].vectors, 5)
+        XCTAssertNotNil(status.slots[0].completedAt)
+    }
+
+    func testSearchRanksTopKMinScoreAndUnder() throws {
+        try makeFolder()
+        let index = try SearchIndex.open(db)
+        _ = try update(index)
+        let model = try Self.model.get()
+        let china = IndexPaths.canonical(photos.url.appendingPathComponent("a/china.jpg").path)
+        // An indexed image finds itself first (its stored vector is reused: score 1).
+        let byImage = try index.search([QueryTerm(.image(path: china))], model: model, options: SearchOptions(top: 4))
+        XCTAssertEqual(byImage.map(\.rank), [1, 2, 3, 4])
+        XCTAssertEqual(byImage[0].path, china)
+        XCTAssertEqual(byImage[0].score, 1, accuracy: 1e-5)
+        XCTAssertEqual(byImage.map(\.score), byImage.map(\.score).sorted(by: >))
+        XCTAssertEqual(try index.imagePath(id: byImage[0].id), china)
+        // Scores are the cosine similarities of unit vectors: check one by hand.
+        let q = try model.embed(imageAt: china), other = try model.embed(imageAt: byImage[1].path)
+        XCTAssertEqual(byImage[1].score, zip(q, other).map(*).reduce(0, +), accuracy: 1e-4)
+        // top, min-score, under.
+        XCTAssertEqual(try index.search(text: "a flower", model: model, options: SearchOptions(top: 2)).count, 2)
+        let cut = byImage[1].score
+        XCTAssertEqual(try index.search([QueryTerm(.image(path: china))], model: model, options: SearchOptions(top: 10, minScore: cut)).count, 2)
+        let under = try index.search(text: "a flower", model: model, options: SearchOptions(top: 10, under: photos.url.appendingPathComponent("b").path))
+        XCTAssertEqual(Set(under.map { URL(fileURLWithPath: $0.path).lastPathComponent }), ["exact.png", "noise.png"])
+        // Weighted terms: the query is the normalised weighted sum.
+        let t = try model.embed(texts: ["snow", "dog"])
+        var expected = zip(t[0], t[1]).map { 2 * $0 - $1 }
+        let norm = expected.map { $0 * $0 }.reduce(0, +).squareRoot()
+        expected = expected.map { $0 / norm }
+        let weighted = try index.search(QueryTerm.parse(["+2:snow", "-dog"]), model: model, options: SearchOptions(top: 4))
+        let byVector = try index.search([QueryTerm(.vector(expected))], model: model, options: SearchOptions(top: 4))
+        XCTAssertEqual(weighted.map(\.path), byVector.map(\.path))
+        for (a, b) in zip(weighted, byVector) { XCTAssertEqual(a.score, b.score, accuracy: 1e-5) }
+        assertSearchError(try index.search([QueryTerm(.text("cat"), weight: 1), QueryTerm(.text("cat"), weight: -1)], model: model),
+                          contains: ["cancel out"])
+        assertSearchError(try index.search(text: "x", model: model, options: SearchOptions(top: 0)), contains: ["--top"])
+        // The in-memory matrix gives the same answer.
+        let slot = try index.defaultSlot()
+        let matrix = try index.loadVectors(slot: slot)
+        XCTAssertEqual(try index.search(vector: q, in: matrix, options: SearchOptions(top: 4)).map(\.path), byImage.map(\.path))
+    }
+
+    func testDecodeFailuresAreRecordedAndRetriedOnlyWhenChanged() throws {
+        try makeFolder()
+        try photos.add("truncated.jpg", as: "bad/truncated.jpg")
+        try photos.add("empty.jpg", as: "bad/zero.jpg")
+        try photos.write(Data("this is not a JPEG at all".utf8), as: "bad/corrupt.jpg")
+        let index = try SearchIndex.open(db)
+        var s = try update(index)
+        let status = try index.status()
+        XCTAssertEqual(s.failed, status.failed)
+        XCTAssertGreaterThanOrEqual(s.failed, 2, "zero-byte and corrupt files fail (a truncated JPEG may decode partly)")
+        XCTAssertTrue(status.failures.contains { $0.path.hasSuffix("bad/corrupt.jpg") && !$0.reason.isEmpty }, "\(status.failures)")
+        XCTAssertTrue(status.failures.contains { $0.path.hasSuffix("bad/zero.jpg") }, "\(status.failures)")
+        s = try update(index)
+        XCTAssertEqual([s.failed, s.embedded], [0, 0], "a failed file is not retried while unchanged")
+        // Fixed: the same name now holds a good image.
+        try photos.add("flower.jpg", as: "bad/corrupt.jpg", trailer: "fixed")
+        s = try update(index)
+        XCTAssertEqual([s.changed, s.embedded, s.failed], [1, 1, 0])
+        XCTAssertFalse(try index.status().failures.contains { $0.path.hasSuffix("bad/corrupt.jpg") })
+    }
+
+    func testAnEmptyOrMissingRootRemovesNothingUnlessPruned() throws {
+        try makeFolder()
+        let index = try SearchIndex.open(db)
+        _ = try update(index)
+        // "Unmounted": the folder is there but empty.
+        let hidden = photos.parent.appendingPathComponent("hidden")
+        try FileManager.default.moveItem(at: photos.url, to: hidden)
+        try FileManager.default.createDirectory(at: photos.url, withIntermediateDirectories: true)
+        assertSearchError(try update(index), contains: [photos.path, "holds no JPEG or PNG", "nothing was marked removed", "--prune"])
+        XCTAssertEqual(try index.status().live, 4)
+        try FileManager.default.removeItem(at: photos.url)
+        assertSearchError(try update(index), contains: ["no such folder", "--prune"])
+        XCTAssertEqual(try index.status().live, 4)
+        // Deletions apply only under the roots given: indexing another folder leaves these alone.
+        let other = try PhotoFolder("other")
+        defer { other.cleanUp() }
+        try other.add("flower.jpg", as: "f.jpg")
+        _ = try index.update(roots: [other.path], model: Self.model.get())
+        XCTAssertEqual(try index.status().live, 5)
+        // Really gone: --prune tombstones them.
+        let s = try update(index, prune: true)
+        XCTAssertEqual(s.removed, 4)
+        XCTAssertEqual(try index.status().live, 1)
+    }
+
+    func testSymlinkLoopsAndFolderLinksAreNotFollowed() throws {
+        try makeFolder()
+        try FileManager.default.createSymbolicLink(atPath: photos.url.appendingPathComponent("a/loop").path, withDestinationPath: photos.path)
+        try FileManager.default.createSymbolicLink(atPath: photos.url.appendingPathComponent("link.jpg").path,
+                                                   withDestinationPath: photos.url.appendingPathComponent("a/china.jpg").path)
+        try FileManager.default.createSymbolicLink(atPath: photos.url.appendingPathComponent("dangling.jpg").path, withDestinationPath: "/nonexistent/x.jpg")
+        let index = try SearchIndex.open(db)
+        let s = try update(index)
+        XCTAssertEqual(s.new, 5, "4 files and one file link; the folder loop and the dangling link are skipped")
+    }
+
+    func testUnreadableSubfolderIsReportedAndItsFilesKept() throws {
+        try XCTSkipIf(geteuid() == 0, "running as root: permissions do not stop reading a folder")
+        try makeFolder()
+        let index = try SearchIndex.open(db)
+        _ = try update(index)
+        let locked = photos.url.appendingPathComponent("b")
+        try FileManager.default.setAttributes([.posixPermissions: 0], ofItemAtPath: locked.path)
+        defer { _ = try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: locked.path) }
+        let s = try update(index)
+        XCTAssertEqual(s.unreadableFolders.count, 1)
+        XCTAssertEqual(s.removed, 0)
+        XCTAssertEqual(try index.status().live, 4)
+    }
+
+    func testModelSlots() throws {
+        try makeFolder()
+        let index = try SearchIndex.open(db)
+        _ = try update(index)
+        let other = try tinyModel(seed: 2)
+        // Searching with another model is a clear error.
+        assertSearchError(try index.search(text: "a dog", model: other), contains: ["no vectors from this model", "digest"])
+        // Indexing with it makes a second slot; the first stays the default until the second is complete.
+        XCTAssertEqual(try index.defaultSlot().model.digest, try Self.model.get().identity.digest)
+        let s = try index.update(roots: [photos.path], model: other)
+        XCTAssertEqual([s.unchanged, s.embedded], [4, 4])
+        let slots = try index.slots()
+        XCTAssertEqual(slots.count, 2)
+        XCTAssertEqual(try index.defaultSlot().model.digest, other.identity.digest)
+        XCTAssertEqual(try index.search(text: "a dog", model: other).count, 4)
+        XCTAssertEqual(try index.search(text: "a dog", model: Self.model.get()).count, 4)
+        // A loaded model from the record matches; precision is part of the identity.
+        XCTAssertEqual(try index.loadModel(vocabulary: vocabulary).identity, other.identity)
+        XCTAssertNotEqual(try IndexModel.identity(model: tinyModelConfig, weights: nil, seed: 2, precision: .bf16).digest, other.identity.digest)
+        try index.dropModel(slot: slots[1])
+        XCTAssertEqual(try index.slots().count, 1)
+        assertSearchError(try index.search(text: "a dog", model: other), contains: ["no vectors from this model"])
+    }
+
+    func testDuplicates() throws {
+        try photos.add("china.jpg", as: "one.jpg")
+        try photos.add("china.jpg", as: "two.jpg", trailer: "x")
+        try photos.add("noise_120x90.png", as: "three.png")
+        let index = try SearchIndex.open(db)
+        _ = try update(index)
+        let groups = try index.duplicates(slot: index.defaultSlot(), threshold: 0.9999)
+        XCTAssertEqual(groups.count, 1)
+        XCTAssertEqual(Set(groups[0].map { URL(fileURLWithPath: $0.path).lastPathComponent }), ["one.jpg", "two.jpg"])
+    }
+
+    func testBadDatabases() throws {
+        try makeFolder()
+        let notSQLite = photos.parent.appendingPathComponent("notes.sqlite").path
+        try Data("hello, this is text".utf8).write(to: URL(fileURLWithPath: notSQLite))
+        assertSearchError(try SearchIndex.open(notSQLite), contains: [notSQLite, "not an SQLite database"])
+        assertSearchError(try SearchIndex.open(notSQLite, readOnly: true), contains: [notSQLite, "not"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: notSQLite)), Data("hello, this is text".utf8), "left as it was")
+        // Another program's SQLite database.
+        let foreign = photos.parent.appendingPathComponent("foreign.sqlite").path
+        try DatabaseQueue(path: foreign).write { try $0.execute(sql: "CREATE TABLE t(x)") }
+        assertSearchError(try SearchIndex.open(foreign), contains: ["another program"])
+        // A newer schema.
+        do { _ = try SearchIndex.open(db) }
+        try DatabaseQueue(path: db).write { try $0.execute(sql: "PRAGMA user_version = 99") }
+        assertSearchError(try SearchIndex.open(db), contains: ["schema version 99", "newer"])
+        // Missing for reading; a folder that does not exist for writing.
+        assertSearchError(try SearchIndex.open(photos.parent.appendingPathComponent("none.sqlite").path, readOnly: true), contains: ["no such file"])
+        assertSearchError(try SearchIndex.open("/nonexistent/dir/x.sqlite"), contains: ["folder does not exist"])
+        assertSearchError(try SearchIndex.open("postgresql://u@127.0.0.1:1/x"), contains: ["PostgreSQL"])
+        // Opened read-only (as `search` does): searching works, indexing is refused.
+        try DatabaseQueue(path: db).write { try $0.execute(sql: "PRAGMA user_version = 1") }
+        let reader = try SearchIndex.open(db, readOnly: true)
+        XCTAssertEqual(try reader.status().live, 0)
+        assertSearchError(try reader.update(roots: [photos.path], model: Self.model.get()), contains: ["read-only"])
+    }
+
+    func testReadOnlyDatabaseSearchesButDoesNotIndex() throws {
+        try XCTSkipIf(geteuid() == 0, "running as root: file permissions do not stop writing")
+        try makeFolder()
+        do { _ = try update(SearchIndex.open(db)) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: db)
+        assertSearchError(try SearchIndex.open(db), contains: ["read-only"])
+        let reader = try SearchIndex.open(db, readOnly: true)
+        XCTAssertEqual(try reader.search(text: "a cat", model: Self.model.get()).count, 4)
+    }
+}
