@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining"]),
         // serving: the HTTP service (`swiftclip serve`): routes, cross-request batching, limits, auth, metrics, the page.
         .target(name: "CLIPServer", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation",
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPSearch",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "CLIPExportTests", dependencies: ["CLIPExport"]),
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
-        .testTarget(name: "CLIPServerTests", dependencies: ["CLIPServer"]),
+        .testTarget(name: "CLIPServerTests", dependencies: ["CLIPServer", "CLIPSearch"]),
         .testTarget(name: "CLIPSearchTests", dependencies: ["CLIPSearch", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),
     ],

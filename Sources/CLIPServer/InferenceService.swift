@@ -17,6 +17,8 @@ final class InferenceService: @unchecked Sendable {
     private(set) var images: BatchQueue<Tensor, [Float]>!
     /// Token ids -> raw text features (open_clip's `encode_text`).
     private(set) var texts: BatchQueue<[Int], [Float]>!
+    /// The index behind `/v1/search` (`--db`), if any.
+    let search: SearchService?
     private let classifierLock = NSLock()
     private var classifiers: [String: ZeroShotClassifier] = [:]
     private var classifierOrder: [String] = []
@@ -29,22 +31,20 @@ final class InferenceService: @unchecked Sendable {
         }
         tokenizer = try CLIPTokenizer(vocabularyURL: c.vocabulary ?? CLIPTokenizer.defaultVocabularyURL())
         preprocessor = Preprocessor(imageSize: model.config.vision.imageSize)
+        search = try c.searchDatabase.map { try SearchService(database: $0, configuration: c) }
         let model = self.model, maxBatch = c.maxBatch
         images = BatchQueue(name: "image", maxBatch: c.maxBatch, maxWait: c.maxWait, capacity: c.queueCapacity,
                             onPass: { metrics.recordPass(queue: "image", batchSize: $0, depth: $1) }) { items in
             var rows: [[Float]] = []
-            for start in stride(from: 0, to: items.count, by: maxBatch) {
-                let part = Array(items[start..<min(items.count, start + maxBatch)])
-                rows += Self.rows(try model.encodeImage(Self.stack(part)))
+            for part in Self.passes(items.count, maxBatch: maxBatch) {
+                rows += Self.rows(try model.encodeImage(Self.stack(Array(items[part]))))
             }
             return rows
         }
         texts = BatchQueue(name: "text", maxBatch: c.maxBatch, maxWait: c.maxWait, capacity: c.queueCapacity,
                            onPass: { metrics.recordPass(queue: "text", batchSize: $0, depth: $1) }) { items in
             var rows: [[Float]] = []
-            for start in stride(from: 0, to: items.count, by: maxBatch) {
-                rows += Self.rows(try model.encodeText(Array(items[start..<min(items.count, start + maxBatch)])))
-            }
+            for part in Self.passes(items.count, maxBatch: maxBatch) { rows += Self.rows(try model.encodeText(Array(items[part]))) }
             return rows
         }
     }
@@ -99,6 +99,22 @@ final class InferenceService: @unchecked Sendable {
     }
 
     func stop() { images.stop(); texts.stop() }
+
+    /// The forward passes for `count` items: power-of-two sizes up to `maxBatch` (14 = 8 + 4 + 2).
+    /// The engine reuses its large buffers by exact size, so a handful of batch sizes keeps every
+    /// pass on buffers it has already faulted in; arbitrary sizes (5, 7, 13, …) each faulted fresh
+    /// activation memory (load_bench.py before this: 2.09 images/s at a mean batch of 14.5, 3.9 at batch 1).
+    static func passes(_ count: Int, maxBatch: Int) -> [Range<Int>] {
+        var out: [Range<Int>] = [], start = 0
+        var size = 1
+        while size * 2 <= maxBatch { size *= 2 }
+        while start < count {
+            while size > count - start { size /= 2 }
+            out.append(start..<(start + size))
+            start += size
+        }
+        return out
+    }
 
     /// [N, 3, S, S] from N tensors [3, S, S].
     static func stack(_ parts: [Tensor]) -> Tensor {

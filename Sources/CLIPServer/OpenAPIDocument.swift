@@ -96,6 +96,42 @@ enum OpenAPIDocument {
                        "415": { "$ref": "#/components/responses/UnsupportedMediaType" },
                        "503": { "$ref": "#/components/responses/Unavailable" }, "504": { "$ref": "#/components/responses/DeadlineExceeded" } } }
     },
+    "/v1/search": {
+      "post": { "summary": "Search the index (--db) by a text or an image: results best first, with their image and thumbnail URLs",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": {
+          "type": "object",
+          "properties": { "text": { "type": "string", "maxLength": 2000 }, "image": { "type": "string", "contentEncoding": "base64", "description": "JPEG or PNG file, base64" },
+                          "top_k": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 24 },
+                          "min_score": { "type": "number", "description": "cosine cut-off" } },
+          "description": "exactly one of text and image" } } } },
+        "responses": { "200": { "description": "results", "content": { "application/json": { "schema": {
+                          "type": "object", "properties": { "model": { "type": "string" },
+                            "results": { "type": "array", "items": { "type": "object", "properties": {
+                              "id": { "type": "integer" }, "path": { "type": "string" }, "score": { "type": "number" }, "rank": { "type": "integer" },
+                              "image": { "type": "string" }, "thumbnail": { "type": "string" } } } } } } } } },
+                       "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" },
+                       "404": { "description": "no index (--db) given", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                       "408": { "$ref": "#/components/responses/Timeout" }, "413": { "$ref": "#/components/responses/TooLarge" },
+                       "415": { "$ref": "#/components/responses/UnsupportedMediaType" },
+                       "503": { "$ref": "#/components/responses/Unavailable" }, "504": { "$ref": "#/components/responses/DeadlineExceeded" } } }
+    },
+    "/v1/images/{id}": {
+      "get": { "summary": "The indexed image file of a search result",
+        "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } } ],
+        "responses": { "200": { "description": "the file", "content": { "image/jpeg": { "schema": { "type": "string", "format": "binary" } }, "image/png": { "schema": { "type": "string", "format": "binary" } } } },
+                       "401": { "$ref": "#/components/responses/Unauthorized" },
+                       "404": { "description": "no such image, or no index", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                       "503": { "$ref": "#/components/responses/Unavailable" } } }
+    },
+    "/v1/images/{id}/thumbnail": {
+      "get": { "summary": "A 256 x 256 PNG thumbnail (centre crop) of an indexed image",
+        "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } } ],
+        "responses": { "200": { "description": "PNG", "content": { "image/png": { "schema": { "type": "string", "format": "binary" } } } },
+                       "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" },
+                       "404": { "description": "no such image, or no index", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                       "413": { "$ref": "#/components/responses/TooLarge" },
+                       "503": { "$ref": "#/components/responses/Unavailable" } } }
+    },
     "/v1/classify": {
       "post": { "summary": "Zero-shot classification as `swiftclip classify`: labels sorted by probability",
         "requestBody": { "required": true, "content": {

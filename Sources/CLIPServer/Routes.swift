@@ -31,6 +31,71 @@ struct Routes: Sendable {
         router.post("/v1/embeddings/image") { request, _ in try await embedImages(request) }
         router.post("/v1/embeddings/text") { request, _ in try await embedTexts(request) }
         router.post("/v1/classify") { request, _ in try await classify(request) }
+        router.post("/v1/search") { request, _ in try await search(request) }
+        router.get("/v1/images/{id}") { _, context in
+            let file = try searchService().image(id: try imageID(context))
+            return Response(status: .ok, headers: [.contentType: file.type, .cacheControl: "private, max-age=3600"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: file.data)))
+        }
+        router.get("/v1/images/{id}/thumbnail") { _, context in
+            let png = try searchService().thumbnail(id: try imageID(context))
+            return Response(status: .ok, headers: [.contentType: "image/png", .cacheControl: "private, max-age=3600"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: png)))
+        }
+    }
+
+    private func searchService() throws -> SearchService {
+        guard let s = try state.service().search else {
+            throw APIError(.notFound, "no_index", "this server has no index; start it with --db photos.sqlite (made by swiftclip index)")
+        }
+        return s
+    }
+
+    private func imageID(_ context: ServerContext) throws -> Int64 {
+        let text = context.parameters.get("id") ?? ""
+        guard let id = Int64(text), id > 0 else { throw APIError(.notFound, "not_found", "image id must be a positive integer, got '\(text)'") }
+        return id
+    }
+
+    struct SearchRequest: Decodable {
+        let text: String?
+        /// A JPEG or PNG file, base64.
+        let image: String?
+        let top_k: Int?
+        let min_score: Float?
+    }
+
+    struct SearchResponse: Encodable {
+        struct Item: Encodable { let id: Int64; let path: String; let score: Float; let rank: Int; let image: String; let thumbnail: String }
+        let model: String
+        let results: [Item]
+    }
+
+    /// `{"text": …}` or `{"image": base64}`, `top_k` (default 24, at most --max-top-k), `min_score`.
+    private func search(_ request: Request) async throws -> Response {
+        let service = try state.service()
+        let index = try searchService()
+        let r = try request.decodeJSON(SearchRequest.self, from: try await body.read(request))
+        let top = r.top_k ?? 24
+        guard (1...configuration.maxTopK).contains(top) else {
+            throw APIError.badRequest("top_k must be in 1...\(configuration.maxTopK), got \(top)")
+        }
+        if let m = r.min_score, !m.isFinite { throw APIError.badRequest("min_score must be a finite number") }
+        let vector: [Float]
+        switch (r.text, r.image) {
+        case (let text?, nil):
+            try checkTexts([text], name: "text", max: 1)
+            vector = l2Normalized(try await service.embedTexts([text], deadline: deadline)[0])
+        case (nil, let image?):
+            guard let data = Data(base64Encoded: image) else { throw APIError.badRequest("'image' is not valid base64") }
+            vector = l2Normalized(try await service.embedImages([(data, "image")], deadline: deadline)[0])
+        default:
+            throw APIError.badRequest("give exactly one of 'text' and 'image'")
+        }
+        let hits = try index.search(vector: vector, top: top, minScore: r.min_score)
+        return try jsonResponse(SearchResponse(model: configuration.model, results: hits.map {
+            .init(id: $0.id, path: $0.path, score: $0.score, rank: $0.rank, image: "/v1/images/\($0.id)", thumbnail: "/v1/images/\($0.id)/thumbnail")
+        }))
     }
 
     private var deadline: ContinuousClock.Instant { .now + configuration.requestTimeout }

@@ -10,7 +10,7 @@ public struct ServerConfiguration: Sendable {
     public var vocabulary: URL?
     public var seed: UInt64 = 0
     public var precision: Precision = .fp32
-    /// The search index (`--db`: a SQLite file or a PostgreSQL URL); nil leaves `/v1/search` answering 404.
+    /// The search index (`--db`: a SQLite file or a PostgreSQL URL); nil: `/v1/search` and `/v1/images/…` answer 404 `no_index`.
     public var searchDatabase: String?
 
     // Network and safety
