@@ -36,8 +36,10 @@ final class InferenceService: @unchecked Sendable {
         images = BatchQueue(name: "image", maxBatch: c.maxBatch, maxWait: c.maxWait, capacity: c.queueCapacity,
                             onPass: { metrics.recordPass(queue: "image", batchSize: $0, depth: $1) }) { items in
             var rows: [[Float]] = []
-            for part in Self.passes(items.count, maxBatch: maxBatch) {
-                rows += Self.rows(try model.encodeImage(Self.stack(Array(items[part]))))
+            for start in stride(from: 0, to: items.count, by: maxBatch) {
+                let part = Array(items[start..<min(items.count, start + maxBatch)])
+                rows += Self.rows(try model.encodeImage(Self.stack(part, padTo: Self.paddedBatch(part.count, maxBatch: maxBatch))))
+                    .prefix(part.count)
             }
             return rows
         }
@@ -100,10 +102,8 @@ final class InferenceService: @unchecked Sendable {
 
     func stop() { images.stop(); texts.stop() }
 
-    /// The forward passes for `count` items: power-of-two sizes up to `maxBatch` (14 = 8 + 4 + 2).
-    /// The engine reuses its large buffers by exact size, so a handful of batch sizes keeps every
-    /// pass on buffers it has already faulted in; arbitrary sizes (5, 7, 13, …) each faulted fresh
-    /// activation memory (load_bench.py before this: 2.09 images/s at a mean batch of 14.5, 3.9 at batch 1).
+    /// The forward passes for `count` texts: power-of-two sizes up to `maxBatch` (14 = 8 + 4 + 2), so
+    /// the engine's large buffers, reused by exact size, come back for the same few sizes.
     static func passes(_ count: Int, maxBatch: Int) -> [Range<Int>] {
         var out: [Range<Int>] = [], start = 0
         var size = 1
@@ -116,10 +116,21 @@ final class InferenceService: @unchecked Sendable {
         return out
     }
 
-    /// [N, 3, S, S] from N tensors [3, S, S].
-    static func stack(_ parts: [Tensor]) -> Tensor {
+    /// An image pass of `count` runs at the next power of two (at most `maxBatch`), the extra rows
+    /// zero images whose output is dropped. The engine reuses large buffers by exact size; image
+    /// passes of ever-changing sizes (5, 7, 13, …), or split into several sizes (5 = 4 + 1), kept
+    /// faulting in fresh activation memory: load_bench.py measured 1.9 images/s at concurrency 8
+    /// (mean batch 5) against 4.6 at concurrency 1. Under steady load the padded size is steady.
+    static func paddedBatch(_ count: Int, maxBatch: Int) -> Int {
+        var size = 1
+        while size < count { size *= 2 }
+        return min(size, max(maxBatch, count))
+    }
+
+    /// [rows, 3, S, S]: the N tensors [3, S, S], then zeros.
+    static func stack(_ parts: [Tensor], padTo rows: Int) -> Tensor {
         let sample = parts[0].count
-        let out = Tensor(uninitializedShape: [parts.count] + parts[0].shape)
+        let out = Tensor(zeros: [max(rows, parts.count)] + parts[0].shape)
         for (i, p) in parts.enumerated() {
             p.withUnsafeBufferPointer { src in (out.storage.pointer + i * sample).update(from: src.baseAddress!, count: sample) }
         }

@@ -93,7 +93,8 @@ def main():
     rows = []
     soak = []
     for name, cmd in servers.items():
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        log = open(f"/tmp/swiftclip-serve-bench-{name}.log", "w")  # a file, never a pipe that could fill and block the server
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
             wait_ready(ports[name])
             peak = rss_mb(proc.pid)
