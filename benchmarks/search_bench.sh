@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side numbers for docs/search.md (a benchmark: figures, not assertions). Needs the release
 # binary and tools/reference/.venv (open_clip, Pillow, numpy, faiss-cpu).
-#   benchmarks/search_bench.sh latency [SIZES]   # exact top-10: swiftclip vs numpy vs FAISS IndexFlatIP
-#   benchmarks/search_bench.sh indexing PHOTOS   # images/s: swiftclip fp32/bf16/int8 vs the rclip-like script
+#   benchmarks/search_bench.sh latency [SIZES]   # exact top-10: swiftclip vs numpy vs FAISS IndexFlatIP (ROUNDS=2)
+#   benchmarks/search_bench.sh indexing PHOTOS   # images/s: swiftclip fp32/bf16/int8 vs the rclip-like script (ROUNDS=2)
 #   benchmarks/search_bench.sh rerun N           # unchanged re-run of `index` over N tiny files
 # Results (JSON lines) go to stdout; run from the repository root. Systems are interleaved in one run.
 set -euo pipefail
@@ -18,7 +18,7 @@ latency)
     for n in ${2:-10000 100000 1000000}; do
         d="$work/vectors-$n"
         [ -f "$d/queries.npy" ] || $py tools/reference/search_latency.py make "$n" 512 "$d"
-        for round in 1 2; do
+        for round in $(seq "${ROUNDS:-2}"); do
             $py tools/reference/search_latency.py time "$d" | sed "s/^{/{\"round\": $round, /"
             $bin bench-search --vectors "$d/vectors.npy" --queries "$d/queries.npy" --top 10 --output "$d/swift_ids.npy" \
                 | sed "s/^{/{\"round\": $round, /"
@@ -28,7 +28,7 @@ latency)
 indexing)
     photos=${2:?give the photo folder}
     n=$(find "$photos" -name '*.jpg' | wc -l)
-    for round in 1 2; do
+    for round in $(seq "${ROUNDS:-2}"); do
         for system in python fp32 bf16 int8; do
             rm -f "$work/idx-$system.sqlite"*
             if [ "$system" = python ]; then

@@ -7,7 +7,7 @@ need=()
 # qemu-user: the tests run the release binary on emulated CPUs without AVX-512 and without AVX.
 # openmpi-bin, libopenmpi-dev: data-parallel training (mpirun) and its tests; optional for a plain build.
 # chromium: the headless-browser test of `swiftclip serve`'s search page (tools/serve/page_test.py).
-for pkg in libopenblas-dev libturbojpeg0-dev libpng-dev pkg-config qemu-user openmpi-bin libopenmpi-dev chromium; do
+for pkg in libopenblas-dev libturbojpeg0-dev libpng-dev libsqlite3-dev pkg-config qemu-user openmpi-bin libopenmpi-dev chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

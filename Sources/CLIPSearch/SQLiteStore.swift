@@ -24,11 +24,12 @@ final class SQLiteStore: @unchecked Sendable {
         config.busyMode = .timeout(30)
         config.foreignKeysEnabled = true
         config.label = "swiftclip-index"
-        let exists = FileManager.default.fileExists(atPath: path)
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        if exists && isDir.boolValue { throw SearchError.notAnIndex(path, "a folder, not a database file") }
         if readOnly && !exists { throw SearchError.notAnIndex(path, "no such file") }
         if !exists {
             let parent = (path as NSString).deletingLastPathComponent
-            var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: parent.isEmpty ? "." : parent, isDirectory: &isDir), isDir.boolValue else {
                 throw SearchError.notAnIndex(path, "its folder does not exist")
             }

@@ -234,6 +234,7 @@ final class IndexTests: XCTestCase {
         // Missing for reading; a folder that does not exist for writing.
         assertSearchError(try SearchIndex.open(photos.parent.appendingPathComponent("none.sqlite").path, readOnly: true), contains: ["no such file"])
         assertSearchError(try SearchIndex.open("/nonexistent/dir/x.sqlite"), contains: ["folder does not exist"])
+        assertSearchError(try SearchIndex.open(photos.path, readOnly: true), contains: [photos.path, "a folder"])
         assertSearchError(try SearchIndex.open("postgresql://u@127.0.0.1:1/x"), contains: ["PostgreSQL"])
         // Opened read-only (as `search` does): searching works, indexing is refused.
         try DatabaseQueue(path: db).write { try $0.execute(sql: "PRAGMA user_version = 1") }
