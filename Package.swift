@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "swiftclip", targets: ["swiftclip"]),
         // `import SwiftCLIP`: every layer re-exported, plus the high-level `CLIP` API.
         .library(name: "SwiftCLIP", targets: ["SwiftCLIP"]),
+        // `swiftclip serve` as a library (HTTP routes, batching, limits); SwiftCLIP does not depend on it.
+        .library(name: "SwiftCLIPServer", targets: ["CLIPServer"]),
         // `import CLIPSearch`: the photo index and search (SQLite; PostgreSQL + pgvector). Separate, so an
         // app that only wants embeddings compiles no database code.
         .library(name: "SwiftCLIPSearch", targets: ["CLIPSearch"]),
@@ -17,6 +19,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
@@ -63,6 +68,13 @@ let package = Package(
         ]),
         // Umbrella module for other Swift packages: re-exports the layers; a small high-level API.
         .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDetection"]),
+        // serving: the HTTP service (`swiftclip serve`): routes, cross-request batching, limits, auth, metrics, the page.
+        .target(name: "CLIPServer", dependencies: [
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPSearch",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // CLI: thin.
         // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point
         // (built with sanitizers by scripts/fuzz.sh; a plain build is a replay tool).
@@ -70,7 +82,7 @@ let package = Package(
         .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
             "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed", "CLIPDetection",
-            "CLIPSearch", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CLIPSearch", "CLIPServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine", "CLIPKernels"]),
@@ -83,6 +95,7 @@ let package = Package(
         .testTarget(name: "CLIPDetectionTests", dependencies: ["CLIPDetection", "CLIPModels", "CLIPNN", "CLIPEngine", "CLIPData", "CLIPTraining"], exclude: ["Fixtures"]),
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLIPServerTests", dependencies: ["CLIPServer", "CLIPSearch"]),
         .testTarget(name: "CLIPSearchTests", dependencies: ["CLIPSearch", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),
     ],

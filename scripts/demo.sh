@@ -109,3 +109,15 @@ $bin index --db "$out/photos.sqlite" --status
 step "benchmark: image tower and text tower at batch 1 (side by side with PyTorch/ONNX Runtime: make bench)"
 $bin bench --model convnext_v2_tiny --tower image --batch-sizes 1 --repeats 10
 $bin bench --model convnext_v2_tiny --tower text --batch-sizes 1 --repeats 10
+
+step "serve: the HTTP service on the trained weights, a curl per route, SIGTERM (drains, exits 0; docs/serving.md)"
+$bin serve --model convnext_v2_tiny --weights "$trained" --port 8765 > "$out/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 1 600); do curl -sf localhost:8765/ready >/dev/null && break; sleep 0.5; done
+curl -s localhost:8765/health; echo
+curl -s localhost:8765/ready; echo
+curl -s --data-binary @"$photo" -H 'Content-Type: image/jpeg' localhost:8765/v1/embeddings/image | cut -c1-160; echo …
+curl -s -H 'Content-Type: application/json' -d '{"texts": ["a photo of a flower"]}' localhost:8765/v1/embeddings/text | cut -c1-160; echo …
+curl -s -F image=@"$photo" -F labels=flower,cat,car localhost:8765/v1/classify; echo
+curl -s localhost:8765/metrics | grep -E '^swiftclip_(http_requests_total|batch_size_count)' | head -5
+kill -TERM "$serve_pid"; wait "$serve_pid"; echo "serve exited with status $?"

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 need=()
 # qemu-user: the tests run the release binary on emulated CPUs without AVX-512 and without AVX.
 # openmpi-bin, libopenmpi-dev: data-parallel training (mpirun) and its tests; optional for a plain build.
-for pkg in libopenblas-dev libturbojpeg0-dev libpng-dev libsqlite3-dev pkg-config qemu-user openmpi-bin libopenmpi-dev; do
+# chromium: the headless-browser test of `swiftclip serve`'s search page (tools/serve/page_test.py).
+for pkg in libopenblas-dev libturbojpeg0-dev libpng-dev libsqlite3-dev pkg-config qemu-user openmpi-bin libopenmpi-dev chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -48,4 +49,9 @@ if [ "${SWIFTCLIP_SKIP_CI_VENV:-0}" != "1" ] && ! "$ci_venv/bin/python" -c "impo
     rm -rf "$ci_venv"
     python3 -m venv "$ci_venv"
     "$ci_venv/bin/pip" install -q onnx==1.23.2 onnxruntime==1.32.0 numpy==2.4.6
+fi
+
+# websocket-client: the page test's small Chrome DevTools Protocol client (tools/serve/page_test.py).
+if [ "${SWIFTCLIP_SKIP_CI_VENV:-0}" != "1" ] && ! "$ci_venv/bin/python" -c "import websocket" >/dev/null 2>&1; then
+    "$ci_venv/bin/pip" install -q websocket-client==1.9.2
 fi

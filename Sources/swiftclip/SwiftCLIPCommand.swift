@@ -3,14 +3,14 @@ import CLIPEngine
 import Foundation
 
 @main
-struct SwiftCLIPCommand: ParsableCommand {
+struct SwiftCLIPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftclip",
         abstract: "CLIP image–text models (ConvNeXt-V2, ViT) in Swift: train, embed, classify, evaluate, benchmark, export to ONNX.",
         subcommands: [Info.self, Tokenize.self, Preprocess.self, EmbedImage.self, EmbedText.self, Classify.self, Eval.self, Bench.self, BenchTrain.self,
                       ExportONNX.self, MakeSynthetic.self, MakeShards.self, Train.self, Convert.self,
                       Heatmap.self, MakeSyntheticScenes.self, TrainDetector.self, Detect.self, EvalDetect.self,
-                      IndexCommand.self, SearchCommand.self, BenchSearch.self])
+                      IndexCommand.self, SearchCommand.self, BenchSearch.self, Serve.self])
 }
 
 /// Options every model-using command shares.

@@ -1,0 +1,176 @@
+"""Load figures for `swiftclip serve` (issue 23): wrk on loopback against three servers, one at a
+time in one run, same model architecture (convnext_v2_tiny, random init):
+  swift-batched    swiftclip serve --max-batch 32 --max-wait-ms 5
+  swift-unbatched  swiftclip serve --max-batch 1
+  python           tools/reference/serve_openclip.py (open_clip behind FastAPI/uvicorn)
+Image embedding (one JPEG per request) and text embedding (one text per request) at concurrency
+1, 8 and 32: requests/s, p50, p99 and, for SwiftCLIP, the mean batch size (from /metrics).
+Optionally a soak: RSS of the batched server every few seconds under concurrency 8.
+
+Usage (from the repository root, after `swift build -c release --product swiftclip`):
+  tools/reference/.venv/bin/python tools/serve/load_bench.py [--seconds 10] [--soak-seconds 0]
+Writes benchmarks/results/<date>-serve.{json,md} and docs/serving.png.
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, ".build/release/swiftclip")
+LUA = os.path.join(ROOT, "tools/serve/wrk_post.lua")
+IMAGE = os.path.join(ROOT, "Tests/CLIPDataTests/Fixtures/flower.jpg")
+
+
+def wait_ready(port, timeout=600):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:  # noqa: BLE001
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"server on {port} never became ready")
+
+
+def batch_stats(port):
+    """(count, sum) of swiftclip_batch_size per queue."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except Exception:  # noqa: BLE001
+        return {}
+    out = {}
+    for q in ("image", "text"):
+        c = re.search(r'swiftclip_batch_size_count\{queue="%s"\} (\S+)' % q, text)
+        s = re.search(r'swiftclip_batch_size_sum\{queue="%s"\} (\S+)' % q, text)
+        out[q] = (float(c.group(1)) if c else 0.0, float(s.group(1)) if s else 0.0)
+    return out
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wrk(port, route, body_file, content_type, concurrency, seconds):
+    env = dict(os.environ, BODY_FILE=body_file, CONTENT_TYPE=content_type)
+    cmd = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "30s",
+           "-s", LUA, f"http://127.0.0.1:{port}{route}"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    line = [l for l in out.splitlines() if l.startswith("RESULT ")]
+    return json.loads(line[0][len("RESULT "):])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--concurrency", default="1,8,32")
+    p.add_argument("--soak-seconds", type=int, default=0)
+    p.add_argument("--model", default="convnext_v2_tiny")
+    a = p.parse_args()
+    levels = [int(x) for x in a.concurrency.split(",")]
+    text_file = "/tmp/swiftclip-serve-bench-text.json"
+    with open(text_file, "w") as f:
+        json.dump({"texts": ["a photo of a flower in a garden"]}, f)
+    python = os.path.join(ROOT, "tools/reference/.venv/bin/python")
+    servers = {
+        "swift-batched": [BIN, "serve", "--model", a.model, "--port", "8181", "--max-batch", "32", "--max-wait-ms", "5"],
+        "swift-unbatched": [BIN, "serve", "--model", a.model, "--port", "8182", "--max-batch", "1", "--max-wait-ms", "0"],
+        "python": [python, os.path.join(ROOT, "tools/reference/serve_openclip.py"), "--model", a.model, "--port", "8183", "--threads", "2"],
+    }
+    ports = {"swift-batched": 8181, "swift-unbatched": 8182, "python": 8183}
+    rows = []
+    soak = []
+    for name, cmd in servers.items():
+        log = open(f"/tmp/swiftclip-serve-bench-{name}.log", "w")  # a file, never a pipe that could fill and block the server
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_ready(ports[name])
+            peak = rss_mb(proc.pid)
+            for route, body, ctype, kind in (("/v1/embeddings/image", IMAGE, "image/jpeg", "image"),
+                                             ("/v1/embeddings/text", text_file, "application/json", "text")):
+                for c in levels:
+                    before = batch_stats(ports[name])
+                    r = wrk(ports[name], route, body, ctype, c, a.seconds)
+                    after = batch_stats(ports[name])
+                    if kind in after and kind in before and after[kind][0] > before[kind][0]:
+                        r["mean_batch"] = (after[kind][1] - before[kind][1]) / (after[kind][0] - before[kind][0])
+                    peak = max(peak, rss_mb(proc.pid))
+                    r.update(server=name, kind=kind, concurrency=c)
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+            if name == "swift-batched" and a.soak_seconds > 0:
+                env = dict(os.environ, BODY_FILE=IMAGE, CONTENT_TYPE="image/jpeg")
+                w = subprocess.Popen(["wrk", "-t", "2", "-c", "8", "-d", f"{a.soak_seconds}s", "--timeout", "30s", "-s", LUA,
+                                      f"http://127.0.0.1:{ports[name]}/v1/embeddings/image"], env=env, stdout=subprocess.PIPE, text=True)
+                start = time.time()
+                while w.poll() is None:
+                    soak.append({"t": round(time.time() - start, 1), "rss_mb": round(rss_mb(proc.pid), 1)})
+                    time.sleep(5)
+                out = w.stdout.read()
+                soak_result = json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][0][7:])
+                print("soak", json.dumps(soak_result), flush=True)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for r in rows:
+            if r["server"] == name:
+                r["peak_rss_mb"] = round(peak, 1)
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model_name = re.search(r"Model name:\s*(.*)", cpu)
+    stamp = datetime.datetime.utcnow().strftime("%Y-%m-%d")
+    result = {"date": datetime.datetime.utcnow().isoformat() + "Z", "cpu": model_name.group(1) if model_name else "?",
+              "cores": os.cpu_count(), "seconds_per_point": a.seconds, "model": a.model, "rows": rows, "soak": soak,
+              "note": "one 2-core machine shared with other builds; wrk ran on the same cores"}
+    os.makedirs(os.path.join(ROOT, "benchmarks/results"), exist_ok=True)
+    with open(os.path.join(ROOT, f"benchmarks/results/{stamp}-serve.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    lines = ["| server | route | concurrency | req/s | p50 ms | p99 ms | mean batch | errors | non-2xx |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['server']} | {r['kind']} | {r['concurrency']} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                     f"{r.get('mean_batch', float('nan')):.2f} | {r['errors']} | {r['non2xx']} |")
+    if soak:
+        lines += ["", f"Soak (swift-batched, image, concurrency 8): RSS {soak[0]['rss_mb']} MB at start, "
+                      f"{max(s['rss_mb'] for s in soak)} MB peak, {soak[-1]['rss_mb']} MB at {soak[-1]['t']} s."]
+    with open(os.path.join(ROOT, f"benchmarks/results/{stamp}-serve.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    chart(rows, os.path.join(ROOT, "docs/serving.png"))
+
+
+def chart(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, kind in zip(axes, ("image", "text")):
+        servers = ["swift-batched", "swift-unbatched", "python"]
+        levels = sorted({r["concurrency"] for r in rows})
+        width = 0.8 / len(servers)
+        for i, s in enumerate(servers):
+            vals = [next((r["rps"] for r in rows if r["server"] == s and r["kind"] == kind and r["concurrency"] == c), 0) for c in levels]
+            ax.bar([x + i * width for x in range(len(levels))], vals, width, label=s)
+        ax.set_xticks([x + width for x in range(len(levels))], [f"c={c}" for c in levels])
+        ax.set_title(f"{kind} embedding, requests/s (higher is better)")
+        ax.legend()
+    fig.suptitle("swiftclip serve vs open_clip + FastAPI, convnext_v2_tiny, 2 shared cores, wrk on loopback")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
