@@ -129,7 +129,9 @@ public struct Preprocessor: Sendable {
     public func stretched(_ image: RGBImage) -> Tensor {
         let t = Tensor(uninitializedShape: [3, imageSize, imageSize])
         let window = (x: 0, y: 0, width: imageSize, height: imageSize)
-        writeNormalized(BicubicResampler.resize(image, outWidth: imageSize, outHeight: imageSize, window: window), into: t.storage.pointer)
+        let resized = Resampler.resize(DecodedImage(image), outWidth: imageSize, outHeight: imageSize, window: window,
+                                       filter: interpolation)
+        writeNormalized(resized.rgb(), into: t.storage.pointer)
         return t
     }
 
