@@ -31,6 +31,24 @@ final class TorchInteropTests: XCTestCase {
         }
     }
 
+    /// A hub folder whose weights are torch's `open_clip_pytorch_model.bin` (no safetensors beside it),
+    /// given as the model: the folder's config and the `.bin`, read by content.
+    func testHubFolderWithTorchBinWeights() throws {
+        let hub = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-hub-bin-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: hub, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: hub) }
+        let modelConfig = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath)))
+        try JSONSerialization.data(withJSONObject: ["model_cfg": modelConfig]).write(to: hub.appendingPathComponent("open_clip_config.json"))
+        try FileManager.default.copyItem(at: dir.appendingPathComponent("open_clip_pytorch_model.bin"),
+                                         to: hub.appendingPathComponent("open_clip_pytorch_model.bin"))
+        let fromFolder = try CLIPModel(model: hub.path)
+        let direct = try CLIPModel(model: configPath, weightsURL: dir.appendingPathComponent("open_clip_pytorch_model.bin"))
+        XCTAssertEqual(fromFolder.parameters.parameters.map(\.key), direct.parameters.parameters.map(\.key))
+        for (a, b) in zip(fromFolder.parameters.parameters, direct.parameters.parameters) {
+            XCTAssertEqual(a.value.scalars, b.value.scalars, a.key)
+        }
+    }
+
     /// open_clip_train's epoch_1.pt (one AdamW step in torch, `module.` keys) restored, then one
     /// more step here: the same parameters as torch's second step.
     func testResumeOpenCLIPTrainCheckpointContinuesTorchsRun() throws {
