@@ -12,9 +12,12 @@ let package = Package(
         .library(name: "SwiftCLIP", targets: ["SwiftCLIP"]),
         // `swiftclip serve` as a library (HTTP routes, batching, limits); SwiftCLIP does not depend on it.
         .library(name: "SwiftCLIPServer", targets: ["CLIPServer"]),
-        // `import CLIPSearch`: the photo index and search (SQLite; PostgreSQL + pgvector). Separate, so an
-        // app that only wants embeddings compiles no database code.
+        // `import CLIPSearch`: the photo index and search in SQLite. Separate, so an app that only
+        // wants embeddings compiles no database code.
         .library(name: "SwiftCLIPSearch", targets: ["CLIPSearch"]),
+        // `import CLIPSearchPostgres`: the same index in PostgreSQL + pgvector (postgres-nio, which
+        // brings swift-nio-ssl's BoringSSL: kept out of SwiftCLIPSearch for apps that only want SQLite).
+        .library(name: "SwiftCLIPSearchPostgres", targets: ["CLIPSearchPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // System shims: Debian's C libraries, found with pkg-config.
@@ -66,6 +70,10 @@ let package = Package(
         .target(name: "CLIPSearch", dependencies: [
             "CLIPModels", "CLIPTokenizer", "CLIPData", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // search in PostgreSQL + pgvector: the store behind the same `SearchIndex`, and indexing by several processes at once.
+        .target(name: "CLIPSearchPostgres", dependencies: [
+            "CLIPSearch", "CLIPData", .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
         // Umbrella module for other Swift packages: re-exports the layers; a small high-level API.
         .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDetection"]),
         // serving: the HTTP service (`swiftclip serve`): routes, cross-request batching, limits, auth, metrics, the page.
@@ -82,7 +90,7 @@ let package = Package(
         .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
             "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed", "CLIPDetection",
-            "CLIPSearch", "CLIPServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CLIPSearch", "CLIPSearchPostgres", "CLIPServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "CLIPEngineTests", dependencies: ["CLIPEngine", "CLIPKernels"]),
@@ -96,7 +104,7 @@ let package = Package(
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
         .testTarget(name: "CLIPServerTests", dependencies: ["CLIPServer", "CLIPSearch"]),
-        .testTarget(name: "CLIPSearchTests", dependencies: ["CLIPSearch", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "CLIPSearchTests", dependencies: ["CLIPSearch", "CLIPSearchPostgres", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),
     ],
     swiftLanguageModes: [.v5]

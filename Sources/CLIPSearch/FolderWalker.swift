@@ -4,15 +4,15 @@ import Foundation
 /// memory is the path being walked plus one listing). Symbolic links to files are followed; links
 /// to folders are not (no loops, no file indexed twice through two names). A folder that cannot be
 /// listed is reported and its files left as they were.
-struct FolderWalker {
-    struct Entry {
-        var path: String
-        var size: Int64
-        var mtimeNanoseconds: Int64
+package struct FolderWalker {
+    package struct Entry {
+        package var path: String
+        package var size: Int64
+        package var mtimeNanoseconds: Int64
     }
 
     let extensions: Set<String>
-    private(set) var unreadable: [(path: String, reason: String)] = []
+    package private(set) var unreadable: [(path: String, reason: String)] = []
     private(set) var skippedFolderLinks = 0
 
     init(extensions: Set<String>) { self.extensions = extensions }

@@ -28,6 +28,10 @@ public struct IndexProgress: Sendable {
     public var total: Int?
     /// Seconds since the phase began.
     public var elapsed: Double
+
+    package init(phase: Phase, done: Int, total: Int?, elapsed: Double) {
+        self.phase = phase; self.done = done; self.total = total; self.elapsed = elapsed
+    }
 }
 
 extension SearchIndex {
@@ -40,24 +44,12 @@ extension SearchIndex {
                        progress: ((IndexProgress) -> Void)? = nil) throws -> IndexSummary {
         guard options.batchSize > 0 else { throw SearchError.badOption("--batch-size must be at least 1") }
         guard !roots.isEmpty else { throw SearchError.badOption("give at least one folder to index") }
-        if store.readOnly { throw SearchError.readOnly(store.path) }
-        // A root that is missing or unreadable is refused before anything is written.
-        var walkable: [String] = [], gone: [String] = []
-        for given in roots {
-            let root = IndexPaths.canonical(given)
-            var isDir: ObjCBool = false
-            let why: String?
-            if !FileManager.default.fileExists(atPath: root, isDirectory: &isDir) { why = "no such folder" }
-            else if !isDir.boolValue { why = "not a folder" }
-            else if let d = opendir(root) { closedir(d); why = nil }
-            else { why = "cannot read the folder (\(String(cString: strerror(errno))))" }
-            if let why {
-                guard options.prune else { throw SearchError.rootMissing(given, why) }
-                gone.append(root)
-            } else {
-                walkable.append(root)
-            }
+        if store.readOnly { throw SearchError.readOnly(store.name) }
+        let (walkable, gone) = try Self.checkRoots(roots, prune: options.prune)
+        if let own = store as? any IndexingStore {
+            return try own.update(walkable: walkable, gone: gone, model: model, options: options, progress: progress)
         }
+        guard let store = store as? SQLiteStore else { throw SearchError.unsupported("\(location): indexing is not supported here") }
         let slot = try store.slot(for: model.identity)
         let run = try store.write { db -> Int64 in
             try db.execute(sql: "INSERT INTO runs (started_at, roots) VALUES (?, ?)",
@@ -65,31 +57,8 @@ extension SearchIndex {
             return db.lastInsertedRowID
         }
         var summary = IndexSummary()
-        var walker = FolderWalker(extensions: options.extensions)
-        let scanStart = Date()
-        var scanned = 0
-        var empty: [String] = []
-        for root in walkable {
-            var pending: [FolderWalker.Entry] = []
-            var found = 0
-            try walker.walk(root) { entry in
-                pending.append(entry)
-                found += 1
-                if pending.count == 512 {
-                    try reconcile(pending, slot: slot, run: run, summary: &summary)
-                    scanned += pending.count
-                    pending.removeAll(keepingCapacity: true)
-                    progress?(IndexProgress(phase: .scanning, done: scanned, total: nil, elapsed: Date().timeIntervalSince(scanStart)))
-                }
-            }
-            try reconcile(pending, slot: slot, run: run, summary: &summary)
-            scanned += pending.count
-            if found == 0 { empty.append(root) }
-        }
-        summary.unreadableFolders = walker.unreadable.map { "\($0.path): \($0.reason)" }
-        // An empty root looks like an unmounted disk: refuse to remove its files.
-        if let first = empty.first, !options.prune {
-            throw SearchError.rootMissing(first, "holds no JPEG or PNG files")
+        let walker = try Self.walk(walkable, options: options, summary: &summary, progress: progress) { batch, summary in
+            try reconcile(batch, store: store, slot: slot, run: run, summary: &summary)
         }
         let unreadable = walker.unreadable.map(\.path)
         summary.removed = try store.write { db -> Int in
@@ -108,7 +77,7 @@ extension SearchIndex {
             }
             return removed
         }
-        try embedPending(under: walkable, slot: slot, model: model, options: options, summary: &summary, progress: progress)
+        try embedPending(under: walkable, store: store, slot: slot, model: model, options: options, summary: &summary, progress: progress)
         try store.write { db in
             let missing = try Int.fetchOne(db, sql: """
                 SELECT count(*) FROM files f WHERE f.deleted = 0 AND f.failure IS NULL
@@ -124,8 +93,62 @@ extension SearchIndex {
         return summary
     }
 
+    /// The roots split into folders to walk and ones that are gone (allowed only with `prune`): a
+    /// root that is missing or unreadable is refused before anything is written.
+    package static func checkRoots(_ roots: [String], prune: Bool) throws -> (walkable: [String], gone: [String]) {
+        var walkable: [String] = [], gone: [String] = []
+        for given in roots {
+            let root = IndexPaths.canonical(given)
+            var isDir: ObjCBool = false
+            let why: String?
+            if !FileManager.default.fileExists(atPath: root, isDirectory: &isDir) { why = "no such folder" }
+            else if !isDir.boolValue { why = "not a folder" }
+            else if let d = opendir(root) { closedir(d); why = nil }
+            else { why = "cannot read the folder (\(String(cString: strerror(errno))))" }
+            if let why {
+                guard prune else { throw SearchError.rootMissing(given, why) }
+                gone.append(root)
+            } else {
+                walkable.append(root)
+            }
+        }
+        return (walkable, gone)
+    }
+
+    /// Walks the roots, handing the found files to `reconcile` 512 at a time; an empty root (what
+    /// an unmounted disk looks like) is an error unless `prune`. Returns the walker (its unreadable folders).
+    package static func walk(_ walkable: [String], options: UpdateOptions, summary: inout IndexSummary, progress: ((IndexProgress) -> Void)?,
+                     reconcile: ([FolderWalker.Entry], inout IndexSummary) throws -> Void) throws -> FolderWalker {
+        var walker = FolderWalker(extensions: options.extensions)
+        let scanStart = Date()
+        var scanned = 0
+        var empty: [String] = []
+        for root in walkable {
+            var pending: [FolderWalker.Entry] = []
+            var found = 0
+            try walker.walk(root) { entry in
+                pending.append(entry)
+                found += 1
+                if pending.count == 512 {
+                    try reconcile(pending, &summary)
+                    scanned += pending.count
+                    pending.removeAll(keepingCapacity: true)
+                    progress?(IndexProgress(phase: .scanning, done: scanned, total: nil, elapsed: Date().timeIntervalSince(scanStart)))
+                }
+            }
+            if !pending.isEmpty { try reconcile(pending, &summary) }
+            scanned += pending.count
+            if found == 0 { empty.append(root) }
+        }
+        summary.unreadableFolders = walker.unreadable.map { "\($0.path): \($0.reason)" }
+        if let first = empty.first, !options.prune {
+            throw SearchError.rootMissing(first, "holds no JPEG or PNG files")
+        }
+        return walker
+    }
+
     /// One transaction: each walked file compared with its row (size, mtime, content hash).
-    private func reconcile(_ entries: [FolderWalker.Entry], slot: Int64, run: Int64, summary: inout IndexSummary) throws {
+    private func reconcile(_ entries: [FolderWalker.Entry], store: SQLiteStore, slot: Int64, run: Int64, summary: inout IndexSummary) throws {
         guard !entries.isEmpty else { return }
         try store.write { db in
             for e in entries {
@@ -185,7 +208,7 @@ extension SearchIndex {
 
     /// Embeds the live, readable files under `roots` that have no vector in the slot, a batch per
     /// transaction, decoding the next batch on a background thread while the model runs.
-    private func embedPending(under roots: [String], slot: Int64, model: IndexModel, options: UpdateOptions,
+    private func embedPending(under roots: [String], store: SQLiteStore, slot: Int64, model: IndexModel, options: UpdateOptions,
                               summary: inout IndexSummary, progress: ((IndexProgress) -> Void)?) throws {
         var filter = "(" + roots.map { _ in "(f.path >= ? AND f.path < ?)" }.joined(separator: " OR ") + ")"
         if roots.isEmpty { filter = "0" }
@@ -203,7 +226,7 @@ extension SearchIndex {
         try model.model.config.requireMemory(parameters: 0, activations: model.model.config.imageActivationBytes(batch: options.batchSize),
                                              what: "a forward pass over \(options.batchSize) images")
         final class Cursor: @unchecked Sendable { var lastID: Int64 = 0 }
-        let cursor = Cursor(), store = self.store, preprocessor = model.preprocessor, batchSize = options.batchSize
+        let cursor = Cursor(), preprocessor = model.preprocessor, batchSize = options.batchSize
         let batches = Prefetcher(count: (total + batchSize - 1) / batchSize) { _ -> PendingBatch in
             let rows = try store.read { db in
                 try Row.fetchAll(db, sql: "SELECT f.id, f.path " + pendingSQL + " AND f.id > ? ORDER BY f.id LIMIT ?",

@@ -273,8 +273,8 @@ final class SQLiteStore: @unchecked Sendable {
 
 /// Paths under a folder as a range of the `path` index: [dir + "/", dir + "0"), '0' being the
 /// character after '/', so a prefix query is an index range scan and "/a/bc" is not under "/a/b".
-enum PathPrefix {
-    static func range(_ folder: String) -> (String, String) {
+package enum PathPrefix {
+    package static func range(_ folder: String) -> (String, String) {
         let dir = folder.hasSuffix("/") && folder.count > 1 ? String(folder.dropLast()) : folder
         if dir == "/" { return ("/", "0") }
         return (dir + "/", dir + "0")

@@ -5,24 +5,29 @@ import Foundation
 /// searchable by text, image, weighted terms or a vector. Open it with `SearchIndex.open("photos.sqlite")`
 /// (or a `postgresql://` URL), fill it with `update(roots:model:)`, query it with
 /// `search(_:model:options:)`. Safe to share between threads; several processes may read while one
-/// writes (SQLite WAL).
+/// writes (SQLite WAL), or index into one database together (PostgreSQL).
 public final class SearchIndex: @unchecked Sendable {
     public let location: IndexLocation
-    let store: SQLiteStore
+    package let store: any IndexStore
 
-    /// Opens (creating when writable and absent) the index at a file path, `sqlite:PATH`, or a
-    /// `postgresql://` URL.
+    /// Opens (creating when writable and absent) the SQLite index at a file path or `sqlite:PATH`.
+    /// A `postgresql://` URL needs the `CLIPSearchPostgres` library: `IndexDatabase.open` there opens both.
     public static func open(_ location: String, readOnly: Bool = false) throws -> SearchIndex {
         try SearchIndex(location: IndexLocation(parsing: location), readOnly: readOnly)
     }
 
-    public init(location: IndexLocation, readOnly: Bool = false) throws {
-        self.location = location
+    public convenience init(location: IndexLocation, readOnly: Bool = false) throws {
         switch location {
-        case .sqlite(let path): store = try SQLiteStore(path: path, readOnly: readOnly)
+        case .sqlite(let path): self.init(location: location, store: try SQLiteStore(path: path, readOnly: readOnly))
         case .postgres(let url):
-            throw SearchError.unsupported("\(url): PostgreSQL indexes are not supported by this build yet; use an SQLite file")
+            throw SearchError.unsupported("\(url): PostgreSQL indexes are opened by the CLIPSearchPostgres library "
+                                          + "(product SwiftCLIPSearchPostgres: `IndexDatabase.open`); `swiftclip` includes it")
         }
+    }
+
+    package init(location: IndexLocation, store: any IndexStore) {
+        self.location = location
+        self.store = store
     }
 
     // MARK: what is in it
@@ -105,13 +110,16 @@ public final class SearchIndex: @unchecked Sendable {
         try search([QueryTerm(.text(text))], model: model, options: options)
     }
 
-    /// Exact search of a slot by a unit query vector: one GEMM per chunk of stored vectors, a heap
-    /// of the best `options.top`. Memory: one chunk (64k vectors) whatever the index's size.
+    /// Search of a slot by a unit query vector. Exact: one GEMM per chunk of stored vectors, a heap
+    /// of the best `options.top`; memory: one chunk (64k vectors) whatever the index's size. On
+    /// PostgreSQL a slot with an HNSW index and at least `exact_below` vectors is searched through
+    /// the index (approximate; `options.efSearch`) unless `options.under` is set.
     public func search(vector: [Float], slot: ModelSlot, options: SearchOptions = SearchOptions()) throws -> [SearchResult] {
         try Self.check(options)
         guard vector.count == slot.model.dimension else {
             throw SearchError.badQuery("vector", "has \(vector.count) values, the slot's model has \(slot.model.dimension)")
         }
+        if let hits = try store.nearest(vector: vector, slot: slot, options: options) { return try results(hits) }
         var top = TopK(k: options.top, minScore: options.minScore)
         var scratch: [Float] = []
         let chunkRows = max(1024, min(65_536, (64 << 20) / (4 * max(1, vector.count))))

@@ -66,6 +66,10 @@ public struct ModelSlot: Equatable, Sendable {
     /// When every live, readable file first had a vector in this slot (nil: still being built;
     /// searches then default to an older complete slot).
     public var completedAt: Date?
+
+    package init(id: Int64, model: ModelIdentity, vectors: Int, completedAt: Date?) {
+        self.id = id; self.model = model; self.vectors = vectors; self.completedAt = completedAt
+    }
 }
 
 /// `swiftclip index --status`.
@@ -80,6 +84,11 @@ public struct IndexStatus: Equatable, Sendable {
     public var slots: [ModelSlot]
     /// Up to `failureLimit` failed files with their reasons.
     public var failures: [(path: String, reason: String)]
+
+    package init(schemaVersion: Int, live: Int, removed: Int, failed: Int, slots: [ModelSlot], failures: [(path: String, reason: String)]) {
+        self.schemaVersion = schemaVersion; self.live = live; self.removed = removed; self.failed = failed
+        self.slots = slots; self.failures = failures
+    }
 
     public static func == (a: IndexStatus, b: IndexStatus) -> Bool {
         a.schemaVersion == b.schemaVersion && a.live == b.live && a.removed == b.removed && a.failed == b.failed

@@ -16,7 +16,7 @@ final class SearchService: @unchecked Sendable {
     private var cacheOrder: [Int64] = []
 
     init(database: String, configuration c: ServerConfiguration) throws {
-        index = try SearchIndex.open(database, readOnly: true)
+        index = try c.openIndex(database)
         let identity = try IndexModel.identity(model: c.model, weights: c.weights?.path, seed: c.seed, precision: c.precision)
         slot = try index.slot(for: identity)
     }

@@ -1,4 +1,5 @@
 import CLIPEngine
+import CLIPSearch
 import Foundation
 
 /// Everything `swiftclip serve` can be told. Defaults are the safe ones: loopback only, no CORS,
@@ -12,6 +13,9 @@ public struct ServerConfiguration: Sendable {
     public var precision: Precision = .fp32
     /// The search index (`--db`: a SQLite file or a PostgreSQL URL); nil: `/v1/search` and `/v1/images/…` answer 404 `no_index`.
     public var searchDatabase: String?
+    /// How `searchDatabase` is opened (read-only). The default knows SQLite; `swiftclip serve` passes
+    /// `IndexDatabase.open` from CLIPSearchPostgres for PostgreSQL URLs, which this library does not link.
+    public var openIndex: @Sendable (String) throws -> SearchIndex = { try SearchIndex.open($0, readOnly: true) }
 
     // Network and safety
     public var host = "127.0.0.1"

@@ -1,7 +1,8 @@
 import ArgumentParser
 import CLIPEngine
 import CLIPNN
-import CLIPSearch
+@_spi(Benchmark) import CLIPSearch
+@_spi(Benchmark) import CLIPSearchPostgres
 import Foundation
 
 /// Exact-search latency on vectors held in memory, for the side-by-side with numpy and FAISS
@@ -17,6 +18,8 @@ struct BenchSearch: ParsableCommand {
     @Option(name: .long, help: "Untimed queries first.") var warmup = 3
     @Option(name: .long, help: "Write the top row indices (Q, top) as int32 .npy, to compare with another system.") var output: String?
     @Option(name: .long, help: "Threads for the kernels (default: all cores).") var threads: Int?
+    @Option(name: .long, help: "A postgresql:// index: load the vectors, build the HNSW index, time the store's search per --ef-search (recall against exact).") var db: String?
+    @Option(name: .long, parsing: .upToNextOption, help: "hnsw.ef_search values for --db.") var efSearch: [Int] = [40, 100, 200]
 
     func validate() throws {
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be in 1...10000") }
@@ -34,6 +37,7 @@ struct BenchSearch: ParsableCommand {
             let matrix = try VectorMatrix(ids: (0..<n).map(Int64.init), dimension: dim, values: stored.scalars)
             let all = asked.scalars
             func query(_ i: Int) -> [Float] { Array(all[i * dim..<(i + 1) * dim]) }
+            if let db { return try benchStore(db, matrix: matrix, vectors: stored.scalars, dim: dim, queries: (0..<q).map(query)) }
             for i in 0..<min(warmup, q) { _ = try matrix.search(query(i), top: top) }
             var times: [Double] = [], ids: [Int32] = []
             for i in 0..<q {
@@ -48,5 +52,37 @@ struct BenchSearch: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             if let output { try NPY.write(int32: ids, shape: [q, top], to: URL(fileURLWithPath: output)) }
         }
+    }
+
+    /// The PostgreSQL store: load time, HNSW build time, then per ef_search the median latency of
+    /// `SearchIndex.search(vector:slot:options:)` and recall@top against exact search in memory.
+    private func benchStore(_ db: String, matrix: VectorMatrix, vectors: [Float], dim: Int, queries: [[Float]]) throws {
+        func emit(_ object: [String: Any]) throws {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        }
+        func ms(_ start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 }
+        let index = try IndexDatabase.open(db)
+        var t = DispatchTime.now().uptimeNanoseconds
+        let (slot, ids) = try index.loadBenchmarkVectors(vectors, dimension: dim)
+        let loadS = ms(t) / 1e3
+        t = DispatchTime.now().uptimeNanoseconds
+        let built = try index.buildVectorIndex(slot: slot)
+        try emit(["system": "swiftclip-postgres", "n": ids.count, "dim": dim, "load_s": loadS, "hnsw_build_s": built ? ms(t) / 1e3 : -1])
+        let truth = try queries.map { try Set(matrix.search($0, top: top).map { ids[Int($0.id)] }) }
+        func run(_ label: String, _ options: SearchOptions, count: Int) throws {
+            var times: [Double] = [], recall = 0.0
+            for (i, v) in queries.prefix(count).enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let hits = try index.search(vector: v, slot: slot, options: options)
+                times.append(ms(start))
+                recall += Double(Set(hits.map(\.id)).intersection(truth[i]).count) / Double(top)
+            }
+            times.sort()
+            try emit(["system": "swiftclip-postgres", "mode": label, "n": ids.count, "queries": times.count, "median_ms": times[times.count / 2],
+                      "p90_ms": times[times.count * 9 / 10], "recall_at_\(top)": recall / Double(times.count)])
+        }
+        for ef in efSearch { try run("hnsw ef_search \(ef)", SearchOptions(top: top, efSearch: ef), count: queries.count) }
+        // --under makes the store scan exactly (vectors paged to the client): a few queries suffice.
+        try run("exact scan", SearchOptions(top: top, under: "/bench"), count: min(10, queries.count))
     }
 }

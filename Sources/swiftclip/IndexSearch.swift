@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLIPEngine
 import CLIPSearch
+import CLIPSearchPostgres
 import Foundation
 
 /// `--model`/`--weights`/`--seed`/`--precision` for index and search: optional, since the index
@@ -79,7 +80,7 @@ struct IndexCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let index = try SearchIndex.open(database.db, readOnly: status)
+            let index = try IndexDatabase.open(database.db, readOnly: status)
             if status { return try printStatus(index) }
             if let dropModel {
                 let slots = try index.slots()
@@ -146,6 +147,7 @@ struct SearchCommand: ParsableCommand {
     @Option(name: .long, help: "Results to show.") var top = 10
     @Option(name: .long, help: "Leave out results scoring below this cosine similarity.") var minScore: Float?
     @Option(name: .long, help: "Only files under this folder.") var under: String?
+    @Option(name: .long, help: "PostgreSQL: hnsw.ef_search for this query (higher: better recall, slower).") var efSearch: Int?
     @Flag(name: .long, help: "Print results as JSON (path, score, rank, id).") var json = false
     @Flag(name: .long, help: "List groups of near-duplicate images instead of searching.") var duplicates = false
     @Option(name: .long, help: "Cosine similarity at which --duplicates joins two images.") var threshold: Float = 0.94
@@ -161,7 +163,7 @@ struct SearchCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let index = try SearchIndex.open(database.db, readOnly: true)
+            let index = try IndexDatabase.open(database.db, readOnly: true)
             if duplicates {
                 let slot = try modelOptions.model == nil ? index.defaultSlot()
                     : index.slot(for: IndexModel.identity(model: modelOptions.model ?? "", weights: modelOptions.weights,
@@ -179,7 +181,7 @@ struct SearchCommand: ParsableCommand {
             }
             let model = try modelOptions.load(for: index)
             let parsed = try terms.map(QueryTerm.parse) + image.map { QueryTerm(.image(path: $0)) }
-            let results = try index.search(parsed, model: model, options: SearchOptions(top: top, minScore: minScore, under: under))
+            let results = try index.search(parsed, model: model, options: SearchOptions(top: top, minScore: minScore, under: under, efSearch: efSearch))
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

@@ -1,5 +1,7 @@
 import ArgumentParser
+import CLIPSearch
 import CLIPServer
+import CLIPSearchPostgres
 import Foundation
 
 struct Serve: AsyncParsableCommand {
@@ -31,6 +33,7 @@ struct Serve: AsyncParsableCommand {
         c.seed = options.seed
         c.precision = precisionOption.precision
         c.searchDatabase = db
+        c.openIndex = { try IndexDatabase.open($0, readOnly: true) }
         c.host = host
         c.port = port
         c.token = try resolvedToken()
