@@ -20,6 +20,9 @@ package protocol IndexStore: AnyObject, Sendable {
     /// The top-k as the store computes it (PostgreSQL: on the server, exact or through its vector
     /// index), or nil when `SearchIndex` scores the chunks itself (SQLite).
     func nearest(vector: [Float], slot: ModelSlot, options: SearchOptions) throws -> [(score: Float, id: Int64)]?
+    /// A value that changes whenever another connection commits to the index, or nil when the store
+    /// cannot tell (then `SearchIndex` does not keep vectors in memory).
+    func changeToken() throws -> Int64?
 }
 
 /// A store with its own indexing path: PostgreSQL, where several processes index into one database
@@ -31,5 +34,11 @@ package protocol IndexingStore: IndexStore {
 
 extension SQLiteStore: IndexStore {
     var name: String { path }
+    /// `PRAGMA data_version` changes when another connection commits. It is per connection, so only
+    /// a read-only store (one connection, a queue) can compare it between calls.
+    func changeToken() throws -> Int64? {
+        guard readOnly else { return nil }
+        return try reader.read { db in try Int64.fetchOne(db, sql: "PRAGMA data_version") }
+    }
     func nearest(vector: [Float], slot: ModelSlot, options: SearchOptions) throws -> [(score: Float, id: Int64)]? { nil }
 }

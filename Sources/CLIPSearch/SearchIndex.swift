@@ -9,6 +9,13 @@ import Foundation
 public final class SearchIndex: @unchecked Sendable {
     public let location: IndexLocation
     package let store: any IndexStore
+    /// Keep each searched slot's vectors in memory between searches (a server), reloading them when
+    /// another process has committed to the index since. Only for a read-only SQLite index (the
+    /// only store that can tell); memory: 4 × dimension bytes per vector. Off: every search streams
+    /// the vectors from the store in bounded chunks (a one-shot `swiftclip search`).
+    public var keepsVectorsInMemory = false
+    private let memoryLock = NSLock()
+    private var inMemory: [Int64: (token: Int64, matrix: VectorMatrix)] = [:]
 
     /// Opens (creating when writable and absent) the SQLite index at a file path or `sqlite:PATH`.
     /// A `postgresql://` URL needs the `CLIPSearchPostgres` library: `IndexDatabase.open` there opens both.
@@ -120,6 +127,9 @@ public final class SearchIndex: @unchecked Sendable {
             throw SearchError.badQuery("vector", "has \(vector.count) values, the slot's model has \(slot.model.dimension)")
         }
         if let hits = try store.nearest(vector: vector, slot: slot, options: options) { return try results(hits) }
+        if keepsVectorsInMemory, options.under == nil, let matrix = try vectorsInMemory(slot: slot) {
+            return try results(try matrix.search(vector, top: options.top, minScore: options.minScore))
+        }
         var top = TopK(k: options.top, minScore: options.minScore)
         var scratch: [Float] = []
         let chunkRows = max(1024, min(65_536, (64 << 20) / (4 * max(1, vector.count))))
@@ -128,6 +138,18 @@ public final class SearchIndex: @unchecked Sendable {
             ExactSearch.score(vectors, ids: ids[...], query: vector, into: &top, scratch: &scratch)
         }
         return try results(top.sorted())
+    }
+
+    /// The slot's vectors as last loaded, or loaded again if the index changed since; nil when the
+    /// store cannot tell whether it changed.
+    private func vectorsInMemory(slot: ModelSlot) throws -> VectorMatrix? {
+        memoryLock.lock(); defer { memoryLock.unlock() }
+        guard let token = try store.changeToken() else { return nil }
+        if let kept = inMemory[slot.id], kept.token == token { return kept.matrix }
+        inMemory[slot.id] = nil // let the old copy go before the new one is read
+        let matrix = try loadVectors(slot: slot)
+        inMemory[slot.id] = (token, matrix)
+        return matrix
     }
 
     /// All of a slot's vectors in memory, for a process that searches many times (`search(vector:in:)`).

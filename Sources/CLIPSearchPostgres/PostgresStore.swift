@@ -424,4 +424,7 @@ final class PostgresStore: @unchecked Sendable {
     }
 }
 
-extension PostgresStore: IndexStore {}
+extension PostgresStore: IndexStore {
+    /// The server computes every top-k (`nearest`), so nothing is kept in memory.
+    func changeToken() throws -> Int64? { nil }
+}

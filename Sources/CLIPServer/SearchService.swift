@@ -17,6 +17,8 @@ final class SearchService: @unchecked Sendable {
 
     init(database: String, configuration c: ServerConfiguration) throws {
         index = try c.openIndex(database)
+        // Many searches: keep the slot's vectors in memory, reloaded when `swiftclip index` commits.
+        index.keepsVectorsInMemory = true
         let identity = try IndexModel.identity(model: c.model, weights: c.weights?.path, seed: c.seed, precision: c.precision)
         slot = try index.slot(for: identity)
     }

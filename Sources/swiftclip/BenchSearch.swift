@@ -82,7 +82,7 @@ struct BenchSearch: ParsableCommand {
                       "p90_ms": times[times.count * 9 / 10], "recall_at_\(top)": recall / Double(times.count)])
         }
         for ef in efSearch { try run("hnsw ef_search \(ef)", SearchOptions(top: top, efSearch: ef), count: queries.count) }
-        // --under makes the store scan exactly (vectors paged to the client): a few queries suffice.
+        // --under makes the store scan exactly (every live vector scored by the server): a few queries suffice.
         try run("exact scan", SearchOptions(top: top, under: "/bench"), count: min(10, queries.count))
     }
 }

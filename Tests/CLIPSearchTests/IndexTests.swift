@@ -70,6 +70,33 @@ final class IndexTests: XCTestCase {
         XCTAssertNotNil(status.slots[0].completedAt)
     }
 
+    /// A reader that keeps vectors in memory (the server) sees another connection's commits:
+    /// removals and additions, with the same results as a search that streams from the database.
+    func testVectorsKeptInMemoryFollowOtherWriters() throws {
+        try makeFolder()
+        let writer = try SearchIndex.open(db)
+        _ = try update(writer)
+        let reader = try SearchIndex.open(db, readOnly: true)
+        reader.keepsVectorsInMemory = true
+        let streaming = try SearchIndex.open(db, readOnly: true)
+        let model = try Self.model.get()
+        func check(_ expectedCount: Int) throws -> [SearchResult] {
+            let kept = try reader.search(text: "a photo", model: model, options: SearchOptions(top: 20))
+            let streamed = try streaming.search(text: "a photo", model: model, options: SearchOptions(top: 20))
+            XCTAssertEqual(kept.map(\.path), streamed.map(\.path))
+            XCTAssertEqual(kept.count, expectedCount)
+            for (a, b) in zip(kept, streamed) { XCTAssertEqual(a.score, b.score, accuracy: 1e-6) }
+            return kept
+        }
+        XCTAssertEqual(try check(4).count, 4)
+        try photos.remove("b/exact.png")
+        _ = try update(writer)
+        XCTAssertFalse(try check(3).contains { $0.path.hasSuffix("exact.png") }, "a removal reaches the reader")
+        let added = try photos.add("china_gray_200x150.jpg", as: "new/gray.jpg")
+        _ = try update(writer)
+        XCTAssertTrue(try check(4).contains { $0.path == added }, "an addition reaches the reader")
+    }
+
     func testSearchRanksTopKMinScoreAndUnder() throws {
         try makeFolder()
         let index = try SearchIndex.open(db)
