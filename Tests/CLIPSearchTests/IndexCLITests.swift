@@ -40,6 +40,46 @@ final class IndexCLITests: XCTestCase {
         return result
     }
 
+    /// The disk fills up in the middle of a run: a clear error, the database consistent (what the
+    /// finished batches wrote), and with space again the next run completes it. The full disk is a
+    /// small tmpfs mounted in a private mount namespace (`unshare`, so no root is needed).
+    func testFullDiskMidRunKeepsTheIndexConsistent() throws {
+        let count = 1500
+        for i in 0..<count { try photos.add("noise_120x90.png", as: "p/\(i).png", trailer: "\(i)") } // distinct contents
+        let mount = photos.parent.appendingPathComponent("small-disk").path
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        let db = mount + "/index.sqlite"
+        let index = "'\(binary.path)' index '\(photos.path)' --db '\(db)' --model '\(tinyModelConfig)' --batch-size 64 --threads 1"
+        let script = """
+            mount -t tmpfs -o size=256k tmpfs '\(mount)' || exit 90
+            \(index) >/dev/null 2>full.err; echo "first=$?"; tr -d '\\r' < full.err | tail -n 1
+            '\(binary.path)' index --db '\(db)' --status | head -n 2
+            mount -o remount,size=8m '\(mount)' || exit 91
+            \(index) --json; echo "second=$?"
+            '\(binary.path)' index --db '\(db)' --status | head -n 2
+            """
+        let r = runTool(["/usr/bin/unshare", "--user", "--map-root-user", "--mount", "/bin/sh", "-c", "cd '\(photos.parent.path)' && " + script],
+                        environment: ["SWIFTCLIP_VOCAB": vocabulary.path])
+        if r.status == 90 || (r.status != 0 && r.err.contains("unshare")) {
+            try XCTSkipIf(ProcessInfo.processInfo.environment["CI"] == nil, "cannot mount a small tmpfs here: \(r.err)")
+        }
+        XCTAssertEqual(r.status, 0, r.err)
+        let lines = r.out.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains("first=1"), r.out)
+        XCTAssertTrue(r.out.contains("the disk is full; the index is unchanged since the last finished batch") && r.out.contains(db), r.out)
+        XCTAssertTrue(lines.contains("second=0"), r.out)
+        // After the failure the database opens and reports what the finished batches wrote; at the end every file has its vector.
+        let statuses = lines.filter { $0.hasPrefix("files ") }
+        XCTAssertEqual(statuses.count, 2, r.out)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("slot 1:") && $0.contains("incomplete") }, "the failed run left its slot incomplete: \(r.out)")
+        XCTAssertTrue(statuses.last?.hasPrefix("files \(count),") ?? false, r.out)
+        XCTAssertTrue(r.out.contains("\(count) vectors, complete"), r.out)
+        guard let json = lines.first(where: { $0.hasPrefix("{") }) else { return XCTFail("no JSON summary: \(r.out)") }
+        let summary = try JSONDecoder().decode(IndexSummary.self, from: Data(json.utf8))
+        XCTAssertEqual(summary.embedded, count)
+        XCTAssertEqual(summary.unchanged + summary.new, count)
+    }
+
     func testIndexThenSearchInTwoCommands() throws {
         try photos.add("china.jpg", as: "china.jpg")
         try photos.add("flower.jpg", as: "x/flower.jpg")
