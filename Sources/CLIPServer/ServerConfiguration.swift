@@ -12,6 +12,8 @@ public struct ServerConfiguration: Sendable {
     public var precision: Precision = .fp32
     /// The search index (`--db`: a SQLite file or a PostgreSQL URL); nil: `/v1/search` and `/v1/images/…` answer 404 `no_index`.
     public var searchDatabase: String?
+    /// A box head made by `swiftclip train-detector` (`--detector`); nil: `/v1/detect` answers 404 `no_detector`.
+    public var detector: URL?
 
     // Network and safety
     public var host = "127.0.0.1"

@@ -11,6 +11,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var precisionOption: PrecisionOption
     @OptionGroup var vocabulary: VocabularyOptions
     @Option(name: .long, help: "Index made by `swiftclip index` (SQLite file) for /v1/search and the page; it must hold vectors of this model.") var db: String?
+    @Option(name: .long, help: "Box head made by `swiftclip train-detector` (on this model's backbone): enables POST /v1/detect.") var detector: String?
     @Option(name: .long, help: "Address to listen on.") var host = "127.0.0.1"
     @Option(name: .long, help: "Port (0: any free port, printed).") var port = 8080
     @Option(name: .long, help: "Bearer token (prefer --token-file or $SWIFTCLIP_TOKEN: argv is visible to other users).") var token: String?
@@ -31,6 +32,7 @@ struct Serve: AsyncParsableCommand {
         c.seed = options.seed
         c.precision = precisionOption.precision
         c.searchDatabase = db
+        c.detector = detector.map { URL(fileURLWithPath: $0) }
         c.host = host
         c.port = port
         c.token = try resolvedToken()
