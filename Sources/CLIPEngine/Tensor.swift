@@ -146,7 +146,12 @@ enum LargeBufferCache {
     /// request never pins a buffer much larger than itself. Sizes below `moveMinimumBytes` reuse by
     /// exact size only: a forward pass asks for many small sizes, and letting them take each
     /// other's buffers would leave the exact sizes missing in the next pass.
-    static func reuseLimit(_ need: Int) -> Int { need < moveMinimumBytes ? need : need + need / 2 }
+    static func reuseLimit(_ need: Int) -> Int { need < moveMinimumBytes ? need : Int(Double(need) * reuseRatio) }
+    /// 1.5; `SWIFTCLIP_BUFFER_REUSE` (1…4, 1 = exact sizes only) overrides it, for measuring.
+    static let reuseRatio: Double = {
+        if let text = ProcessInfo.processInfo.environment["SWIFTCLIP_BUFFER_REUSE"], let r = Double(text), (1...4).contains(r) { return r }
+        return 1.5
+    }()
 
     /// Buffers handed out larger than asked (best fit), by address: their mapped size, for `give`.
     nonisolated(unsafe) private static var handedOutSizes: [UnsafeMutableRawPointer: Int] = [:]

@@ -17,11 +17,13 @@ final class DetectionService: @unchecked Sendable {
     }
 
     let detector: OpenVocabularyDetector
+    let configuration: ServerConfiguration
     private(set) var queue: BatchQueue<Job, [Detection]>!
 
     init(model: CLIPModel, tokenizer: CLIPTokenizer, head url: URL, configuration c: ServerConfiguration, metrics: ServerMetrics) throws {
         let detector = try OpenVocabularyDetector(model: model, head: BoxHead.load(url), tokenizer: tokenizer)
         self.detector = detector
+        configuration = c
         queue = BatchQueue(name: "detect", maxBatch: 1, maxWait: .zero, capacity: max(1, c.queueCapacity / 16),
                            onPass: { metrics.recordPass(queue: "detect", batchSize: $0, depth: $1, seconds: $2) }) { jobs in
             try jobs.map { job in
@@ -32,6 +34,7 @@ final class DetectionService: @unchecked Sendable {
 
     /// Detections for `labels` in the image file `data`, as `swiftclip detect --json` gives them.
     func detect(_ data: Data, labels: [String], threshold: Double, topK: Int, deadline: ContinuousClock.Instant) async throws -> [Detection] {
+        try configuration.checkImagePixels(data, name: "image")
         let image = try Parallel.withThreads(1) { try ImageDecoder.decode(data, name: "image") }
         var o = OpenVocabularyDetector.Options()
         o.threshold = threshold

@@ -62,10 +62,12 @@ final class InferenceService: @unchecked Sendable {
         _ = try model.encodeText(tokenizer.tokenize(["a photo"], contextLength: model.config.text.contextLength).map { $0.map(Int.init) })
     }
 
-    /// Decodes (JPEG or PNG; dimensions checked from the header first) and preprocesses one image
+    /// Decodes (JPEG or PNG; dimensions checked from the header first, against --max-image-pixels
+    /// and the decoders' limits) and preprocesses one image
     /// on the calling thread.
     func preprocess(_ data: Data, name: String) throws -> Tensor {
-        try Parallel.withThreads(1) { preprocessor(try ImageDecoder.decode(data, name: name)) }
+        try configuration.checkImagePixels(data, name: name)
+        return try Parallel.withThreads(1) { preprocessor(try ImageDecoder.decode(data, name: name)) }
     }
 
     /// Raw image features, one row per image, each request's rows from the shared passes.

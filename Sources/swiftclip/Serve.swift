@@ -22,6 +22,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Items waiting per queue before 503.") var queueSize = 256
     @Option(name: .long, help: "Deadline of a request, ms (504 past it).") var timeoutMs = 30_000
     @Option(name: .long, help: "Largest request body, MB.") var maxBodyMb = 32
+    @Option(name: .long, help: "Largest image a request may send, in pixels (width × height), checked from its header before decoding.") var maxImagePixels: Int?
     @Option(name: .long, help: "Time a request body may take to arrive, ms (408 past it).") var bodyTimeoutMs = 10_000
     @Option(name: .long, help: "Close connections idle this long, s.") var idleTimeoutS = 30
 
@@ -43,6 +44,7 @@ struct Serve: AsyncParsableCommand {
         c.requestTimeout = .milliseconds(timeoutMs)
         c.maxBodyBytes = maxBodyMb.multipliedReportingOverflow(by: 1 << 20).overflow ? Int.max : maxBodyMb << 20
         c.bodyTimeout = .milliseconds(bodyTimeoutMs)
+        c.maxImagePixels = maxImagePixels
         c.idleTimeout = .seconds(idleTimeoutS)
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         let host = c.host, model = c.model

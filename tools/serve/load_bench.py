@@ -67,6 +67,12 @@ def rss_mb(pid):
     return float("nan")
 
 
+def minor_faults(pid):
+    """Minor page faults of the process so far (/proc/PID/stat field 10): each a first touch of a page."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
 def wrk(port, route, body_file, content_type, concurrency, seconds):
     env = dict(os.environ, BODY_FILE=body_file, CONTENT_TYPE=content_type)
     cmd = ["wrk", "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "30s",
@@ -87,6 +93,8 @@ def main():
     p.add_argument("--rounds", type=int, default=1, help="each point is measured once per round; the report keeps every round")
     p.add_argument("--tag", default="serve", help="results go to benchmarks/results/<date>-<tag>.{json,md}")
     p.add_argument("--chart", default="docs/serving.png", help="'' for none")
+    p.add_argument("--buffer-reuse", default="", help="comma-separated SWIFTCLIP_BUFFER_REUSE ratios: one more batched server "
+                   "for each (swift-batched-reuse<R>), to measure the engine's buffer-cache rule under load")
     a = p.parse_args()
     levels = [int(x) for x in a.concurrency.split(",")]
     text_file = "/tmp/swiftclip-serve-bench-text.json"
@@ -98,9 +106,15 @@ def main():
         "swift-unbatched": [BIN, "serve", "--model", a.model, "--port", "8182", "--max-batch", "1", "--max-wait-ms", "0"],
         "python": [python, os.path.join(ROOT, "tools/reference/serve_openclip.py"), "--model", a.model, "--port", "8183", "--threads", "2"],
     }
-    names = a.servers.split(",")
-    servers = {n: every[n] for n in names}
     ports = {"swift-batched": 8181, "swift-unbatched": 8182, "python": 8183}
+    envs = {}
+    for i, ratio in enumerate(x for x in a.buffer_reuse.split(",") if x):
+        name = f"swift-batched-reuse{ratio}"
+        ports[name] = 8190 + i
+        every[name] = every["swift-batched"][:5] + [str(ports[name])] + every["swift-batched"][6:]
+        envs[name] = dict(os.environ, SWIFTCLIP_BUFFER_REUSE=ratio)
+    names = [n for n in a.servers.split(",") if n] + [n for n in every if n.startswith("swift-batched-reuse")]
+    servers = {n: every[n] for n in names}
     routes = [r for r in (("/v1/embeddings/image", IMAGE, "image/jpeg", "image"),
                           ("/v1/embeddings/text", text_file, "application/json", "text")) if r[3] in a.routes.split(",")]
     rows = []
@@ -112,7 +126,7 @@ def main():
         # turn, the order rotating, so that the machine's load drifts over all of them alike.
         for name, cmd in servers.items():
             log = open(f"/tmp/swiftclip-serve-bench-{name}.log", "w")  # a file, never a pipe that could fill and block the server
-            procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+            procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True, env=envs.get(name))
         for name in servers:
             wait_ready(ports[name])
             peak[name] = rss_mb(procs[name].pid)
@@ -123,7 +137,9 @@ def main():
                     for i in range(len(names)):
                         name = names[(i + turn) % len(names)]
                         before, passes_before = histogram_stats(ports[name]), histogram_stats(ports[name], "swiftclip_pass_seconds")
+                        faults = minor_faults(procs[name].pid)
                         r = wrk(ports[name], route, body, ctype, c, a.seconds)
+                        r["minor_faults_per_request"] = (minor_faults(procs[name].pid) - faults) / max(r["requests"], 1)
                         after, passes_after = histogram_stats(ports[name]), histogram_stats(ports[name], "swiftclip_pass_seconds")
                         if kind in after and kind in before and after[kind][0] > before[kind][0]:
                             r["mean_batch"] = (after[kind][1] - before[kind][1]) / (after[kind][0] - before[kind][0])
