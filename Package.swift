@@ -78,7 +78,7 @@ let package = Package(
         .target(name: "SwiftCLIP", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDetection"]),
         // serving: the HTTP service (`swiftclip serve`): routes, cross-request batching, limits, auth, metrics, the page.
         .target(name: "CLIPServer", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPSearch",
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPSearch", "CLIPDetection",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -103,7 +103,7 @@ let package = Package(
         .testTarget(name: "CLIPDetectionTests", dependencies: ["CLIPDetection", "CLIPModels", "CLIPNN", "CLIPEngine", "CLIPData", "CLIPTraining"], exclude: ["Fixtures"]),
         .testTarget(name: "SwiftCLIPTests", dependencies: ["SwiftCLIP"]),
         .testTarget(name: "CLIPDataTests", dependencies: ["CLIPData"], exclude: ["Fixtures"]),
-        .testTarget(name: "CLIPServerTests", dependencies: ["CLIPServer", "CLIPSearch"]),
+        .testTarget(name: "CLIPServerTests", dependencies: ["CLIPServer", "CLIPSearch", "CLIPDetection", "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEngine"]),
         .testTarget(name: "CLIPSearchTests", dependencies: ["CLIPSearch", "CLIPSearchPostgres", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CLIPFuzzTests", dependencies: ["CLIPFuzzTargets"], exclude: ["Seeds", "Regressions"]),
     ],

@@ -49,6 +49,14 @@ $bin heatmap --model examples/configs/scenes-convnext-v2-clip.json --weights "$c
 $bin eval-detect --annotations "$out/scenes/instances_val.json" --images "$out/scenes/val" \
     --model examples/configs/scenes-convnext-v2-clip.json --weights "$clip" --detector "$out/detector.safetensors"
 echo "drawn: $out/detections_novel.png, $out/heatmap.png (a brief demo run: docs/detection.md has the longer one)"
+# The same detection over HTTP (POST /v1/detect answers what detect --json printed; docs/serving.md).
+$bin serve --model examples/configs/scenes-convnext-v2-clip.json --weights "$clip" --detector "$out/detector.safetensors" \
+    --port 8766 > "$out/serve-detect.log" 2>&1 &
+detect_pid=$!
+for _ in $(seq 1 600); do curl -sf localhost:8766/ready >/dev/null && break; sleep 0.5; done
+curl -s --data-binary @"$out/scenes/val/000000.png" -H 'Content-Type: image/png' \
+    "localhost:8766/v1/detect?labels=${novel// /%20}&threshold=0.05&top_k=5"; echo
+kill -TERM "$detect_pid"; wait "$detect_pid"
 
 step "model summary: convnext_v2_tiny (open_clip counts 91,687,809 parameters)"
 $bin info --model convnext_v2_tiny

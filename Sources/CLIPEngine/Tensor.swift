@@ -63,7 +63,7 @@ public final class TensorStorage: @unchecked Sendable {
     }
 }
 
-/// Buffers of 64 KB and more: mapped straight from the kernel and reused by exact size.
+/// Buffers of 64 KB and more: mapped straight from the kernel and reused by best fit (`bestFit`).
 ///
 /// Not malloc: glibc raises its mmap threshold after a large free and then serves such sizes from
 /// per-thread arenas that keep freed memory, so the same command peaked at 0.83 GB in one run and
@@ -86,7 +86,7 @@ public final class TensorStorage: @unchecked Sendable {
 /// unmap cached buffers, oldest first, as far as the limit requires. `BufferCache.trim()` gives
 /// every cached buffer back.
 enum LargeBufferCache {
-    /// Buffers from this size up are mapped (`mmap`) and reused by exact size.
+    /// Buffers from this size up are mapped (`mmap`) and reused (`bestFit`).
     /// From this size up. 64 KB rather than 1 MB: a text tower at batch 1 (77 × 512 floats = 157 KB
     /// per activation) through malloc ended 100–130 MB higher in about one run in four, growing
     /// through the timed loop (272–273 MB in 8 of 8 runs since).
@@ -126,12 +126,44 @@ enum LargeBufferCache {
 
     static func pages(_ bytes: Int) -> Int { (bytes + pageBytes - 1) / pageBytes * pageBytes }
 
-    /// A cached buffer of exactly `bytes`, or a new mapping; nil when the kernel refuses.
+    /// The cached buffer that fits `bytes` best: the smallest holding at least its pages and at most
+    /// `reuseLimit` of them (an exact size first, as before), or nil (lock held).
+    private static func bestFit(_ bytes: Int) -> Int? {
+        let need = pages(bytes), most = reuseLimit(need)
+        var best: Int?
+        for (i, b) in buffers.enumerated() {
+            let size = pages(b.bytes)
+            guard size >= need, size <= most else { continue }
+            if size == need { return i }
+            if best.map({ size < pages(buffers[$0].bytes) }) ?? true { best = i }
+        }
+        return best
+    }
+
+    /// The largest cached buffer a request of `need` page bytes may take: half as much again, so that
+    /// passes of neighbouring batch sizes (11 after 16, 24 after 32) reuse each other's
+    /// activation buffers instead of mapping or moving pages for every new size, while a small
+    /// request never pins a buffer much larger than itself. Sizes below `moveMinimumBytes` reuse by
+    /// exact size only: a forward pass asks for many small sizes, and letting them take each
+    /// other's buffers would leave the exact sizes missing in the next pass.
+    static func reuseLimit(_ need: Int) -> Int { need < moveMinimumBytes ? need : Int(Double(need) * reuseRatio) }
+    /// 1.5; `SWIFTCLIP_BUFFER_REUSE` (1…4, 1 = exact sizes only) overrides it, for measuring.
+    static let reuseRatio: Double = {
+        if let text = ProcessInfo.processInfo.environment["SWIFTCLIP_BUFFER_REUSE"], let r = Double(text), (1...4).contains(r) { return r }
+        return 1.5
+    }()
+
+    /// Buffers handed out larger than asked (best fit), by address: their mapped size, for `give`.
+    nonisolated(unsafe) private static var handedOutSizes: [UnsafeMutableRawPointer: Int] = [:]
+
+    /// The best-fitting cached buffer (`bestFit`), or a new mapping; nil when the kernel refuses.
     static func allocate(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock(); defer { lock.unlock() }
-        if let i = buffers.firstIndex(where: { $0.bytes == bytes }) {
-            markLive(bytes)
-            return buffers.remove(at: i).pointer
+        if let i = bestFit(bytes) {
+            let taken = buffers.remove(at: i)
+            if pages(taken.bytes) != pages(bytes) { handedOutSizes[taken.pointer] = pages(taken.bytes) }
+            markLive(taken.bytes)
+            return taken.pointer
         }
         let size = pages(bytes)
         var raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
@@ -192,8 +224,9 @@ enum LargeBufferCache {
     static func give(_ pointer: UnsafeMutableRawPointer, bytes: Int) -> Bool {
         guard bytes >= minimumBytes else { return false }
         lock.lock(); defer { lock.unlock() }
-        buffers.append((pointer, bytes))
-        liveBytes -= pages(bytes)
+        let size = handedOutSizes.removeValue(forKey: pointer) ?? bytes
+        buffers.append((pointer, size))
+        liveBytes -= pages(size)
         return true
     }
 

@@ -1,4 +1,5 @@
 import CLIPData
+import CLIPDetection
 import CLIPEvaluation
 import Foundation
 import Hummingbird
@@ -34,6 +35,7 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
             if case .tooLarge = e { return APIError(.contentTooLarge, "image_too_large", e.description) }
             return APIError(.badRequest, "invalid_image", e.description)
         case let e as ZeroShotError: return APIError(.badRequest, "invalid_request", e.description)
+        case let e as DetectionError: return APIError(.badRequest, "invalid_request", e.description)
         case let e as HTTPError:
             switch e.status {
             case .notFound: return APIError(.notFound, "not_found", "no such route")

@@ -21,7 +21,7 @@ public final class BatchQueue<Item, Row>: @unchecked Sendable {
     public let maxWait: Duration
     public let capacity: Int
     private let run: ([Item]) throws -> [Row]
-    private let onPass: (_ batchSize: Int, _ queueDepth: Int) -> Void
+    private let onPass: (_ batchSize: Int, _ queueDepth: Int, _ seconds: Double) -> Void
     private let condition = NSCondition()
     private var jobs: [Job] = []
     private var queuedItems = 0
@@ -33,9 +33,9 @@ public final class BatchQueue<Item, Row>: @unchecked Sendable {
 
     /// - Parameters:
     ///   - run: one forward pass over `items`, returning one row per item (called on the worker thread).
-    ///   - onPass: called after each pass with its size and the items still queued (metrics).
+    ///   - onPass: called after each pass with its size, the items still queued and its duration (metrics).
     public init(name: String, maxBatch: Int, maxWait: Duration, capacity: Int,
-         onPass: @escaping (Int, Int) -> Void = { _, _ in }, run: @escaping ([Item]) throws -> [Row]) {
+         onPass: @escaping (Int, Int, Double) -> Void = { _, _, _ in }, run: @escaping ([Item]) throws -> [Row]) {
         self.name = name
         self.maxBatch = max(1, maxBatch)
         self.maxWait = maxWait
@@ -114,9 +114,11 @@ public final class BatchQueue<Item, Row>: @unchecked Sendable {
             condition.unlock()
             for job in expired { job.continuation.resume(throwing: deadlineExceeded) }
             guard !taken.isEmpty else { continue }
+            let started = ContinuousClock.now
             let result = Result { try run(taken.flatMap(\.items)) }
+            let elapsed = (ContinuousClock.now - started).components
             condition.withLock { counts.passes += 1; counts.items += count }
-            onPass(count, depth)
+            onPass(count, depth, Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
             switch result {
             case .success(let rows) where rows.count == count:
                 var start = 0

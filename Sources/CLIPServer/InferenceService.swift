@@ -1,4 +1,5 @@
 import CLIPData
+import CLIPDetection
 import CLIPEngine
 import CLIPEvaluation
 import CLIPModels
@@ -19,6 +20,8 @@ final class InferenceService: @unchecked Sendable {
     private(set) var texts: BatchQueue<[Int], [Float]>!
     /// The index behind `/v1/search` (`--db`), if any.
     let search: SearchService?
+    /// The open-vocabulary detector behind `/v1/detect` (`--detector`, on this model's backbone), if any.
+    let detection: DetectionService?
     private let classifierLock = NSLock()
     private var classifiers: [String: ZeroShotClassifier] = [:]
     private var classifierOrder: [String] = []
@@ -32,19 +35,20 @@ final class InferenceService: @unchecked Sendable {
         tokenizer = try CLIPTokenizer(vocabularyURL: c.vocabulary ?? CLIPTokenizer.defaultVocabularyURL())
         preprocessor = Preprocessor(imageSize: model.config.vision.imageSize)
         search = try c.searchDatabase.map { try SearchService(database: $0, configuration: c) }
-        let model = self.model, maxBatch = c.maxBatch
+        let model = self.model, maxBatch = c.maxBatch, tokenizer = self.tokenizer
+        detection = try c.detector.map { try DetectionService(model: model, tokenizer: tokenizer, head: $0, configuration: c, metrics: metrics) }
         images = BatchQueue(name: "image", maxBatch: c.maxBatch, maxWait: c.maxWait, capacity: c.queueCapacity,
-                            onPass: { metrics.recordPass(queue: "image", batchSize: $0, depth: $1) }) { items in
-            var rows: [[Float]] = []
-            for start in stride(from: 0, to: items.count, by: maxBatch) {
-                let part = Array(items[start..<min(items.count, start + maxBatch)])
-                rows += Self.rows(try model.encodeImage(Self.stack(part, padTo: Self.paddedBatch(part.count, maxBatch: maxBatch))))
-                    .prefix(part.count)
+                            onPass: { metrics.recordPass(queue: "image", batchSize: $0, depth: $1, seconds: $2) }) { items in
+            // One pass of exactly the queued images (at most maxBatch): the engine's buffer cache
+            // reuses a cached buffer up to 1.5× a request's size, so a pass of a new size takes the
+            // buffers of a neighbouring one instead of faulting in fresh memory, and no pass computes
+            // padding rows (the power-of-two padding this replaced computed up to 2× the images).
+            try stride(from: 0, to: items.count, by: maxBatch).flatMap { start in
+                Self.rows(try model.encodeImage(Self.stack(Array(items[start..<min(items.count, start + maxBatch)]))))
             }
-            return rows
         }
         texts = BatchQueue(name: "text", maxBatch: c.maxBatch, maxWait: c.maxWait, capacity: c.queueCapacity,
-                           onPass: { metrics.recordPass(queue: "text", batchSize: $0, depth: $1) }) { items in
+                           onPass: { metrics.recordPass(queue: "text", batchSize: $0, depth: $1, seconds: $2) }) { items in
             var rows: [[Float]] = []
             for part in Self.passes(items.count, maxBatch: maxBatch) { rows += Self.rows(try model.encodeText(Array(items[part]))) }
             return rows
@@ -58,10 +62,12 @@ final class InferenceService: @unchecked Sendable {
         _ = try model.encodeText(tokenizer.tokenize(["a photo"], contextLength: model.config.text.contextLength).map { $0.map(Int.init) })
     }
 
-    /// Decodes (JPEG or PNG; dimensions checked from the header first) and preprocesses one image
+    /// Decodes (JPEG or PNG; dimensions checked from the header first, against --max-image-pixels
+    /// and the decoders' limits) and preprocesses one image
     /// on the calling thread.
     func preprocess(_ data: Data, name: String) throws -> Tensor {
-        try Parallel.withThreads(1) { preprocessor(try ImageDecoder.decode(data, name: name)) }
+        try configuration.checkImagePixels(data, name: name)
+        return try Parallel.withThreads(1) { preprocessor(try ImageDecoder.decode(data, name: name)) }
     }
 
     /// Raw image features, one row per image, each request's rows from the shared passes.
@@ -100,10 +106,11 @@ final class InferenceService: @unchecked Sendable {
         return built
     }
 
-    func stop() { images.stop(); texts.stop() }
+    func stop() { images.stop(); texts.stop(); detection?.queue.stop() }
 
     /// The forward passes for `count` texts: power-of-two sizes up to `maxBatch` (14 = 8 + 4 + 2), so
-    /// the engine's large buffers, reused by exact size, come back for the same few sizes.
+    /// that the text tower's small buffers (under 1 MB up to batch 8, which the engine reuses by
+    /// exact size only) come back for the same few sizes.
     static func passes(_ count: Int, maxBatch: Int) -> [Range<Int>] {
         var out: [Range<Int>] = [], start = 0
         var size = 1
@@ -116,21 +123,10 @@ final class InferenceService: @unchecked Sendable {
         return out
     }
 
-    /// An image pass of `count` runs at the next power of two (at most `maxBatch`), the extra rows
-    /// zero images whose output is dropped. The engine reuses large buffers by exact size; image
-    /// passes of ever-changing sizes (5, 7, 13, …), or split into several sizes (5 = 4 + 1), kept
-    /// faulting in fresh activation memory: load_bench.py measured 1.9 images/s at concurrency 8
-    /// (mean batch 5) against 4.6 at concurrency 1. Under steady load the padded size is steady.
-    static func paddedBatch(_ count: Int, maxBatch: Int) -> Int {
-        var size = 1
-        while size < count { size *= 2 }
-        return min(size, max(maxBatch, count))
-    }
-
-    /// [rows, 3, S, S]: the N tensors [3, S, S], then zeros.
-    static func stack(_ parts: [Tensor], padTo rows: Int) -> Tensor {
+    /// [N, 3, S, S]: the N tensors [3, S, S] one after another.
+    static func stack(_ parts: [Tensor]) -> Tensor {
         let sample = parts[0].count
-        let out = Tensor(zeros: [max(rows, parts.count)] + parts[0].shape)
+        let out = Tensor(uninitializedShape: [parts.count] + parts[0].shape)
         for (i, p) in parts.enumerated() {
             p.withUnsafeBufferPointer { src in (out.storage.pointer + i * sample).update(from: src.baseAddress!, count: sample) }
         }

@@ -132,6 +132,33 @@ enum OpenAPIDocument {
                        "413": { "$ref": "#/components/responses/TooLarge" },
                        "503": { "$ref": "#/components/responses/Unavailable" } } }
     },
+    "/v1/detect": {
+      "post": { "summary": "Open-vocabulary detection as `swiftclip detect --json` (needs --detector): boxes in the original image's pixels, best first, in Hugging Face's zero-shot-object-detection shape",
+        "parameters": [
+          { "name": "labels", "in": "query", "required": false, "schema": { "type": "string" }, "description": "comma-separated (raw image body)" },
+          { "name": "threshold", "in": "query", "required": false, "schema": { "type": "number", "minimum": 0, "maximum": 1, "default": 0.1 } },
+          { "name": "top_k", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } } ],
+        "requestBody": { "required": true, "content": {
+          "image/jpeg": { "schema": { "type": "string", "format": "binary" } },
+          "image/png": { "schema": { "type": "string", "format": "binary" } },
+          "multipart/form-data": { "schema": { "type": "object", "required": ["image", "labels"],
+            "properties": { "image": { "type": "string", "format": "binary" }, "labels": { "type": "string", "description": "comma-separated" },
+                            "threshold": { "type": "string" }, "top_k": { "type": "string" } } } },
+          "application/json": { "schema": { "type": "object", "required": ["image", "labels"],
+            "properties": { "image": { "type": "string", "contentEncoding": "base64", "description": "JPEG or PNG file, base64" },
+                            "labels": { "type": "array", "minItems": 1, "items": { "type": "string" } },
+                            "threshold": { "type": "number", "minimum": 0, "maximum": 1 }, "top_k": { "type": "integer", "minimum": 1, "maximum": 1000 } } } } } },
+        "responses": { "200": { "description": "detections", "content": { "application/json": { "schema": {
+                          "type": "array", "items": { "type": "object", "required": ["score", "label", "box"],
+                            "properties": { "score": { "type": "number" }, "label": { "type": "string" },
+                              "box": { "type": "object", "required": ["xmin", "ymin", "xmax", "ymax"], "properties": {
+                                "xmin": { "type": "number" }, "ymin": { "type": "number" }, "xmax": { "type": "number" }, "ymax": { "type": "number" } } } } } } } } },
+                       "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" },
+                       "404": { "description": "no detector (--detector) given", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                       "408": { "$ref": "#/components/responses/Timeout" }, "413": { "$ref": "#/components/responses/TooLarge" },
+                       "415": { "$ref": "#/components/responses/UnsupportedMediaType" },
+                       "503": { "$ref": "#/components/responses/Unavailable" }, "504": { "$ref": "#/components/responses/DeadlineExceeded" } } }
+    },
     "/v1/classify": {
       "post": { "summary": "Zero-shot classification as `swiftclip classify`: labels sorted by probability",
         "requestBody": { "required": true, "content": {

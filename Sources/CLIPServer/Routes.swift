@@ -32,6 +32,7 @@ struct Routes: Sendable {
         router.post("/v1/embeddings/text") { request, _ in try await embedTexts(request) }
         router.post("/v1/classify") { request, _ in try await classify(request) }
         router.post("/v1/search") { request, _ in try await search(request) }
+        router.post("/v1/detect") { request, _ in try await detect(request) }
         router.get("/v1/images/{id}") { _, context in
             let file = try searchService().image(id: try imageID(context))
             return Response(status: .ok, headers: [.contentType: file.type, .cacheControl: "private, max-age=3600"],
@@ -98,7 +99,7 @@ struct Routes: Sendable {
         }))
     }
 
-    private var deadline: ContinuousClock.Instant { .now + configuration.requestTimeout }
+    var deadline: ContinuousClock.Instant { .now + configuration.requestTimeout }
 
     struct EmbeddingsResponse: Encodable {
         struct Item: Encodable { let index: Int; let embedding: EncodedEmbedding }
@@ -151,7 +152,7 @@ struct Routes: Sendable {
         return try jsonResponse(embeddings(rows, encoding: encoding, normalize: normalize, service: service))
     }
 
-    private func multipartParts(_ request: Request) async throws -> [MultipartPart] {
+    func multipartParts(_ request: Request) async throws -> [MultipartPart] {
         guard let boundary = Multipart.boundary(contentType: request.headers[.contentType] ?? "") else {
             throw APIError.badRequest("multipart/form-data needs a boundary parameter of 1 to 70 characters", code: "invalid_multipart")
         }
@@ -164,7 +165,7 @@ struct Routes: Sendable {
         let normalize: Bool?
     }
 
-    private func checkTexts(_ texts: [String], name: String, max: Int) throws {
+    func checkTexts(_ texts: [String], name: String, max: Int) throws {
         guard !texts.isEmpty else { throw APIError.badRequest("'\(name)' is empty; give at least one") }
         guard texts.count <= max else { throw APIError.badRequest("'\(name)' holds \(texts.count) items; at most \(max)", code: "too_many_items") }
         if let long = texts.firstIndex(where: { $0.count > configuration.maxTextLength }) {
@@ -226,6 +227,65 @@ struct Routes: Sendable {
         if let t = templates.first(where: { !$0.contains("{}") }) { throw APIError.badRequest("template '\(t)' has no '{}' where the label goes") }
         let result = try await service.classify(image: image, labels: labels, templates: templates, deadline: deadline)
         return try jsonResponse(ClassifyResponse(model: configuration.model, labels: result.map { .init(label: $0.label, probability: $0.probability) }))
+    }
+}
+
+extension Routes {
+    struct DetectRequest: Decodable {
+        /// The image file's bytes, base64.
+        let image: String
+        let labels: [String]
+        let threshold: Double?
+        let top_k: Int?
+    }
+
+    /// Open-vocabulary detection as `swiftclip detect --json` (Hugging Face's zero-shot-object-detection
+    /// shape): the image as the raw body (`?labels=a,b&threshold=&top_k=`), as multipart (an `image`
+    /// file and `labels`, `threshold`, `top_k` fields) or as JSON `{"image": base64, "labels": [...]}`.
+    func detect(_ request: Request) async throws -> Response {
+        let service = try state.service()
+        guard let detection = service.detection else {
+            throw APIError(.notFound, "no_detector", "this server has no detector; start it with --detector det.safetensors (made by swiftclip train-detector)")
+        }
+        var image = Data(), labels: [String] = [], threshold: String?, topK: String?
+        let query = request.uri.queryParameters
+        switch request.mediaType {
+        case "image/jpeg", "image/png":
+            image = try await body.read(request)
+            labels = (query["labels"].map(String.init) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            threshold = query["threshold"].map(String.init); topK = query["top_k"].map(String.init)
+        case "multipart/form-data":
+            for part in try await multipartParts(request) {
+                switch part.name {
+                case "image": image = part.body
+                case "labels", "label": labels += (part.text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                case "threshold": threshold = part.text
+                case "top_k": topK = part.text
+                default: break
+                }
+            }
+            guard !image.isEmpty else { throw APIError.badRequest("the multipart body has no 'image' part") }
+        case "application/json":
+            let r = try request.decodeJSON(DetectRequest.self, from: try await body.read(request))
+            guard let decoded = Data(base64Encoded: r.image) else { throw APIError.badRequest("'image' is not valid base64") }
+            image = decoded; labels = r.labels; threshold = r.threshold.map { "\($0)" }; topK = r.top_k.map(String.init)
+        default:
+            throw APIError(.unsupportedMediaType, "unsupported_media_type",
+                           "send image/jpeg, image/png, multipart/form-data or application/json, got '\(request.headers[.contentType] ?? "")'")
+        }
+        labels = labels.filter { !$0.isEmpty }
+        try checkTexts(labels, name: "labels", max: configuration.maxLabels)
+        let t = try threshold.map { text in
+            guard let v = Double(text), v.isFinite, (0...1).contains(v) else { throw APIError.badRequest("threshold must be a number in 0...1, got '\(text)'") }
+            return v
+        } ?? 0.1
+        let k = try topK.map { text in
+            guard let v = Int(text), (1...configuration.maxTopK).contains(v) else {
+                throw APIError.badRequest("top_k must be in 1...\(configuration.maxTopK), got '\(text)'")
+            }
+            return v
+        } ?? 100
+        return try jsonResponse(try await detection.detect(image, labels: labels, threshold: t, topK: k, deadline: deadline))
     }
 }
 

@@ -1,3 +1,4 @@
+import CLIPData
 import CLIPEngine
 import CLIPSearch
 import Foundation
@@ -16,6 +17,8 @@ public struct ServerConfiguration: Sendable {
     /// How `searchDatabase` is opened (read-only). The default knows SQLite; `swiftclip serve` passes
     /// `IndexDatabase.open` from CLIPSearchPostgres for PostgreSQL URLs, which this library does not link.
     public var openIndex: @Sendable (String) throws -> SearchIndex = { try SearchIndex.open($0, readOnly: true) }
+    /// A box head made by `swiftclip train-detector` (`--detector`); nil: `/v1/detect` answers 404 `no_detector`.
+    public var detector: URL?
 
     // Network and safety
     public var host = "127.0.0.1"
@@ -26,6 +29,9 @@ public struct ServerConfiguration: Sendable {
     /// `Access-Control-Allow-Origin` for this origin only; nil: no CORS headers at all.
     public var corsOrigin: String?
     public var maxBodyBytes = 32 << 20
+    /// Largest image (width × height) a request may send, checked from its header before decoding;
+    /// nil: the decoders' own limits (30,000 px a side, 200 Mpx).
+    public var maxImagePixels: Int?
     /// A request body must arrive within this time (a client trickling bytes is answered 408).
     public var bodyTimeout: Duration = .seconds(10)
     /// A connection with nothing read or written for this long is closed.
@@ -49,6 +55,13 @@ public struct ServerConfiguration: Sendable {
 
     public init(model: String) { self.model = model }
 
+    /// Refuses (413 `image_too_large`) an image whose header states more pixels than `maxImagePixels`,
+    /// before anything is decoded or allocated for it.
+    func checkImagePixels(_ data: Data, name: String) throws {
+        guard let cap = maxImagePixels, let (w, h) = ImageDecoder.headerDimensions(data), w * h > cap else { return }
+        throw APIError(.contentTooLarge, "image_too_large", "\(name): header claims \(w)x\(h) = \(w * h) pixels, over this server's limit of \(cap) (--max-image-pixels)")
+    }
+
     /// Whether `host` only accepts connections from this machine.
     public static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
@@ -69,6 +82,7 @@ public struct ServerConfiguration: Sendable {
         try require(maxBodyBytes >= 1024 && maxBodyBytes <= 1 << 30, "--max-body-mb must be in 1...1024")
         try require(bodyTimeout > .zero && idleTimeout > .zero, "--body-timeout-ms and --idle-timeout-s must be positive")
         try require(maxImagesPerRequest >= 1, "--max-images must be at least 1")
+        if let maxImagePixels { try require(maxImagePixels >= 1, "--max-image-pixels must be at least 1, got \(maxImagePixels)") }
         if let corsOrigin { try require(corsOrigin.hasPrefix("http://") || corsOrigin.hasPrefix("https://"),
                                         "--cors must be an origin such as https://example.org, got '\(corsOrigin)'") }
     }

@@ -2,7 +2,7 @@ import Foundation
 import Prometheus
 
 /// Prometheus metrics: requests and latency by route, method and status; batch sizes and queue
-/// depth per queue; readiness.
+/// depth and forward-pass time per queue; readiness.
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private static let latencyBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
@@ -17,10 +17,15 @@ final class ServerMetrics: Sendable {
                                     labels: labels, buckets: Self.latencyBuckets).record(seconds)
     }
 
-    func recordPass(queue: String, batchSize: Int, depth: Int) {
+    func recordPass(queue: String, batchSize: Int, depth: Int, seconds: Double) {
         registry.makeValueHistogram(descriptor: .init(metricName: "swiftclip_batch", unitName: "size",
                                                       helpText: "Items per forward pass"),
                                     labels: [("queue", queue)], buckets: Self.batchBuckets).record(Double(batchSize))
+        // Its sum over a load run, against the run's wall time, says how busy the forward passes kept
+        // the model (tools/serve/load_bench.py: pass busy, pass time per item).
+        registry.makeValueHistogram(descriptor: .init(metricName: "swiftclip_pass", unitName: "seconds",
+                                                      helpText: "Time of each forward pass"),
+                                    labels: [("queue", queue)], buckets: Self.latencyBuckets).record(seconds)
         setDepth(queue: queue, depth)
     }
 

@@ -13,6 +13,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var precisionOption: PrecisionOption
     @OptionGroup var vocabulary: VocabularyOptions
     @Option(name: .long, help: "Index made by `swiftclip index` (SQLite file) for /v1/search and the page; it must hold vectors of this model.") var db: String?
+    @Option(name: .long, help: "Box head made by `swiftclip train-detector` (on this model's backbone): enables POST /v1/detect.") var detector: String?
     @Option(name: .long, help: "Address to listen on.") var host = "127.0.0.1"
     @Option(name: .long, help: "Port (0: any free port, printed).") var port = 8080
     @Option(name: .long, help: "Bearer token (prefer --token-file or $SWIFTCLIP_TOKEN: argv is visible to other users).") var token: String?
@@ -23,6 +24,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Items waiting per queue before 503.") var queueSize = 256
     @Option(name: .long, help: "Deadline of a request, ms (504 past it).") var timeoutMs = 30_000
     @Option(name: .long, help: "Largest request body, MB.") var maxBodyMb = 32
+    @Option(name: .long, help: "Largest image a request may send, in pixels (width × height), checked from its header before decoding.") var maxImagePixels: Int?
     @Option(name: .long, help: "Time a request body may take to arrive, ms (408 past it).") var bodyTimeoutMs = 10_000
     @Option(name: .long, help: "Close connections idle this long, s.") var idleTimeoutS = 30
 
@@ -34,6 +36,7 @@ struct Serve: AsyncParsableCommand {
         c.precision = precisionOption.precision
         c.searchDatabase = db
         c.openIndex = { try IndexDatabase.open($0, readOnly: true) }
+        c.detector = detector.map { URL(fileURLWithPath: $0) }
         c.host = host
         c.port = port
         c.token = try resolvedToken()
@@ -44,6 +47,7 @@ struct Serve: AsyncParsableCommand {
         c.requestTimeout = .milliseconds(timeoutMs)
         c.maxBodyBytes = maxBodyMb.multipliedReportingOverflow(by: 1 << 20).overflow ? Int.max : maxBodyMb << 20
         c.bodyTimeout = .milliseconds(bodyTimeoutMs)
+        c.maxImagePixels = maxImagePixels
         c.idleTimeout = .seconds(idleTimeoutS)
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         let host = c.host, model = c.model

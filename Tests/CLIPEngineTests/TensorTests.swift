@@ -20,7 +20,7 @@ final class TensorTests: XCTestCase {
         XCTAssertThrowsError(try a.slice(rows: 5..<9))
     }
 
-    /// A size the large-buffer cache does not hold, asked for at its limit, is built from cached
+    /// A size the large-buffer cache holds no fit for, asked for at its limit, is built from cached
     /// buffers' pages (moved, not faulted in afresh), the limit does not rise, live tensors keep
     /// their values, and the new buffer holds whatever it is given.
     func testACacheMissAtTheLimitReusesCachedPages() {
@@ -35,8 +35,9 @@ final class TensorTests: XCTestCase {
         }
         let limit = BufferCacheStatistics.limitBytes
         let (moved, fresh) = (BufferCacheStatistics.movedBytes, BufferCacheStatistics.freshBytes)
-        // A different size (so no exact hit), larger than the allowance: mapped + size > limit.
-        let size = floats(grow) - floats(3 << 20) + 5
+        // A size no cached buffer fits (the cached one is over 1.5× it, so no best fit), larger than
+        // the allowance: mapped + size > limit.
+        let size = floats(grow) / 2 + 5
         var other = Tensor(uninitializedShape: [size])
         XCTAssertGreaterThan(BufferCacheStatistics.movedBytes - moved, 0, "no cached pages were reused")
         XCTAssertLessThan(BufferCacheStatistics.freshBytes - fresh, size * 4, "the whole buffer was mapped afresh")
@@ -73,5 +74,46 @@ final class TensorTests: XCTestCase {
         XCTAssertLessThanOrEqual(BufferCacheStatistics.mappedBytes, BufferCacheStatistics.limitBytes)
         BufferCache.trim()
         XCTAssertEqual(BufferCacheStatistics.mappedBytes, BufferCacheStatistics.liveBytes, "trim left buffers cached")
+    }
+    /// A cached buffer up to half as large again as a request is reused for it (best fit, the
+    /// smallest that holds it): passes of neighbouring batch sizes map nothing afresh. A larger one
+    /// is not taken, small sizes reuse by exact size only, and the reused buffer goes back to the
+    /// cache at its own size (what is live returns to what it was).
+    func testALargeEnoughCachedBufferIsReusedWithBoundedWaste() {
+        let floats = { (mb: Double) in [Int(mb * Double(1 << 20)) / MemoryLayout<Float>.stride] }
+        BufferCache.trim()
+        let live = BufferCacheStatistics.liveBytes
+        do {
+            var a = Tensor(uninitializedShape: floats(16)), b = Tensor(uninitializedShape: floats(10))
+            a[flat: 0] = 1; b[flat: 0] = 1
+        }
+        XCTAssertEqual(BufferCacheStatistics.liveBytes, live)
+        var fresh = BufferCacheStatistics.freshBytes
+        do {
+            // 13 MB takes the 16 MB buffer (the 10 MB one is too small), 8 MB the 10 MB one.
+            var c = Tensor(uninitializedShape: floats(13)), d = Tensor(uninitializedShape: floats(8))
+            c.withUnsafeMutableBufferPointer { $0.initialize(repeating: 3) }
+            d.withUnsafeMutableBufferPointer { $0.initialize(repeating: 4) }
+            XCTAssertEqual(BufferCacheStatistics.freshBytes, fresh, "a large enough cached buffer was not reused")
+            XCTAssertEqual(BufferCacheStatistics.liveBytes - live, 26 << 20, "live bytes count the reused buffers' own sizes")
+            XCTAssertTrue(c.scalars.allSatisfy { $0 == 3 } && d.scalars.allSatisfy { $0 == 4 })
+        }
+        XCTAssertEqual(BufferCacheStatistics.liveBytes, live, "the reused buffers did not go back at their own sizes")
+        do {
+            // Both cached buffers are back at full size: 15 MB fits the 16 MB one again.
+            var e = Tensor(uninitializedShape: floats(15)); e[flat: 0] = 1
+            XCTAssertEqual(BufferCacheStatistics.freshBytes, fresh)
+        }
+        // Cached buffers over 1.5× the request are not taken: 5 MB is mapped afresh beside 10 and 16 MB.
+        do { var f = Tensor(uninitializedShape: floats(5)); f[flat: 0] = 1 }
+        XCTAssertGreaterThan(BufferCacheStatistics.freshBytes, fresh, "a buffer over 1.5× the request was reused")
+        fresh = BufferCacheStatistics.freshBytes
+        // Under 1 MB only the exact size is reused: 640 KB does not take the 768 KB buffer.
+        do { var g = Tensor(uninitializedShape: floats(0.75)); g[flat: 0] = 1 }
+        fresh = BufferCacheStatistics.freshBytes
+        do { var h = Tensor(uninitializedShape: floats(0.625)); h[flat: 0] = 1 }
+        XCTAssertGreaterThan(BufferCacheStatistics.freshBytes, fresh, "a small size reused a buffer of another size")
+        XCTAssertLessThanOrEqual(BufferCacheStatistics.mappedBytes, BufferCacheStatistics.limitBytes)
+        BufferCache.trim()
     }
 }
