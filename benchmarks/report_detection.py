@@ -17,6 +17,14 @@ def row(name, label):
     return f"| {label} | " + " | ".join(cells) + " |"
 
 
+def table(rows):
+    print(head)
+    for n, l in rows:
+        r = row(n, l)
+        if r:
+            print(r)
+
+
 head = "| method | novel AP50 | novel mAP | base AP50 | base mAP | all AP50 | all mAP |\n|---|---|---|---|---|---|---|"
 main = [("region_mask_blend", "**detector, masked region score: box head + blend with CLIP on the image masked outside each box (w 0.35 / 0.65)**"),
         ("region_mask_only", "masked region score only (w = 1)"),
@@ -29,43 +37,23 @@ main = [("region_mask_blend", "**detector, masked region score: box head + blend
         ("upper_all_invocab", "(c) closed vocabulary, boxes of all 18 categories, in-vocab classifier"),
         ("upper_all_blend", "(c) closed vocabulary, boxes of all 18 categories, blend w 0.35"),
         ("upper_all_mask_blend", "(c) closed vocabulary, boxes of all 18 categories, masked region score, blend w 0.35")]
-print(head)
-for n, l in main:
-    r = row(n, l)
-    if r:
-        print(r)
+table(main)
 print("\nRegion scores (detector trained on base boxes, 256 px input; CLIP trained at 128 px):\n")
-print(head)
-for n, l in [("clip_region_only", "RoI-align on the 256 px map, CLIP score only"), ("fvlm_blend", "RoI-align on the 256 px map, blend"),
+table([("clip_region_only", "RoI-align on the 256 px map, CLIP score only"), ("fvlm_blend", "RoI-align on the 256 px map, blend"),
              ("region_roi128_only", "RoI-align on a 128 px map (second backbone pass), CLIP score only"),
              ("region_roi128_blend", "RoI-align on a 128 px map, blend"),
              ("region_crop_only", "crop, stretched to 128 px, encoded (ViLD), CLIP score only"), ("region_crop_blend", "crop, blend"),
              ("region_mask_only", "image masked grey outside the box, 128 px, encoded, CLIP score only"),
-             ("region_mask_blend", "masked, blend")]:
-    r = row(n, l)
-    if r:
-        print(r)
+             ("region_mask_blend", "masked, blend")])
 print("\nCalibration of the blend with the masked region score (w base 0.35 unless said):\n")
-print(head)
-for n, l in [("mask_novel_0.35", "geometric, w novel 0.35"), ("region_mask_blend", "geometric, w novel 0.65 (F-VLM)"),
+table([("mask_novel_0.35", "geometric, w novel 0.35"), ("region_mask_blend", "geometric, w novel 0.65 (F-VLM)"),
              ("mask_novel_0.8", "geometric, w novel 0.8"), ("mask_arithmetic", "arithmetic, w novel 0.65"),
              ("mask_scale_5", "geometric, w novel 0.65, CLIP softmax scale 5 (softer)"),
-             ("mask_scale_30", "geometric, w novel 0.65, CLIP softmax scale 30 (sharper)")]:
-    r = row(n, l)
-    if r:
-        print(r)
+             ("mask_scale_30", "geometric, w novel 0.65, CLIP softmax scale 30 (sharper)")])
 print("\nBlend weights, RoI-align region score (detector trained on base boxes; w is the CLIP region score's weight):\n")
-print(head)
-for n, l in [("blend_base_0.0", "w base 0, novel 0.65"), ("blend_novel_0.35", "w base 0.35, novel 0.35"), ("blend_novel_0.5", "w base 0.35, novel 0.5"),
+table([("blend_base_0.0", "w base 0, novel 0.65"), ("blend_novel_0.35", "w base 0.35, novel 0.35"), ("blend_novel_0.5", "w base 0.35, novel 0.5"),
              ("fvlm_blend", "w base 0.35, novel 0.65 (F-VLM)"), ("blend_base_0.65", "w base 0.65, novel 0.65"),
-             ("blend_novel_0.8", "w base 0.35, novel 0.8"), ("blend_novel_1.0", "w base 0.35, novel 1.0")]:
-    r = row(n, l)
-    if r:
-        print(r)
+             ("blend_novel_0.8", "w base 0.35, novel 0.8"), ("blend_novel_1.0", "w base 0.35, novel 1.0")])
 print("\nInput resolution (head trained at 256 px; CLIP at 128 px):\n")
-print(head)
-for n, l in [("size_128", "128 px (blend)"), ("size_160", "160 px (blend)"), ("size_192", "192 px (blend)"), ("detic_192", "192 px, in-vocab only (a)"),
-             ("clip_192", "192 px, CLIP region only"), ("fvlm_blend", "256 px (blend)"), ("size_320", "320 px (blend)"), ("size_384", "384 px (blend)")]:
-    r = row(n, l)
-    if r:
-        print(r)
+table([("size_128", "128 px (blend)"), ("size_160", "160 px (blend)"), ("size_192", "192 px (blend)"), ("detic_192", "192 px, in-vocab only (a)"),
+             ("clip_192", "192 px, CLIP region only"), ("fvlm_blend", "256 px (blend)"), ("size_320", "320 px (blend)"), ("size_384", "384 px (blend)")])
