@@ -3,7 +3,7 @@
 # all boxes over a frozen CLIP, then scores every method on the validation scenes with all 18
 # category names queried at once. Usage (from the repository root, after `make-synthetic-scenes`
 # and `train`):
-#   [KEEP=1] benchmarks/detection_table.sh MODEL_CONFIG CLIP_WEIGHTS SCENES_DIR OUT_DIR [EPOCHS]
+#   [KEEP=1] [ONLY="fvlm_blend …"] benchmarks/detection_table.sh MODEL_CONFIG CLIP_WEIGHTS SCENES_DIR OUT_DIR [EPOCHS]
 set -euo pipefail
 model=$1 weights=$2 scenes=$3 out=$4 epochs=${5:-15}
 bin=.build/release/swiftclip
@@ -16,6 +16,7 @@ done
 ev() {  # name, then eval-detect options; KEEP=1 keeps a row whose JSON is already there
     local name=$1; shift
     if [ "${KEEP:-0}" = 1 ] && [ -s "$out/$name.json" ]; then echo "$name: kept"; return; fi
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi   # ONLY="row row …": just these rows
     $bin eval-detect --annotations "$scenes/instances_val.json" --images "$scenes/val" "${common[@]}" --json "$@" > "$out/$name.json"
     echo "$name: $(tr -d ' \n' < "$out/$name.json")"
 }
