@@ -3,7 +3,7 @@
 # all boxes over a frozen CLIP, then scores every method on the validation scenes with all 18
 # category names queried at once. Usage (from the repository root, after `make-synthetic-scenes`
 # and `train`):
-#   benchmarks/detection_table.sh MODEL_CONFIG CLIP_WEIGHTS SCENES_DIR OUT_DIR [EPOCHS]
+#   [KEEP=1] [ONLY="fvlm_blend …"] benchmarks/detection_table.sh MODEL_CONFIG CLIP_WEIGHTS SCENES_DIR OUT_DIR [EPOCHS]
 set -euo pipefail
 model=$1 weights=$2 scenes=$3 out=$4 epochs=${5:-15}
 bin=.build/release/swiftclip
@@ -13,8 +13,10 @@ for set in base all; do
     [ -f "$out/det_$set.safetensors" ] || $bin train-detector "${common[@]}" --annotations "$scenes/instances_train_$set.json" \
         --images "$scenes/train" --output "$out/det_$set.safetensors" --epochs "$epochs" | tee "$out/train_$set.log"
 done
-ev() {  # name, then eval-detect options
+ev() {  # name, then eval-detect options; KEEP=1 keeps a row whose JSON is already there
     local name=$1; shift
+    if [ "${KEEP:-0}" = 1 ] && [ -s "$out/$name.json" ]; then echo "$name: kept"; return; fi
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi   # ONLY="row row …": just these rows
     $bin eval-detect --annotations "$scenes/instances_val.json" --images "$scenes/val" "${common[@]}" --json "$@" > "$out/$name.json"
     echo "$name: $(tr -d ' \n' < "$out/$name.json")"
 }
@@ -27,3 +29,16 @@ ev upper_all_blend --detector "$out/det_all.safetensors" --scoring blend --base-
 for w in 0.35 0.5 0.8 1.0; do ev "blend_novel_$w" --detector "$out/det_base.safetensors" --novel-weight "$w"; done
 for w in 0.0 0.65; do ev "blend_base_$w" --detector "$out/det_base.safetensors" --base-weight "$w"; done
 for s in 192 320 384; do ev "size_$s" --detector "$out/det_base.safetensors" --size "$s"; done
+# How the CLIP region score is computed (docs/detection.md, "Region scores"): the image masked outside
+# the box and re-encoded, RoI-align on a map at CLIP's training size, crops re-encoded (ViLD).
+clip_side=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['vision_cfg'].get('image_size', 224))" "$model" 2>/dev/null || echo 224)
+for r in "mask:--region-embedding mask" "roi$clip_side:--region-embedding roiAlign --region-size $clip_side" "crop:--region-embedding crop"; do
+    name=${r%%:*} opts=${r#*:}
+    ev "region_${name}_only" --detector "$out/det_base.safetensors" --scoring clipRegion $opts
+    ev "region_${name}_blend" --detector "$out/det_base.safetensors" $opts
+done
+# Calibration of the blend with the masked region score.
+ev upper_all_mask_blend --detector "$out/det_all.safetensors" --region-embedding mask --base-weight 0.35 --novel-weight 0.35
+for w in 0.35 0.8; do ev "mask_novel_$w" --detector "$out/det_base.safetensors" --region-embedding mask --novel-weight "$w"; done
+ev mask_arithmetic --detector "$out/det_base.safetensors" --region-embedding mask --blend-mean arithmetic
+for s in 5 30; do ev "mask_scale_$s" --detector "$out/det_base.safetensors" --region-embedding mask --clip-scale "$s"; done

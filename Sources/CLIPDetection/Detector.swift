@@ -50,7 +50,31 @@ public struct OpenVocabularyDetector {
         public var onePerBox = true
         /// Input side in pixels (the image is stretched to side × side); nil: the head's training size.
         public var imageSize: Int? = nil
+        /// How each proposal's CLIP embedding is computed (`RegionEmbedding`).
+        public var regionEmbedding = RegionEmbedding.roiAlign
+        /// Side the region embedding sees: for `roiAlign` the input of a second backbone pass whose
+        /// map is RoI-aligned (nil: the detector's own map); for `crop` and `mask` the side each box
+        /// is encoded at (nil: CLIP's training size).
+        public var regionInputSize: Int? = nil
+        /// The CLIP region score's softmax scale (nil: CLIP's own exp(logit_scale)); lower is softer.
+        public var clipScale: Double? = nil
+        public var blendMean = BlendMean.geometric
         public init() {}
+    }
+
+    /// How the blend combines p_inVocab and p_CLIP with CLIP weight w.
+    public enum BlendMean: String, Codable, Sendable, CaseIterable {
+        /// F-VLM: p_iv^(1−w) · p_CLIP^w.
+        case geometric
+        /// (1−w) · p_iv + w · p_CLIP.
+        case arithmetic
+
+        public func callAsFunction(inVocabulary pv: Double, clip pc: Double, weight w: Double) -> Double {
+            switch self {
+            case .geometric: return Foundation.pow(pv, 1 - w) * Foundation.pow(pc, w)
+            case .arithmetic: return (1 - w) * pv + w * pc
+            }
+        }
     }
 
     public let dense: DenseCLIP
@@ -133,9 +157,11 @@ public struct OpenVocabularyDetector {
         let k = labels.count
         let vocabulary = Set(head.config.vocabulary)
         let textRows = texts.scalars
+        let sx = Double(image.width) / Double(side), sy = Double(image.height) / Double(side)
         // CLIP region scores: softmax over labels of CLIP's logit scale × cosine.
-        let regions = Ops.l2Normalize(try dense.regionEmbeddings(lastStage: stage4, boxes: kept.map { (0, $0.box) }, inputSize: (side, side)))
-        let clipProbs = Self.softmaxRows(Self.cosines(regions.scalars, textRows, dim: texts.shape[1]), k: k, scale: Double(Foundation.exp(model.logitScale)))
+        let regions = Ops.l2Normalize(try regionEmbeddings(image: image, boxes: kept.map(\.box), side: side, stage4: stage4, options: options))
+        let clipProbs = Self.softmaxRows(Self.cosines(regions.scalars, textRows, dim: texts.shape[1]), k: k,
+                                         scale: options.clipScale ?? Double(Foundation.exp(model.logitScale)))
         var inVocab: [Double] = []
         if head.config.embedDim > 0 {
             let d = head.config.embedDim
@@ -144,7 +170,6 @@ public struct OpenVocabularyDetector {
             let normed = Ops.l2Normalize(try Tensor(shape: [kept.count, d], data: e)).scalars
             inVocab = Self.softmaxRows(Self.cosines(normed, textRows, dim: d), k: k, scale: head.config.logitScale)
         }
-        let sx = Double(image.width) / Double(side), sy = Double(image.height) / Double(side)
         var detections: [Detection] = []
         for (i, c) in kept.enumerated() {
             var scores = [Double](repeating: 0, count: k)
@@ -153,7 +178,7 @@ public struct OpenVocabularyDetector {
                 let w = vocabulary.contains(labels[j]) ? options.baseWeight : options.novelWeight
                 let cls: Double
                 switch options.scoring {
-                case .blend: cls = Foundation.pow(pv, 1 - w) * Foundation.pow(pc, w)
+                case .blend: cls = options.blendMean(inVocabulary: pv, clip: pc, weight: w)
                 case .inVocabulary: cls = pv
                 case .clipRegion: cls = pc
                 }
@@ -170,6 +195,27 @@ public struct OpenVocabularyDetector {
         }
         detections.sort { $0.score > $1.score }
         return Array(detections.prefix(options.topK))
+    }
+
+    /// CLIP embeddings [M, embed_dim] of `boxes` (in pixels of the `side` × `side` input whose last
+    /// stage map is `stage4`), as `options.regionEmbedding` says.
+    public func regionEmbeddings(image: RGBImage, boxes: [Box], side: Int, stage4: Tensor, options: Options) throws -> Tensor {
+        switch options.regionEmbedding {
+        case .roiAlign:
+            guard let other = options.regionInputSize, other != side else {
+                return try dense.regionEmbeddings(lastStage: stage4, boxes: boxes.map { (0, $0) }, inputSize: (side, side))
+            }
+            guard other >= 32, other <= 4096 else { throw DetectionError.invalidArgument("region input size \(other) must be in 32...4096") }
+            let map = try dense.lastStage(try Preprocessor(imageSize: other).stretched(image).reshaped([1, 3, other, other]))
+            let f = Double(other) / Double(side)
+            return try dense.regionEmbeddings(lastStage: map, boxes: boxes.map { (0, $0.scaled(x: f, y: f)) }, inputSize: (other, other))
+        case .crop, .mask:
+            let encodeSide = options.regionInputSize ?? model.config.vision.imageSize
+            guard encodeSide >= 32, encodeSide <= 4096 else { throw DetectionError.invalidArgument("region input size \(encodeSide) must be in 32...4096") }
+            let sx = Double(image.width) / Double(side), sy = Double(image.height) / Double(side)
+            return try RegionEncoder.embeddings(model: model, image: image, boxes: boxes.map { $0.scaled(x: sx, y: sy) },
+                                                mode: options.regionEmbedding, side: encodeSide)
+        }
     }
 
     /// Greedy NMS over boxes already sorted by score: indices kept, at most `limit`.

@@ -221,6 +221,30 @@ struct TrainDetector: ParsableCommand {
 }
 
 extension OpenVocabularyDetector.Scoring: ExpressibleByArgument {}
+extension OpenVocabularyDetector.BlendMean: ExpressibleByArgument {}
+extension RegionEmbedding: ExpressibleByArgument {}
+
+/// How the CLIP region score is computed and blended (detect and eval-detect).
+struct RegionScoreOptions: ParsableArguments {
+    @Option(name: .long, help: "CLIP region embedding: roiAlign (F-VLM, on the frozen map), crop (ViLD: each box cut out and encoded) or mask (the image with everything outside the box grey, encoded).")
+    var regionEmbedding: RegionEmbedding = .roiAlign
+    @Option(name: .long, help: "roiAlign: RoI-align on a second backbone pass at this side (default: the detector's map); crop, mask: encode each box at this side (default: CLIP's image size).")
+    var regionSize: Int?
+    @Option(name: .long, help: "Softmax scale of the CLIP region score (default: CLIP's exp(logit_scale)).") var clipScale: Double?
+    @Option(name: .long, help: "Blend: geometric (F-VLM) or arithmetic mean of the in-vocabulary and CLIP scores.")
+    var blendMean: OpenVocabularyDetector.BlendMean = .geometric
+
+    func validate() throws {
+        if let regionSize { try requireOption(regionSize, in: 32...4096, "--region-size") }
+        if let clipScale, !(clipScale.isFinite && clipScale > 0 && clipScale <= 1000) {
+            throw ValidationError("--clip-scale must be in (0, 1000], got \(clipScale)")
+        }
+    }
+
+    func apply(to o: inout OpenVocabularyDetector.Options) {
+        o.regionEmbedding = regionEmbedding; o.regionInputSize = regionSize; o.clipScale = clipScale; o.blendMean = blendMean
+    }
+}
 
 /// Options shared by detect and eval-detect.
 struct DetectorOptions: ParsableArguments {
@@ -230,6 +254,7 @@ struct DetectorOptions: ParsableArguments {
     @Option(name: .long, help: "Blend weight of the CLIP region score for labels the head was trained on.") var baseWeight: Double = 0.35
     @Option(name: .long, help: "Blend weight of the CLIP region score for other labels.") var novelWeight: Double = 0.65
     @Option(name: .long, help: "fp32, bf16 or int8 backbone.") var precision: Precision = .fp32
+    @OptionGroup var region: RegionScoreOptions
 
     func validate() throws {
         if let size { try requireOption(size, in: 32...4096, "--size") }
@@ -247,6 +272,7 @@ struct DetectorOptions: ParsableArguments {
 
     func apply(to o: inout OpenVocabularyDetector.Options) {
         o.imageSize = size; o.scoring = scoring; o.baseWeight = baseWeight; o.novelWeight = novelWeight
+        region.apply(to: &o)
     }
 }
 
@@ -344,6 +370,7 @@ struct EvalDetect: ParsableCommand {
     @Option(name: .long) var baseWeight: Double = 0.35
     @Option(name: .long) var novelWeight: Double = 0.65
     @Option(name: .long, help: "Write the detections made (COCO results JSON).") var saveDetections: String?
+    @OptionGroup var region: RegionScoreOptions
     @OptionGroup var vocabulary: VocabularyOptions
     @Flag(name: .long, help: "JSON output.") var json = false
 
@@ -374,6 +401,7 @@ struct EvalDetect: ParsableCommand {
                     var o = OpenVocabularyDetector.Options()
                     o.threshold = 0.001; o.onePerBox = false; o.imageSize = size; o.scoring = scoring
                     o.baseWeight = baseWeight; o.novelWeight = novelWeight
+                    region.apply(to: &o)
                     method = .detector(try OpenVocabularyDetector(model: clip, head: BoxHead.load(URL(fileURLWithPath: detector)), tokenizer: tokenizer), o)
                 } else {
                     method = .heatmap(try DenseCLIP(model: clip), tokenizer, threshold: heatmapThreshold ?? 0.5, side: size ?? clip.config.vision.imageSize)
