@@ -83,10 +83,11 @@ public struct ConvNeXt {
         }
 
         func callAsFunction(_ x: inout Tensor) throws {
-            // A bf16 GEMM normalises its input while converting it, an fp32 one split by rows block
-            // by block into a scratch block: LayerNorm's and GRN's outputs then never reach memory
-            // (fewer passes over the 4C-wide map).
-            let fused = try fc1.fusesNormalization(rows: x.count / max(x.shape.last ?? 1, 1))
+            // A bf16 GEMM normalises its input while converting it: LayerNorm's and GRN's outputs
+            // then never exist in fp32 (fewer passes over the 4C-wide map at batch 1). fp32 inference
+            // normalises in place first (the training forward hands fp32 GEMMs the normalisations:
+            // `forward`; not measured for inference on a quiet machine yet).
+            let fused = fc1.precision.fusesInputNormalization
             var y = try convDW(x)
             if !fused { try norm.applyInPlace(&y) }
             var h = try fc1(y, activation: .gelu, normalizedBy: fused ? norm.inputNormalization : nil)

@@ -231,7 +231,7 @@ extension Ops {
     /// normalizedBy:)`): bf16 while converting every row; fp32 block by block into a scratch block
     /// when its threads split the rows (split by panels, every thread would normalise every row:
     /// the normalisation is then applied once, first); int8 never (it needs each row's range first).
-    public static func fusesNormalization(m: Int, _ b: PackedMatrix) -> Bool {
+    static func fusesNormalization(m: Int, _ b: PackedMatrix) -> Bool {
         switch b.precision {
         case .bf16: return true
         case .fp32: return !splitsPanels(m: m, b)

@@ -56,11 +56,6 @@ public struct Linear {
         try packedCache.value(of: [weightParameter]) { try PackedMatrix(linearWeight: weight, precision: precision) }
     }
 
-    /// Whether this layer's GEMM over `rows` input rows applies a `normalizedBy` normalisation
-    /// itself (`Ops.fusesNormalization`); where it does not, the layer applies it first, so a caller
-    /// that can normalise in place saves a copy.
-    public func fusesNormalization(rows: Int) throws -> Bool { Ops.fusesNormalization(m: rows, try packed()) }
-
     /// `normalizedBy`: the normalisation x still needs (`Ops.linear`), fused where the GEMM converts x.
     public func callAsFunction(_ x: Tensor, activation: Activation = .none,
                                normalizedBy normalization: InputNormalization? = nil) throws -> Tensor {
