@@ -352,12 +352,18 @@ static void KFN(pack_panels)(const float *src, clip_index ld, int transposed, cl
 
 // MARK: Backward of the elementwise ops
 
-/// dz = dy · GELU'(z) = dy · (Φ(z) + z·φ(z)).
-INLINE vf vgelu_grad(vf z, vf dy) {
+/// Φ(z) and φ(z), the normal CDF and density: GELU(z) = z·Φ(z), GELU'(z) = Φ(z) + z·φ(z).
+INLINE vf vnormal_cdf_pdf(vf z, vf *pdf) {
     vf hi, lo;
     vf cdf = vnormal_cdf(z, &hi, &lo);
     vf ax = (vf)((vi)z & 0x7FFFFFFF);
-    vf pdf = vselect(ax > 14.0f, vsplat(0.0f), 0.39894228f * vexp(hi, lo));
+    *pdf = vselect(ax > 14.0f, vsplat(0.0f), 0.39894228f * vexp(hi, lo));
+    return cdf;
+}
+
+/// dz = dy · GELU'(z) = dy · (Φ(z) + z·φ(z)).
+INLINE vf vgelu_grad(vf z, vf dy) {
+    vf pdf, cdf = vnormal_cdf_pdf(z, &pdf);
     return dy * (cdf + z * pdf);
 }
 /// dz = dy · (σ + 1.702·z·σ·(1 − σ)), σ = σ(1.702·z).
@@ -539,14 +545,40 @@ static void KFN(accumulate_rows)(const float *x, float *sums, clip_index width, 
     }
 }
 
+/// y[i] = x[i]·s[i] + shift[i] over one row (`x` may equal `y`).
+INLINE void affine_row(const float *x, const float *s, const float *shift, float *y, clip_index width) {
+    clip_index i = 0;
+    for (; i + VW <= width; i += VW) vstore(y + i, vload(x + i) * vload(s + i) + vload(shift + i));
+    for (; i < width; i++) y[i] = x[i] * s[i] + shift[i];
+}
+
 static void KFN(channel_affine_rows)(const float *src, float *dst, const float *scale, const float *shift,
                                      clip_index width, clip_index rows_per_image, clip_index row_lo, clip_index row_hi) {
-    for (clip_index r = row_lo; r < row_hi; r++) {
-        const float *s = scale + (r / rows_per_image) * width, *x = src + r * width;
-        float *y = dst + r * width;
-        clip_index i = 0;
-        for (; i + VW <= width; i += VW) vstore(y + i, vload(x + i) * vload(s + i) + vload(shift + i));
-        for (; i < width; i++) y[i] = x[i] * s[i] + shift[i];
+    for (clip_index r = row_lo; r < row_hi; r++)
+        affine_row(src + r * width, scale + (r / rows_per_image) * width, shift, dst + r * width, width);
+}
+
+/// gemm_packed with A's rows normalised first, block by block: each block of gemm_row_block rows
+/// is normalised into `scratch` (gemm_row_block · k floats) right before its tiles read it, so the
+/// normalised map is never written to memory. `layer_norm`: as layer_norm_rows (scale and shift
+/// are γ and β); else as channel_affine_rows with scale's row r / rows_per_scale. A is contiguous
+/// (lda = k). Bit for bit those kernels followed by gemm_packed.
+static void KFN(gemm_packed_normalized)(const float *a, const float *packed, clip_index k, clip_index n, float *c,
+                                        clip_index ldc, const float *bias, int activation, int accumulate,
+                                        clip_index row_lo, clip_index row_hi, clip_index panel_lo, clip_index panel_hi,
+                                        const float *scale, const float *shift, clip_index rows_per_scale, float eps,
+                                        int layer_norm, float *scratch) {
+    const clip_index block_rows = GEMM_MR * 16;
+    for (clip_index block = row_lo; block < row_hi; block += block_rows) {
+        clip_index rows = row_hi - block < block_rows ? row_hi - block : block_rows;
+        if (layer_norm) {
+            KFN(layer_norm_rows)(a + block * k, scratch, scale, shift, k, rows, eps);
+        } else {
+            for (clip_index r = 0; r < rows; r++)
+                affine_row(a + (block + r) * k, scale + ((block + r) / rows_per_scale) * k, shift, scratch + r * k, k);
+        }
+        gemm_operands g = {scratch, k, packed, k, 0, 0, 0, 0, 0};
+        gemm_blocks(KFN(tile_fp32), &g, n, c + block * ldc, ldc, bias, activation, accumulate, 0, rows, panel_lo, panel_hi);
     }
 }
 
@@ -590,25 +622,62 @@ static void KFN(accumulate_rows_dot)(const float *dy, const float *x, float *sum
     }
 }
 
+/// GRN's backward for one vector: d = dy·s + x·k, then, with z (`gelu`), d·GELU'(z) where x =
+/// GELU(z) is recomputed from the same Φ(z) (bit for bit what `gelu` gives), so x is not read.
+INLINE vf grn_backward_vector(const int gelu, vf dy, vf x, vf z, vf s, vf k) {
+    if (!gelu) return dy * s + x * k;
+    vf pdf, cdf = vnormal_cdf_pdf(z, &pdf);
+    vf d = dy * s + (z * cdf) * k;
+    return d * (cdf + z * pdf);
+}
+
 /// GRN's backward for rows row_lo..<row_hi of a channels-last map: d = dy·scale[n, c] + x·coef[n, c]
 /// (n = r / rows_per_image), then, when z is given (x = GELU(z)), d·GELU'(z): the gradient at
-/// GELU's input in the same pass.
+/// GELU's input in the same pass. With z, x is recomputed from it and not read (x may be NULL).
 static void KFN(grn_backward_rows)(const float *dy, const float *x, const float *z, const float *scale, const float *coef,
                                    float *dx, clip_index width, clip_index rows_per_image, clip_index row_lo,
                                    clip_index row_hi) {
+    const int gelu = z != 0;
     for (clip_index r = row_lo; r < row_hi; r++) {
         const float *s = scale + (r / rows_per_image) * width, *k = coef + (r / rows_per_image) * width;
-        const float *gr = dy + r * width, *xr = x + r * width, *zr = z ? z + r * width : 0;
+        const float *gr = dy + r * width, *xr = gelu ? 0 : x + r * width, *zr = gelu ? z + r * width : 0;
         float *dr = dx + r * width;
         clip_index c = 0;
-        for (; c + VW <= width; c += VW) {
-            vf d = vload(gr + c) * vload(s + c) + vload(xr + c) * vload(k + c);
-            vstore(dr + c, zr ? vgelu_grad(vload(zr + c), d) : d);
+        if (gelu) {
+            for (; c + VW <= width; c += VW)
+                vstore(dr + c, grn_backward_vector(1, vload(gr + c), vsplat(0), vload(zr + c), vload(s + c), vload(k + c)));
+        } else {
+            for (; c + VW <= width; c += VW)
+                vstore(dr + c, grn_backward_vector(0, vload(gr + c), vload(xr + c), vsplat(0), vload(s + c), vload(k + c)));
         }
         if (c < width) {
             clip_index n = width - c;
-            vf d = vload_partial(gr + c, n, 0) * vload_partial(s + c, n, 0) + vload_partial(xr + c, n, 0) * vload_partial(k + c, n, 0);
-            vstore_partial(dr + c, zr ? vgelu_grad(vload_partial(zr + c, n, 0), d) : d, n);
+            vf xv = gelu ? vsplat(0) : vload_partial(xr + c, n, 0), zv = gelu ? vload_partial(zr + c, n, 0) : vsplat(0);
+            vstore_partial(dr + c, grn_backward_vector(gelu, vload_partial(gr + c, n, 0), xv, zv, vload_partial(s + c, n, 0),
+                                                       vload_partial(k + c, n, 0)), n);
+        }
+    }
+}
+
+/// GELU, then GRN's affine map once its statistics are known, in one pass over rows
+/// row_lo..<row_hi: h = GELU(z) and y = h·scale[n, c] + shift[c] (n = r / rows_per_image), bit for
+/// bit what `gelu` then `channel_affine_rows` give. Training's backward recomputes both this way.
+static void KFN(gelu_affine_rows)(const float *z, float *h, float *y, const float *scale, const float *shift,
+                                  clip_index width, clip_index rows_per_image, clip_index row_lo, clip_index row_hi) {
+    for (clip_index r = row_lo; r < row_hi; r++) {
+        const float *s = scale + (r / rows_per_image) * width, *zr = z + r * width;
+        float *hr = h + r * width, *yr = y + r * width;
+        clip_index c = 0;
+        for (; c + VW <= width; c += VW) {
+            vf v = vgelu(vload(zr + c));
+            vstore(hr + c, v);
+            vstore(yr + c, v * vload(s + c) + vload(shift + c));
+        }
+        if (c < width) {
+            clip_index n = width - c;
+            vf v = vgelu(vload_partial(zr + c, n, 0));
+            vstore_partial(hr + c, v, n);
+            vstore_partial(yr + c, v * vload_partial(s + c, n, 0) + vload_partial(shift + c, n, 0), n);
         }
     }
 }
@@ -733,9 +802,61 @@ static void KFN(depthwise_conv_rows)(const float *x, const float *weight, const 
     }
 }
 
+/// One input column's VW channels from c0 (`partial`: the first `lanes` only), zero outside the row.
+INLINE vf dw_grad_x(const int partial, const float *xr, clip_index ix, clip_index w, clip_index c, clip_index lanes) {
+    if (ix < 0 || ix >= w) return vsplat(0);
+    return partial ? vload_partial(xr + ix * c, lanes, 0) : vload(xr + ix * c);
+}
+
+/// dw[kx, c0..] += Σ_ox dy[ox, c0..] · x[ox + kx − p, c0..] for one kernel row of KW taps (a
+/// constant after inlining) over one output row: KW accumulators in registers, so an output column
+/// costs one load of dy, KW loads of x (from L1) and KW FMAs (the generic loop below costs two loads
+/// per FMA and passes over the row once per tap). Columns whose taps all lie inside the row take
+/// unchecked loads; the border columns test each tap. `xr` and `g` point at channel c0 of the input
+/// and dy rows; `partial`: only the first `lanes` channels are valid.
+INLINE void dw_grad_window(const int KW, const int partial, const float *xr, const float *g, float *d, clip_index c,
+                           clip_index w, clip_index padding, clip_index ow, clip_index lanes) {
+    vf acc[KW];
+#pragma clang loop unroll(full)
+    for (int t = 0; t < KW; t++) acc[t] = vsplat(0);
+    clip_index lo = padding < ow ? padding : ow;
+    clip_index hi = w - KW + padding + 1 < ow ? w - KW + padding + 1 : ow;
+    if (hi < lo) hi = lo;
+    for (clip_index ox = 0; ox < lo; ox++) {
+        vf gv = partial ? vload_partial(g + ox * c, lanes, 0) : vload(g + ox * c);
+#pragma clang loop unroll(full)
+        for (int t = 0; t < KW; t++) acc[t] = acc[t] + gv * dw_grad_x(partial, xr, ox - padding + t, w, c, lanes);
+    }
+    for (clip_index ox = lo; ox < hi; ox++) {
+        vf gv = partial ? vload_partial(g + ox * c, lanes, 0) : vload(g + ox * c);
+        const float *xp = xr + (ox - padding) * c;
+#pragma clang loop unroll(full)
+        for (int t = 0; t < KW; t++) acc[t] = acc[t] + gv * (partial ? vload_partial(xp + t * c, lanes, 0) : vload(xp + t * c));
+    }
+    for (clip_index ox = hi; ox < ow; ox++) {
+        vf gv = partial ? vload_partial(g + ox * c, lanes, 0) : vload(g + ox * c);
+#pragma clang loop unroll(full)
+        for (int t = 0; t < KW; t++) acc[t] = acc[t] + gv * dw_grad_x(partial, xr, ox - padding + t, w, c, lanes);
+    }
+#pragma clang loop unroll(full)
+    for (int t = 0; t < KW; t++) {
+        if (partial) vstore_partial(d + t * c, vload_partial(d + t * c, lanes, 0) + acc[t], lanes);
+        else vstore(d + t * c, vload(d + t * c) + acc[t]);
+    }
+}
+
+/// One kernel row (ky) of the weight gradient over one output row, every channel, KW taps.
+INLINE void dw_grad_row(const int KW, const float *xr, const float *g, float *d, clip_index c, clip_index w,
+                        clip_index padding, clip_index ow) {
+    clip_index c0 = 0;
+    for (; c0 + VW <= c; c0 += VW) dw_grad_window(KW, 0, xr + c0, g + c0, d + c0, c, w, padding, ow, VW);
+    if (c0 < c) dw_grad_window(KW, 1, xr + c0, g + c0, d + c0, c, w, padding, ow, c - c0);
+}
+
 /// Backward of the depthwise convolution for the weights: over output rows row_lo..<row_hi,
 /// dw[ky, kx, c] += Σ dy[row, ox, c] · x[iy, ox + kx − p, c] and db[c] += Σ dy[row, ox, c]
-/// (db nullable). Vectorised over channels; each (tap, channel block) sums a whole row in registers.
+/// (db nullable). Vectorised over channels; kernels 3 and 7 wide (ConvNeXt's) take the sliding
+/// window above, other widths sum each (tap, channel block) over a row in registers.
 static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, float *dw, float *db,
                                             clip_index h, clip_index w, clip_index c, clip_index kh, clip_index kw,
                                             clip_index padding, clip_index oh, clip_index ow, clip_index row_lo, clip_index row_hi) {
@@ -750,6 +871,8 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
             clip_index iy = oy + ky - padding;
             if (iy < 0 || iy >= h) continue;
             const float *xr = x + (image * h + iy) * stride;
+            if (kw == 7) { dw_grad_row(7, xr, g, dw + ky * kw * c, c, w, padding, ow); continue; }
+            if (kw == 3) { dw_grad_row(3, xr, g, dw + ky * kw * c, c, w, padding, ow); continue; }
             for (clip_index kx = 0; kx < kw; kx++) {
                 // Output columns whose input column ox + kx − p lies inside the row.
                 clip_index lo = padding - kx > 0 ? padding - kx : 0;
@@ -758,23 +881,6 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
                 float *d = dw + (ky * kw + kx) * c;
                 const float *xs = xr + (lo + kx - padding) * c, *gs = g + lo * c;
                 clip_index cb = 0;
-                for (; cb + 2 <= blocks; cb += 2) {
-                    clip_index c0 = cb * VW;
-                    vf a0 = vsplat(0), a1 = vsplat(0), b0 = vsplat(0), b1 = vsplat(0);
-                    clip_index ox = 0, n = hi - lo;
-                    for (; ox + 2 <= n; ox += 2) {
-                        a0 = a0 + vload(gs + ox * c + c0) * vload(xs + ox * c + c0);
-                        a1 = a1 + vload(gs + ox * c + c0 + VW) * vload(xs + ox * c + c0 + VW);
-                        b0 = b0 + vload(gs + (ox + 1) * c + c0) * vload(xs + (ox + 1) * c + c0);
-                        b1 = b1 + vload(gs + (ox + 1) * c + c0 + VW) * vload(xs + (ox + 1) * c + c0 + VW);
-                    }
-                    for (; ox < n; ox++) {
-                        a0 = a0 + vload(gs + ox * c + c0) * vload(xs + ox * c + c0);
-                        a1 = a1 + vload(gs + ox * c + c0 + VW) * vload(xs + ox * c + c0 + VW);
-                    }
-                    vstore(d + c0, vload(d + c0) + a0 + b0);
-                    vstore(d + c0 + VW, vload(d + c0 + VW) + a1 + b1);
-                }
                 for (; cb < blocks; cb++) {
                     clip_index c0 = cb * VW;
                     vf a0 = vsplat(0);
@@ -813,9 +919,11 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
         .l2_normalize_rows = KFN(l2_normalize_rows),                                               \
         .accumulate_rows = KFN(accumulate_rows),                                                   \
         .channel_affine_rows = KFN(channel_affine_rows),                                           \
+        .gemm_packed_normalized = KFN(gemm_packed_normalized),                                     \
         .gelu_rows_square_sums = KFN(gelu_rows_square_sums),                                       \
         .accumulate_rows_dot = KFN(accumulate_rows_dot),                                           \
         .grn_backward_rows = KFN(grn_backward_rows),                                               \
+        .gelu_affine_rows = KFN(gelu_affine_rows),                                                 \
         .depthwise_conv_rows = KFN(depthwise_conv_rows),                                           \
         .gemm_at = KFN(gemm_at),                                                                   \
         .pack_panels = KFN(pack_panels),                                                           \

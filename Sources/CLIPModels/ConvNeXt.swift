@@ -84,7 +84,9 @@ public struct ConvNeXt {
 
         func callAsFunction(_ x: inout Tensor) throws {
             // A bf16 GEMM normalises its input while converting it: LayerNorm's and GRN's outputs
-            // then never exist in fp32 (fewer passes over the 4C-wide map at batch 1).
+            // then never exist in fp32 (fewer passes over the 4C-wide map at batch 1). fp32 inference
+            // normalises in place first (the training forward hands fp32 GEMMs the normalisations:
+            // `forward`; not measured for inference on a quiet machine yet).
             let fused = fc1.precision.fusesInputNormalization
             var y = try convDW(x)
             if !fused { try norm.applyInPlace(&y) }
@@ -105,37 +107,41 @@ public struct ConvNeXt {
 
         /// What backward needs: the block input, conv_dw's output and fc1's pre-activation (6 floats
         /// per pixel·channel; LayerNorm, GELU and GRN outputs are recomputed from them, which costs
-        /// element-wise passes only), fc2's output where V1's gamma needs it. A checkpointed block
-        /// (`--grad-checkpointing`) keeps its input alone and reruns its forward in backward.
+        /// element-wise passes only), GRN's statistics (N·4C sums), fc2's output where V1's gamma
+        /// needs it. A checkpointed block (`--grad-checkpointing`) keeps its input alone and reruns
+        /// its forward in backward.
         struct Saved {
             let input: Tensor
             let dropFactors: [Float]?
-            let intermediates: (dw: Tensor, z: Tensor, u: Tensor?)?
+            let intermediates: (dw: Tensor, z: Tensor, squares: [Double]?, u: Tensor?)?
         }
 
         /// x + s·gamma·mlp(norm(conv_dw(x))); gamma only in V1, s the per-sample stochastic-depth
         /// factors (nil: all 1). `keep: false` saves the input only.
         func forward(_ x: Tensor, dropFactors: [Float]?, keep: Bool = true) throws -> (Tensor, Saved) {
             let dw = try convDW(x)
-            let z = try fc1(norm(dw))
-            var h: Tensor
+            // LayerNorm's and GRN's outputs go to the GEMMs as normalisations, which they apply
+            // while reading their input where they can (`Linear.fusesNormalization`).
+            let z = try fc1(dw, normalizedBy: norm.inputNormalization)
+            let h: Tensor
+            var squares: [Double]? = nil, fc2Input: InputNormalization? = nil
             if let grn {
-                var squares: [Double]
-                (h, squares) = try geluWithSquareSums(z)   // no second reference to h: applyInPlace would copy it
-                try grn.applyInPlace(&h, squareSums: squares)
+                let (gelu, sums) = try geluWithSquareSums(z)
+                (h, squares) = (gelu, sums)
+                fc2Input = try grn.inputNormalization(for: gelu, squareSums: sums)
             } else {
                 h = OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }
             }
             var out = x
             var u: Tensor? = nil
             if gamma == nil && dropFactors == nil {
-                try fc2.accumulate(h, into: &out)
+                try fc2.accumulate(h, into: &out, normalizedBy: fc2Input)
             } else {
-                let branch = try fc2(h)
+                let branch = try fc2(h, normalizedBy: fc2Input)
                 if gamma != nil { u = branch }
                 try Ops.addScaledBranch(&out, branch, sampleScale: dropFactors, channelScale: gamma?.value)
             }
-            return (out, Saved(input: x, dropFactors: dropFactors, intermediates: keep ? (dw, z, u) : nil))
+            return (out, Saved(input: x, dropFactors: dropFactors, intermediates: keep ? (dw, z, squares, u) : nil))
         }
 
         func geluWithSquareSums(_ z: Tensor) throws -> (Tensor, squareSums: [Double]) {
@@ -143,7 +149,7 @@ public struct ConvNeXt {
         }
 
         func backward(_ dOut: Tensor, saved s: Saved) throws -> Tensor {
-            guard let (dw, z, u) = s.intermediates else {
+            guard let (dw, z, squares, u) = s.intermediates else {
                 return try backward(dOut, saved: forward(s.input, dropFactors: s.dropFactors).1)
             }
             var dBranch = dOut
@@ -156,9 +162,14 @@ public struct ConvNeXt {
             let normed = try norm(dw)
             let dz: Tensor
             if let grn {
-                // V2: GELU and GRN's statistics in one pass; GRN's and GELU's backward in one.
-                let (h, squares) = try geluWithSquareSums(z)
-                let dg = try fc2.backward(dBranch, input: grn(h, squareSums: squares)).required("fc2 backward")
+                // V2: GELU and GRN recomputed in one pass from the forward's statistics; GRN's and
+                // GELU's backward in one.
+                guard let squares else { throw TensorError.invalidArgument("ConvNeXt-V2 block backward: GRN statistics not kept") }
+                let h: Tensor, dg: Tensor
+                do {   // GRN's output is released before the 4C-wide gradients are made
+                    let (gelu, y) = try grn.afterGelu(z, squareSums: squares)
+                    (h, dg) = (gelu, try fc2.backward(dBranch, input: y).required("fc2 backward"))
+                }
                 dz = try grn.backward(dg, input: h, squareSums: squares, geluInput: z)
             } else {
                 let h = OpProfiler.measure("gelu") { Ops.activation(z, .gelu) }

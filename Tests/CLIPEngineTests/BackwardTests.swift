@@ -318,6 +318,52 @@ final class BackwardTests: XCTestCase {
         }
     }
 
+    /// The depthwise weight gradient (sliding-window kernel for widths 3 and 7, the generic loop
+    /// otherwise) against its defining sums in Float64, on maps wider than the kernel, narrower than
+    /// it, and with channel counts that leave a partial vector at every ISA level.
+    func testDepthwiseWeightGradientAgainstFloat64Sums() throws {
+        var rng = SeededGenerator(seed: 2_612_061)
+        for (shape, k) in [([2, 14, 13, 40], 7), ([1, 5, 17, 33], 3), ([2, 3, 2, 16], 7), ([1, 6, 6, 21], 5), ([1, 9, 30, 96], 7)] {
+            let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+            let p = k / 2
+            let x = rand(shape, &rng), wOIHW = rand([c, 1, k, k], &rng), dy = rand(shape, &rng)
+            var gw: GradBuffer? = GradBuffer(count: c * k * k, rng: &rng), gb: GradBuffer? = GradBuffer(count: c, rng: &rng)
+            _ = try withGrad(&gw) { pw in try withGrad(&gb) { pb in
+                try Ops.depthwiseConv2dBackward(dy, input: x, weight: Ops.depthwiseWeight(fromOIHW: wOIHW), padding: p,
+                                                weightGrad: pw, biasGrad: pb, inputGrad: false) } }
+            let (xd, gd) = (d(x), d(dy))
+            var wantW = [Double](repeating: 0, count: c * k * k), wantB = [Double](repeating: 0, count: c)
+            for im in 0..<n { for oy in 0..<h { for ox in 0..<w { for ch in 0..<c {
+                let g = gd[((im * h + oy) * w + ox) * c + ch]
+                wantB[ch] += g
+                for ky in 0..<k { for kx in 0..<k {
+                    let (iy, ix) = (oy + ky - p, ox + kx - p)
+                    if iy >= 0 && iy < h && ix >= 0 && ix < w { wantW[(ch * k + ky) * k + kx] += g * xd[((im * h + iy) * w + ix) * c + ch] }
+                } }
+            } } } }
+            assertClose(gw!.added, wantW, "depthwise dW \(shape) k \(k)", tol: 1e-5)
+            assertClose(gb!.added, wantB, "depthwise db \(shape) k \(k)", tol: 1e-5)
+        }
+    }
+
+    /// Training's backward recomputes GELU and GRN in one pass from the forward's statistics: bit for
+    /// bit the two-pass result, and GRN(GELU(z)) in Float64.
+    func testGeluThenGlobalResponseNormInOnePass() throws {
+        var rng = SeededGenerator(seed: 2_612_062)
+        for shape in [[2, 3, 5, 37], [1, 4, 4, 64], [3, 1, 2, 5]] {
+            let (n, hw, c) = (shape[0], shape[1] * shape[2], shape[3])
+            let z = rand(shape, &rng, -4...4), g = rand([c], &rng), b = rand([c], &rng)
+            let (h, squares) = try Ops.geluWithSquareSums(z)
+            let y = try Ops.globalResponseNorm(h, weight: g, bias: b, squareSums: squares)
+            let (h1, y1) = try Ops.geluThenGlobalResponseNorm(z, weight: g, bias: b, squareSums: squares)
+            XCTAssertEqual(h1.scalars, h.scalars, "GELU \(shape)")
+            XCTAssertEqual(y1.scalars, y.scalars, "GRN \(shape)")
+            assertClose(y1.scalars, F64.grn(d(z).map(Ref.gelu), d(g), d(b), n: n, hw: hw, c: c, eps: 1e-6), "GRN(GELU) \(shape)", tol: 1e-6)
+        }
+        XCTAssertThrowsError(try Ops.geluThenGlobalResponseNorm(Tensor(repeating: 1, shape: [1, 2, 2, 3]), weight: Tensor(repeating: 1, shape: [3]),
+                                                                bias: Tensor(repeating: 0, shape: [3]), squareSums: [1, 2]))
+    }
+
     func testPatchConvBackward() throws {
         var rng = SeededGenerator(seed: 107)
         // stem (k 4, Cin 3), downsample (k 2, odd Cin/Cout, H and W not multiples of k: dropped pixels get 0).

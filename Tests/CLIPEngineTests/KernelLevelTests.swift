@@ -129,19 +129,32 @@ final class KernelLevelTests: KernelTestCase {
 
             for withGelu in [false, true] {
                 var dx = [Float](repeating: .nan, count: x.count)
+                // With z the kernel recomputes x = GELU(z) and must not read x: NaNs there would show.
+                let xIn = withGelu ? [Float](repeating: .nan, count: x.count) : x
                 z.withUnsafeBufferPointer { zb in
                     let zp = withGelu ? zb.baseAddress : nil
-                    k.grn_backward_rows(dy, x, zp, scale, coef, &dx, width, perImage, 0, 4)
-                    k.grn_backward_rows(dy, x, zp, scale, coef, &dx, width, perImage, 4, rows)
+                    k.grn_backward_rows(dy, xIn, zp, scale, coef, &dx, width, perImage, 0, 4)
+                    k.grn_backward_rows(dy, xIn, zp, scale, coef, &dx, width, perImage, 4, rows)
                 }
                 let want = (0..<(rows * width)).map { i -> Double in
                     let j = (i / width / perImage) * width + i % width
-                    let d = Double(dy[i]) * Double(scale[j]) + Double(x[i]) * Double(coef[j])
+                    let xi = withGelu ? hd[i] : Double(x[i])
+                    let d = Double(dy[i]) * Double(scale[j]) + xi * Double(coef[j])
                     let t = Double(z[i])
                     return withGelu ? d * (0.5 * erfc(-t / 2.0.squareRoot()) + t * exp(-t * t / 2) / (2 * Double.pi).squareRoot()) : d
                 }
                 check(dx, want, tolerance: 1e-5, "\(name) grn_backward_rows gelu=\(withGelu)")
             }
+
+            // GELU and GRN's affine map in one pass: bit for bit the two kernels, and Float64.
+            var h1 = [Float](repeating: .nan, count: z.count), y1 = h1, y2 = h1
+            k.gelu_affine_rows(z, &h1, &y1, scale, coef, width, perImage, 0, 4)
+            k.gelu_affine_rows(z, &h1, &y1, scale, coef, width, perImage, 4, rows)
+            k.channel_affine_rows(h, &y2, scale, coef, width, perImage, 0, rows)
+            XCTAssertEqual(h1, h, "\(name) gelu_affine_rows h")
+            XCTAssertEqual(y1, y2, "\(name) gelu_affine_rows y")
+            check(y1, (0..<(rows * width)).map { i in hd[i] * Double(scale[(i / width / perImage) * width + i % width]) + Double(coef[i % width]) },
+                  tolerance: 1e-5, "\(name) gelu_affine_rows y against Float64")
         }
     }
 
@@ -164,6 +177,73 @@ final class KernelLevelTests: KernelTestCase {
                                      bias: bias.map(Double.init), stride: 1, padding: padding, groups: c)
                 check(y, Ref.nchwToNhwc(ref.values, n: n, c: c, h: h, w: w), tolerance: 1e-5,
                             "\(name) depthwise \(n)x\(h)x\(w)x\(c) k\(kernel)")
+            }
+        }
+    }
+
+    /// The depthwise weight gradient (sliding tap accumulators for widths 3 and 7, the generic loop
+    /// for 5) against its defining sums, rows split at an odd place as threads take them.
+    func testDepthwiseWeightGradient() {
+        for (name, k) in levels {
+            for (n, h, w, c, kernel) in [(2, 9, 21, 19, 7), (1, 5, 4, 64, 7), (1, 3, 2, 3, 3), (1, 4, 11, 37, 3), (1, 6, 9, 20, 5)] {
+                let padding = kernel / 2
+                let x = random(n * h * w * c), dy = random(n * h * w * c)
+                var grads = random(kernel * kernel * c + c)
+                let start = grads
+                grads.withUnsafeMutableBufferPointer { g in
+                    let dw = g.baseAddress!, db = dw + kernel * kernel * c
+                    k.depthwise_weight_grad_rows(x, dy, dw, db, h, w, c, kernel, kernel, padding, h, w, 0, 3)
+                    k.depthwise_weight_grad_rows(x, dy, dw, db, h, w, c, kernel, kernel, padding, h, w, 3, n * h)
+                }
+                var want = start.map(Double.init)
+                for im in 0..<n { for oy in 0..<h { for ox in 0..<w { for ch in 0..<c {
+                    let g = Double(dy[((im * h + oy) * w + ox) * c + ch])
+                    want[kernel * kernel * c + ch] += g
+                    for ky in 0..<kernel { for kx in 0..<kernel {
+                        let (iy, ix) = (oy + ky - padding, ox + kx - padding)
+                        if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                            want[(ky * kernel + kx) * c + ch] += g * Double(x[((im * h + iy) * w + ix) * c + ch])
+                        }
+                    } }
+                } } } }
+                // Sums of up to 378 products of magnitude ~25: float rounding reaches ~3e-5.
+                check(grads, want, tolerance: 1e-4, "\(name) depthwise weight gradient \(n)x\(h)x\(w)x\(c) k\(kernel)")
+            }
+        }
+    }
+
+    /// gemm_packed_normalized: bit for bit the level's normalisation kernel followed by gemm_packed,
+    /// with rows split at places that cut both the 128-row blocks and the images.
+    func testPackedGEMMWithNormalisedRowBlocks() {
+        let panel = Int(CLIP_PANEL_WIDTH)
+        for (name, k) in levels {
+            for (m, kk, n, perImage) in [(300, 37, 75, 49), (7, 16, 33, 7)] {
+                let a = random(m * kk, -3...3), b = random(kk * n), bias = random(n)
+                let gamma = random(kk), beta = random(kk), scale = random((m / perImage + 1) * kk)
+                let panels = (n + panel - 1) / panel
+                var packed = [Float](repeating: 0, count: panels * kk * panel)
+                for p in 0..<panels { for r in 0..<kk { for j in 0..<panel where p * panel + j < n {
+                    packed[(p * kk + r) * panel + j] = b[r * n + p * panel + j]
+                } } }
+                var scratch = [Float](repeating: .nan, count: Int(k.gemm_row_block) * kk)
+                for layerNorm in [Int32(1), 0] {
+                    var normed = [Float](repeating: .nan, count: m * kk)
+                    if layerNorm == 1 {
+                        k.layer_norm_rows(a, &normed, gamma, beta, kk, m, 1e-6)
+                    } else {
+                        k.channel_affine_rows(a, &normed, scale, beta, kk, perImage, 0, m)
+                    }
+                    var want = [Float](repeating: .nan, count: m * n), got = want
+                    k.gemm_packed(normed, kk, packed, kk, n, &want, n, bias, Int32(CLIP_ACTIVATION_GELU.rawValue), 0, 0, m, 0, panels)
+                    let split = min(m, 131), half = panels / 2
+                    for (rows, ps) in [(0..<split, 0..<half), (0..<split, half..<panels), (split..<m, 0..<panels)] {
+                        k.gemm_packed_normalized(a, packed, kk, n, &got, n, bias, Int32(CLIP_ACTIVATION_GELU.rawValue), 0,
+                                                 rows.lowerBound, rows.upperBound, ps.lowerBound, ps.upperBound,
+                                                 layerNorm == 1 ? gamma : scale, beta, layerNorm == 1 ? 1 : perImage, 1e-6,
+                                                 layerNorm, &scratch)
+                    }
+                    XCTAssertEqual(got, want, "\(name) gemm_packed_normalized \(m)x\(kk)x\(n) layer_norm=\(layerNorm)")
+                }
             }
         }
     }

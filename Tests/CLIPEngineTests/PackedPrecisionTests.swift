@@ -69,4 +69,58 @@ final class PackedPrecisionTests: XCTestCase {
                                                 normalizedBy: .layerNorm(weight: gamma, bias: beta, eps: 1e-6)))
         }
     }
+
+    /// An fp32 GEMM whose threads split the rows normalises each block of rows into a scratch block
+    /// right before its tiles read it (`gemm_packed_normalized`); one split by panels normalises
+    /// first. Either way: bit for bit the normalise-first product, and the product of the normalised
+    /// input in Float64 (LayerNorm and GRN's affine map, GELU after). Shapes (on 2 threads): 1,470
+    /// rows in images of 49 that straddle the 128-row blocks (rows split over threads), 21 rows with
+    /// K = 37 (a partial vector; one thread), 300 rows by 300 outputs (split by panels).
+    func testFP32GEMMNormalisesItsRowBlocks() throws {
+        rng = SeededGenerator(seed: 2_612_063)
+        for (images, hw, k, n) in [(30, 49, 100, 150), (3, 7, 37, 40), (3, 100, 256, 300)] {
+            let x = tensor([images, hw, 1, k]), w = tensor([n, k]), b = tensor([n])
+            let gamma = tensor([k]), beta = tensor([k])
+            let grnWeight = tensor([k])
+            let grn = try Ops.globalResponseNormAffine(x, weight: grnWeight, bias: beta)
+            let packed = try PackedMatrix(linearWeight: w)
+            // Float64 inputs of the product: LayerNorm, and GRN (y = x·(1 + γ·gx/(mean gx + eps)) + β).
+            let xd = x.scalars.map(Double.init), rows = images * hw
+            var ln = xd, affine = xd
+            for r in 0..<rows {
+                let row = xd[r * k..<(r + 1) * k]
+                let mean = row.reduce(0, +) / Double(k)
+                let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(k)
+                for c in 0..<k {
+                    ln[r * k + c] = (xd[r * k + c] - mean) / (variance + 1e-6).squareRoot() * Double(gamma[flat: c]) + Double(beta[flat: c])
+                }
+            }
+            for image in 0..<images {
+                let gx = (0..<k).map { c in (0..<hw).map { p in xd[(image * hw + p) * k + c] }.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+                let mean = gx.reduce(0, +) / Double(k)
+                for p in 0..<hw {
+                    for c in 0..<k {
+                        let i = (image * hw + p) * k + c
+                        affine[i] = xd[i] * (1 + Double(grnWeight[flat: c]) * gx[c] / (mean + 1e-6)) + Double(beta[flat: c])
+                    }
+                }
+            }
+            for (normalization, input) in [(InputNormalization.layerNorm(weight: gamma, bias: beta, eps: 1e-6), ln), (grn, affine)] {
+                let got = try Ops.linear(x, packed: packed, bias: b, activation: .gelu, normalizedBy: normalization)
+                let want = try Ops.linear(normalization.apply(to: x), packed: packed, bias: b, activation: .gelu)
+                XCTAssertEqual(got.scalars, want.scalars, "\(rows)x\(k)x\(n) \(normalization)")
+                var err = 0.0, norm = 0.0
+                for r in 0..<rows {
+                    for j in 0..<n {
+                        var s = Double(b[flat: j])
+                        for c in 0..<k { s += input[r * k + c] * Double(w[flat: j * k + c]) }
+                        let e = Double(got[flat: r * n + j]) - Ref.gelu(s)
+                        err += e * e
+                        norm += Ref.gelu(s) * Ref.gelu(s)
+                    }
+                }
+                XCTAssertLessThanOrEqual((err / norm).squareRoot(), 1e-5, "\(rows)x\(k)x\(n) \(normalization) against Float64")
+            }
+        }
+    }
 }

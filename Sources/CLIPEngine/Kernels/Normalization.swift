@@ -22,7 +22,22 @@ public enum InputNormalization {
         }
     }
 
-    /// The normalised tensor, computed on its own (the path of fp32 and int8 GEMMs).
+    /// The C kernels' description of this normalisation (normalize_rows_bf16's, gemm_packed_normalized's
+    /// scale, shift, rows per scale row, eps, layer_norm flag), valid inside `body`.
+    func withKernelOperands<R>(_ body: (UnsafePointer<Float>, UnsafePointer<Float>, Int, Float, Int32) throws -> R) rethrows -> R {
+        switch self {
+        case let .layerNorm(weight, bias, eps):
+            return try withExtendedLifetime((weight, bias)) {
+                try body(weight.storage.pointer, bias.storage.pointer, 1, eps, 1)
+            }
+        case let .channelAffine(scale, shift, rowsPerImage):
+            return try withExtendedLifetime(shift) {
+                try scale.withUnsafeBufferPointer { try body($0.baseAddress!, shift.storage.pointer, rowsPerImage, 0, 0) }
+            }
+        }
+    }
+
+    /// The normalised tensor, computed on its own (where the GEMM does not fuse it).
     public func apply(to x: Tensor) throws -> Tensor {
         try check(x)
         switch self {
@@ -91,9 +106,10 @@ extension Ops {
     /// GRN as the affine map it is once its statistics are known, for the GEMM that reads its output
     /// (`linear(…, normalizedBy:)`): in bf16 the map is applied while that GEMM converts its input, so
     /// GRN's output is never written in fp32.
-    public static func globalResponseNormAffine(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6) throws
-        -> InputNormalization {
-        let scale = try grnScale(x, weight: weight, bias: bias, eps: eps)
+    /// `squareSums`: Σ_hw x² per (n, c) when the caller already has them (`geluWithSquareSums`).
+    public static func globalResponseNormAffine(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6,
+                                                squareSums: [Double]? = nil) throws -> InputNormalization {
+        let scale = try grnScale(x, weight: weight, bias: bias, eps: eps, squareSums: squareSums)
         return .channelAffine(scale: scale, shift: bias, rowsPerImage: x.shape[1] * x.shape[2])
     }
 
@@ -118,6 +134,26 @@ extension Ops {
             kernels.gelu_rows_square_sums(zp + r * c, hp + r * c, run, c, rows)
         }[0]
         return (h, sums)
+    }
+
+    /// GELU(z) and timm's GlobalResponseNorm of it, given GRN's statistics (Σ_hw GELU(z)² per (n, c),
+    /// as `geluWithSquareSums` gave them): one pass that writes both maps, bit for bit what
+    /// `geluWithSquareSums` then `globalResponseNorm` give. Training's backward recomputes both this
+    /// way from fc1's pre-activation and the statistics its forward kept.
+    public static func geluThenGlobalResponseNorm(_ z: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-6,
+                                                  squareSums: [Double]) throws -> (gelu: Tensor, output: Tensor) {
+        try require(z.rank == 4, "geluThenGlobalResponseNorm: expected [N, H, W, C], got \(z.shape)")
+        let scale = try grnScale(z, weight: weight, bias: bias, eps: eps, squareSums: squareSums)
+        let (n, hw, c) = (z.shape[0], z.shape[1] * z.shape[2], z.shape[3])
+        let h = Tensor(uninitializedShape: z.shape), y = Tensor(uninitializedShape: z.shape)
+        let zp = z.storage.pointer, hp = h.storage.pointer, yp = y.storage.pointer, b = bias.storage.pointer
+        guard c > 0, hw > 0 else { return (h, y) }
+        scale.withUnsafeBufferPointer { sb in
+            chunks(n * hw, workPerItem: 30 * c) { range in
+                kernels.gelu_affine_rows(zp, hp, yp, sb.baseAddress!, b, c, hw, range.lowerBound, range.upperBound)
+            }
+        }
+        return (h, y)
     }
 
     /// Per (n, c) factor 1 + γ_c·nx[n, c] of GRN (first pass: sums of squares over H·W, unless given).

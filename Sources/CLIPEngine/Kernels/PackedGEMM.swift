@@ -151,37 +151,44 @@ extension Ops {
                            _ c: UnsafeMutablePointer<Float>, ldc: Int,
                            bias: UnsafePointer<Float>?, activation: Activation, accumulate: Bool,
                            normalization: InputNormalization? = nil) {
-        precondition(normalization == nil || (b.precision.fusesInputNormalization && lda == b.k),
-                     "a normalised input is fused only into a bf16 GEMM over contiguous rows")
+        precondition(normalization == nil || (fusesNormalization(m: m, b) && lda == b.k),
+                     "a normalised input is fused only into a bf16 GEMM, or an fp32 one split by rows, over contiguous rows")
         guard m > 0, b.n > 0 else { return }
         let code = activation.kernelCode, acc: Int32 = accumulate ? 1 : 0
         switch b.precision {
         case .fp32:
             let weights = UnsafePointer(b.storage.pointer)
-            scheduleGEMM(m: m, b) { rows, panels in
-                kernels.gemm_packed(a, lda, weights, b.k, b.n, c, ldc, bias, code, acc,
-                                    rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
+            guard let normalization else {
+                scheduleGEMM(m: m, b) { rows, panels in
+                    kernels.gemm_packed(a, lda, weights, b.k, b.n, c, ldc, bias, code, acc,
+                                        rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound)
+                }
+                return
+            }
+            // Each row block is normalised into a scratch block (in L2) right before its tiles read it.
+            let scratchFloats = kernels.gemm_row_block * b.k
+            normalization.withKernelOperands { scale, shift, rowsPerScale, eps, layerNorm in
+                scheduleGEMM(m: m, b) { rows, panels in
+                    let scratch = TensorStorage(count: scratchFloats)
+                    kernels.gemm_packed_normalized(a, weights, b.k, b.n, c, ldc, bias, code, acc,
+                                                   rows.lowerBound, rows.upperBound, panels.lowerBound, panels.upperBound,
+                                                   scale, shift, rowsPerScale, eps, layerNorm, scratch.pointer)
+                }
             }
         case .bf16:
             let ld = PackedMatrix.groups(b.k, .bf16) * Int(CLIP_BF16_GROUP)
             let rows = TensorStorage(count: (m * ld + 1) / 2)
             let converted = rows.raw.bindMemory(to: UInt16.self, capacity: m * ld)
-            switch normalization {
-            case nil:
+            if let normalization {
+                normalization.withKernelOperands { scale, shift, rowsPerScale, eps, layerNorm in
+                    Parallel.forEachChunk(m, workPerItem: b.k * (layerNorm != 0 ? 8 : 4)) { r in
+                        kernels.normalize_rows_bf16(a, b.k, converted, ld, scale, shift, rowsPerScale, eps, layerNorm,
+                                                    r.lowerBound, r.upperBound)
+                    }
+                }
+            } else {
                 Parallel.forEachChunk(m, workPerItem: b.k * 4) { r in
                     kernels.round_rows_bf16(a + r.lowerBound * lda, lda, b.k, converted + r.lowerBound * ld, ld, r.count)
-                }
-            case let .layerNorm(weight, bias, eps):
-                Parallel.forEachChunk(m, workPerItem: b.k * 8) { r in
-                    kernels.normalize_rows_bf16(a, b.k, converted, ld, weight.storage.pointer, bias.storage.pointer, 1,
-                                                eps, 1, r.lowerBound, r.upperBound)
-                }
-            case let .channelAffine(scale, shift, rowsPerImage):
-                scale.withUnsafeBufferPointer { scale in
-                    Parallel.forEachChunk(m, workPerItem: b.k * 4) { r in
-                        kernels.normalize_rows_bf16(a, b.k, converted, ld, scale.baseAddress!, shift.storage.pointer,
-                                                    rowsPerImage, 0, 0, r.lowerBound, r.upperBound)
-                    }
                 }
             }
             let weights = UnsafePointer(b.storage.raw.assumingMemoryBound(to: UInt16.self))
@@ -220,6 +227,25 @@ extension Ops {
         min(Parallel.budget, max(1, flops / 20_000_000))
     }
 
+    /// Whether a GEMM of m rows by `b` applies its input's normalisation itself (`linear(…,
+    /// normalizedBy:)`): bf16 while converting every row; fp32 block by block into a scratch block
+    /// when its threads split the rows (split by panels, every thread would normalise every row:
+    /// the normalisation is then applied once, first); int8 never (it needs each row's range first).
+    static func fusesNormalization(m: Int, _ b: PackedMatrix) -> Bool {
+        switch b.precision {
+        case .bf16: return true
+        case .fp32: return !splitsPanels(m: m, b)
+        case .int8: return false
+        }
+    }
+
+    /// Whether `scheduleGEMM` splits B's panels (few rows) rather than C's rows.
+    private static func splitsPanels(m: Int, _ b: PackedMatrix) -> Bool {
+        let blocks = (m + kernels.gemm_row_block - 1) / kernels.gemm_row_block
+        let threads = threadsForPackedGEMM(flops: 2 * m * b.n * b.k)
+        return threads > 1 && blocks < 2 * threads
+    }
+
     /// Splits C's rows (or, with few rows, B's panels) over the threads the product is worth, in
     /// up to `Parallel.partsPerThread` parts per thread claimed dynamically (a core that another
     /// process slows down takes fewer of them).
@@ -229,7 +255,7 @@ extension Ops {
         let threads = threadsForPackedGEMM(flops: 2 * m * b.n * b.k)
         if threads <= 1 {
             compute(0..<m, 0..<b.panels)
-        } else if blocks >= 2 * threads {
+        } else if !splitsPanels(m: m, b) {
             let parts = min(blocks, threads * Parallel.partsPerThread)
             Parallel.run(parts, threads: threads) { t in
                 compute(blocks * t / parts * rowBlock ..< min(m, blocks * (t + 1) / parts * rowBlock), 0..<b.panels)
@@ -247,7 +273,7 @@ extension Ops {
     public static func linear(_ x: Tensor, packed w: PackedMatrix, bias: Tensor?, activation: Activation = .none,
                               normalizedBy normalization: InputNormalization? = nil) throws -> Tensor {
         let rows = try checkPacked("linear", x, w, bias)
-        let (x, fused) = try normalizedInput(x, normalization, w)
+        let (x, fused) = try normalizedInput(x, normalization, w, rows: rows)
         var y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [w.n])
         y.withUnsafeMutableBufferPointer { out in
             packedGEMM(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
@@ -264,7 +290,7 @@ extension Ops {
         guard residual.count == rows * w.n, residual.shape.last == w.n else {
             throw TensorError.shapeMismatch("linear: residual \(residual.shape) for output [\(rows), \(w.n)]")
         }
-        let (x, fused) = try normalizedInput(x, normalization, w)
+        let (x, fused) = try normalizedInput(x, normalization, w, rows: rows)
         residual.withUnsafeMutableBufferPointer { out in
             packedGEMM(x.storage.pointer, m: rows, lda: w.k, w, out.baseAddress!, ldc: w.n,
                        bias: bias?.storage.pointer, activation: .none, accumulate: true, normalization: fused)
@@ -272,11 +298,11 @@ extension Ops {
     }
 
     /// The GEMM's input and the normalisation left for it to fuse: checked, then either passed on
-    /// (bf16) or applied here (fp32, int8: their kernels read the normalised floats).
-    private static func normalizedInput(_ x: Tensor, _ normalization: InputNormalization?, _ w: PackedMatrix)
+    /// (`fusesNormalization`) or applied here.
+    private static func normalizedInput(_ x: Tensor, _ normalization: InputNormalization?, _ w: PackedMatrix, rows: Int)
         throws -> (Tensor, InputNormalization?) {
         guard let normalization else { return (x, nil) }
-        if w.precision.fusesInputNormalization {
+        if fusesNormalization(m: rows, w) {
             try normalization.check(x)
             return (x, normalization)
         }

@@ -82,6 +82,16 @@ typedef struct clip_kernel_table {
     void (*_Nonnull channel_affine_rows)(const float *_Nonnull src, float *_Nonnull dst, const float *_Nonnull scale,
                                          const float *_Nonnull shift, clip_index width, clip_index rows_per_image,
                                          clip_index row_lo, clip_index row_hi);
+    /// gemm_packed (lda = k) of A's rows normalised as normalize_rows_bf16 describes (`layer_norm`:
+    /// as layer_norm_rows with γ = scale, β = shift; else as channel_affine_rows), block by block into
+    /// `scratch` (gemm_row_block · k floats per concurrent call): the normalised rows never reach
+    /// memory. Bit for bit the normalisation's kernel followed by gemm_packed.
+    void (*_Nonnull gemm_packed_normalized)(const float *_Nonnull a, const float *_Nonnull packed, clip_index k,
+                                            clip_index n, float *_Nonnull c, clip_index ldc, const float *_Nullable bias,
+                                            int activation, int accumulate, clip_index row_lo, clip_index row_hi,
+                                            clip_index panel_lo, clip_index panel_hi, const float *_Nonnull scale,
+                                            const float *_Nonnull shift, clip_index rows_per_scale, float eps,
+                                            int layer_norm, float *_Nonnull scratch);
 
     /// ConvNeXt-V2's GELU → GRN in training (rows of `width` floats): h = GELU(z) with sums[c] += h²;
     /// sum_dyx[c] += dy·x and sum_dy[c] += dy; and GRN's backward d = dy·scale[n, c] + x·coef[n, c]
@@ -90,9 +100,15 @@ typedef struct clip_kernel_table {
                                            clip_index width, clip_index rows);
     void (*_Nonnull accumulate_rows_dot)(const float *_Nonnull dy, const float *_Nonnull x, float *_Nonnull sum_dyx,
                                          float *_Nonnull sum_dy, clip_index width, clip_index rows);
+    /// (With z, x is not read: GELU(z) is recomputed from the same Φ(z) the derivative needs.)
     void (*_Nonnull grn_backward_rows)(const float *_Nonnull dy, const float *_Nonnull x, const float *_Nullable z,
                                        const float *_Nonnull scale, const float *_Nonnull coef, float *_Nonnull dx,
                                        clip_index width, clip_index rows_per_image, clip_index row_lo, clip_index row_hi);
+    /// h = GELU(z) and y = h · scale[r / rows_per_image, c] + shift[c] for rows row_lo..<row_hi in one
+    /// pass: bit for bit `gelu` then `channel_affine_rows` (GRN's output once its statistics are known).
+    void (*_Nonnull gelu_affine_rows)(const float *_Nonnull z, float *_Nonnull h, float *_Nonnull y,
+                                      const float *_Nonnull scale, const float *_Nonnull shift, clip_index width,
+                                      clip_index rows_per_image, clip_index row_lo, clip_index row_hi);
 
     /// Depthwise 2-D convolution, channels-last, stride 1, zero padding: output rows row_lo..<row_hi
     /// (row = image · oh + oy) of x [N, h, w, c] with weight [kh, kw, c] and bias [c] (nullable).

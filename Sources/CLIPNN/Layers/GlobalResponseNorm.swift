@@ -19,11 +19,22 @@ public struct GlobalResponseNorm {
         }
     }
 
+    /// (GELU(z), self(GELU(z))) in one pass, given the statistics `squareSums` of GELU(z) (what
+    /// `Ops.geluWithSquareSums` returned in the forward).
+    public func afterGelu(_ z: Tensor, squareSums: [Double]) throws -> (gelu: Tensor, output: Tensor) {
+        try OpProfiler.measure("gelu + global response norm") {
+            try Ops.geluThenGlobalResponseNorm(z, weight: weightParameter.value, bias: biasParameter.value, eps: eps,
+                                               squareSums: squareSums)
+        }
+    }
+
     /// This GRN over `x` for the GEMM that reads its output (`Linear(…, normalizedBy:)`): its
     /// statistics now, its affine map later, where that GEMM converts its input.
-    public func inputNormalization(for x: Tensor) throws -> InputNormalization {
+    /// `squareSums`: x's Σ_hw x² per (n, c) when already known (`Ops.geluWithSquareSums`).
+    public func inputNormalization(for x: Tensor, squareSums: [Double]? = nil) throws -> InputNormalization {
         try OpProfiler.measure("global response norm") {
-            try Ops.globalResponseNormAffine(x, weight: weightParameter.value, bias: biasParameter.value, eps: eps)
+            try Ops.globalResponseNormAffine(x, weight: weightParameter.value, bias: biasParameter.value, eps: eps,
+                                             squareSums: squareSums)
         }
     }
 
