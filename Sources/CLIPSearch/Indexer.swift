@@ -95,7 +95,7 @@ extension SearchIndex {
 
     /// The roots split into folders to walk and ones that are gone (allowed only with `prune`): a
     /// root that is missing or unreadable is refused before anything is written.
-    package static func checkRoots(_ roots: [String], prune: Bool) throws -> (walkable: [String], gone: [String]) {
+    static func checkRoots(_ roots: [String], prune: Bool) throws -> (walkable: [String], gone: [String]) {
         var walkable: [String] = [], gone: [String] = []
         for given in roots {
             let root = IndexPaths.canonical(given)

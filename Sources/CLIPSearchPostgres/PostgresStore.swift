@@ -313,16 +313,18 @@ final class PostgresStore: @unchecked Sendable {
 
     // MARK: reads for search
 
+    /// The `WHERE` clause that keeps files under `prefix` (an index range scan on `files.path`), as
+    /// the third and fourth parameters of a query whose first two are its own; empty for no prefix.
+    private static func pathFilter(under prefix: String?) -> (sql: String, binds: [Bind]) {
+        guard let prefix else { return ("", []) }
+        let (lo, hi) = PathPrefix.range(prefix)
+        return (" AND f.path >= $3 AND f.path < $4", [.text(lo), .text(hi)])
+    }
+
     func forEachChunk(slot: Int64, dimension: Int, under prefix: String?, chunkRows: Int,
                       _ body: (_ ids: [Int64], _ vectors: UnsafeBufferPointer<Float>) throws -> Void) throws {
         var last: Int64 = 0
-        var filter = ""
-        var binds: [Bind] = []
-        if let prefix {
-            let (lo, hi) = PathPrefix.range(prefix)
-            filter = " AND f.path >= $3 AND f.path < $4"
-            binds = [.text(lo), .text(hi)]
-        }
+        let (filter, binds) = Self.pathFilter(under: prefix)
         var ids: [Int64] = [], buffer: [Float] = []
         while true {
             // Pages by id, so no statement holds the whole slot and the caller scores on its own thread.
@@ -353,13 +355,8 @@ final class PostgresStore: @unchecked Sendable {
         let approximate = try options.under == nil && slot.vectors >= exactBelow && hasVectorIndex(slot: slot.id)
         let ef = options.efSearch ?? max(efSearch, options.top)
         guard (1...1000).contains(ef) else { throw SearchError.badOption("--ef-search must be in 1...1000 (pgvector's range), got \(ef)") }
-        var binds: [Bind] = [.floats(vector), .int(Int64(options.top))]
-        var filter = ""
-        if let prefix = options.under.map(IndexPaths.canonical) {
-            let (lo, hi) = PathPrefix.range(prefix)
-            filter = " AND f.path >= $3 AND f.path < $4"
-            binds += [.text(lo), .text(hi)]
-        }
+        let (filter, pathBinds) = Self.pathFilter(under: options.under.map(IndexPaths.canonical))
+        let binds: [Bind] = [.floats(vector), .int(Int64(options.top))] + pathBinds
         let rows = try transaction { () -> [PostgresRow] in
             if approximate {
                 try query("SET LOCAL hnsw.ef_search = \(ef)")
