@@ -31,8 +31,11 @@ latency)
             $py tools/reference/search_latency.py time "$d" | sed "s/^{/{\"round\": $round, /"
             $bin bench-search --vectors "$d/vectors.npy" --queries "$d/queries.npy" --top 10 --output "$d/swift_ids.npy" \
                 | sed "s/^{/{\"round\": $round, /"
+            $bin bench-search --no-int8-pass --vectors "$d/vectors.npy" --queries "$d/queries.npy" --top 10 --output "$d/swift_float_ids.npy" \
+                | sed "s/^{/{\"round\": $round, /"
         done
         $py tools/reference/search_latency.py agree "$d" "$d/swift_ids.npy"
+        $py tools/reference/search_latency.py agree "$d" "$d/swift_float_ids.npy"
     done ;;
 indexing)
     photos=${2:?give the photo folder}

@@ -531,6 +531,46 @@ static void KFN(l2_normalize_rows)(const float *src, float *dst, clip_index widt
     }
 }
 
+/// `VW` int8 values widened to floats (exactly: every int8 is a float).
+INLINE vf vload_i8(const int8_t *p) {
+    typedef int8_t vc __attribute__((vector_size(VW)));
+    vc c;
+    __builtin_memcpy(&c, p, sizeof c);
+    return __builtin_convertvector(c, vf);
+}
+
+/// Exact search's first pass over quantised vectors: y[r] = scale[r] · Σ_j x[j]·a[r·k + j] for
+/// `rows` int8 rows of length k (a quarter of the bytes of float rows, the pass being memory-bound).
+/// Four rows share each load of x; two accumulators per row hide the FMA latency.
+static void KFN(dot_i8_rows)(const int8_t *a, const float *scale, const float *x, float *y, clip_index k, clip_index rows) {
+    clip_index r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const int8_t *a0 = a + r * k, *a1 = a0 + k, *a2 = a1 + k, *a3 = a2 + k;
+        vf s0 = vsplat(0), s1 = vsplat(0), s2 = vsplat(0), s3 = vsplat(0);
+        vf t0 = vsplat(0), t1 = vsplat(0), t2 = vsplat(0), t3 = vsplat(0);
+        clip_index j = 0;
+        for (; j + 2 * VW <= k; j += 2 * VW) {
+            vf x0 = vload(x + j), x1 = vload(x + j + VW);
+            s0 += vload_i8(a0 + j) * x0; t0 += vload_i8(a0 + j + VW) * x1;
+            s1 += vload_i8(a1 + j) * x0; t1 += vload_i8(a1 + j + VW) * x1;
+            s2 += vload_i8(a2 + j) * x0; t2 += vload_i8(a2 + j + VW) * x1;
+            s3 += vload_i8(a3 + j) * x0; t3 += vload_i8(a3 + j + VW) * x1;
+        }
+        float d0 = vsum(s0 + t0), d1 = vsum(s1 + t1), d2 = vsum(s2 + t2), d3 = vsum(s3 + t3);
+        for (; j < k; j++) { d0 += a0[j] * x[j]; d1 += a1[j] * x[j]; d2 += a2[j] * x[j]; d3 += a3[j] * x[j]; }
+        y[r] = d0 * scale[r]; y[r + 1] = d1 * scale[r + 1]; y[r + 2] = d2 * scale[r + 2]; y[r + 3] = d3 * scale[r + 3];
+    }
+    for (; r < rows; r++) {
+        const int8_t *row = a + r * k;
+        vf s = vsplat(0);
+        clip_index j = 0;
+        for (; j + VW <= k; j += VW) s += vload_i8(row + j) * vload(x + j);
+        float d = vsum(s);
+        for (; j < k; j++) d += row[j] * x[j];
+        y[r] = d * scale[r];
+    }
+}
+
 static void KFN(accumulate_rows)(const float *x, float *sums, clip_index width, clip_index rows, int squared) {
     for (clip_index r = 0; r < rows; r++) {
         const float *xr = x + r * width;
@@ -917,6 +957,7 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
         .layer_norm_backward_rows = KFN(layer_norm_backward_rows),                                 \
         .softmax_rows = KFN(softmax_rows),                                                         \
         .l2_normalize_rows = KFN(l2_normalize_rows),                                               \
+        .dot_i8_rows = KFN(dot_i8_rows),                                                           \
         .accumulate_rows = KFN(accumulate_rows),                                                   \
         .channel_affine_rows = KFN(channel_affine_rows),                                           \
         .gemm_packed_normalized = KFN(gemm_packed_normalized),                                     \

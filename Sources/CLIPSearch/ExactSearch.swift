@@ -77,36 +77,97 @@ enum ExactSearch {
 }
 
 /// A slot's vectors held in memory (for a long-lived process such as a server): searching it is
-/// one GEMM over contiguous rows with no database reads.
+/// one GEMV over contiguous rows with no database reads. From `quantizedMinimumRows` rows on, it
+/// also holds an int8 copy (`Int8Rows`, a quarter of the bytes): a first pass over it keeps the
+/// best few hundred rows, their float scores give the answer, and a bound on the int8 scores'
+/// error proves no other row could enter it — else the float scan runs. Results are the float
+/// scan's (tests compare them); memory is 1.25× the floats.
 public final class VectorMatrix: @unchecked Sendable {
     public let ids: [Int64]
     public let dimension: Int
     /// [ids.count, dimension], row-major.
     public let values: [Float]
+    /// The int8 copy, or nil (fewer rows than `quantizedMinimumRows`, or not asked for).
+    public let quantized: Int8Rows?
+
+    /// Below this many rows the float scan is cheap enough (10^4 rows × 512: ~1 ms).
+    public static let quantizedMinimumRows = 50_000
+    /// Rows scored in one chunk, so the score buffer stays small.
+    static let chunkRows = 65_536
 
     /// `values` holds `ids.count` rows of `dimension` floats (unit vectors for cosine scores).
-    public init(ids: [Int64], dimension: Int, values: [Float]) throws {
+    /// `quantize`: hold the int8 copy (default: from `quantizedMinimumRows` rows).
+    public init(ids: [Int64], dimension: Int, values: [Float], quantize: Bool? = nil) throws {
         guard dimension > 0, values.count == ids.count * dimension else {
             throw SearchError.badOption("a vector matrix of \(ids.count) rows of \(dimension) needs \(ids.count * dimension) values, got \(values.count)")
         }
         self.ids = ids; self.dimension = dimension; self.values = values
+        quantized = quantize ?? (ids.count >= Self.quantizedMinimumRows)
+            ? values.withUnsafeBufferPointer { Int8Rows(quantizing: $0, rows: ids.count, width: dimension) } : nil
     }
 
-    /// The ids and scores of the best `top` rows for `query` (best first). Rows are scored in
-    /// chunks so the score buffer stays small.
+    /// The ids and scores of the best `top` rows for `query` (best first).
     public func search(_ query: [Float], top: Int, minScore: Float? = nil, allowed: ((Int64) -> Bool)? = nil) throws -> [(score: Float, id: Int64)] {
         guard query.count == dimension else { throw SearchError.badQuery("vector", "has \(query.count) values, the matrix has \(dimension)") }
+        if let quantized, top > 0,
+           let found = searchWithInt8Pass(quantized, query, top: top, minScore: minScore, allowed: allowed) {
+            return found
+        }
         var heap = TopK(k: top, minScore: minScore)
         var scratch: [Float] = []
-        let chunk = 65_536
         values.withUnsafeBufferPointer { all in
-            for start in stride(from: 0, to: ids.count, by: chunk) {
-                let end = min(ids.count, start + chunk)
+            for start in stride(from: 0, to: ids.count, by: Self.chunkRows) {
+                let end = min(ids.count, start + Self.chunkRows)
                 let part = UnsafeBufferPointer(rebasing: all[start * dimension..<end * dimension])
                 ExactSearch.score(part, ids: ids[start..<end], query: query, allowed: allowed, into: &heap, scratch: &scratch)
             }
         }
         return heap.sorted()
     }
-}
 
+    /// The int8 pass and the float rescoring of its candidates; nil when the error bound cannot
+    /// prove the answer (near-ties at the cut-off, non-finite values), and the float scan decides.
+    /// Public for tests and benchmarks (how often the first pass settles a query).
+    public func searchWithInt8Pass(_ quantized: Int8Rows, _ query: [Float], top: Int, minScore: Float? = nil,
+                                   allowed: ((Int64) -> Bool)? = nil) -> [(score: Float, id: Int64)]? {
+        let error = query.reduce(0) { $0 + $1 * $1 }.squareRoot().nextUp * quantized.errorPerQueryNorm
+        let candidates = max(256, 16 * top)
+        guard error.isFinite, candidates < ids.count / 4 else { return nil }
+        // First pass: the best `candidates` int8 scores, by row index.
+        var approximate = TopK(k: candidates, minScore: nil)
+        var scratch = [Float](repeating: 0, count: Self.chunkRows)
+        query.withUnsafeBufferPointer { q in
+            scratch.withUnsafeMutableBufferPointer { s in
+                for start in stride(from: 0, to: ids.count, by: Self.chunkRows) {
+                    let end = min(ids.count, start + Self.chunkRows)
+                    quantized.scores(q.baseAddress!, rows: start..<end, into: s.baseAddress!)
+                    var threshold = approximate.threshold
+                    for i in 0..<(end - start) where s[i] >= threshold {
+                        if let allowed, !allowed(ids[start + i]) { continue }
+                        approximate.offer(s[i], Int64(start + i))
+                        threshold = approximate.threshold
+                    }
+                }
+            }
+        }
+        // Second pass: the candidates' float scores, by the same GEMV as the float scan.
+        let rows = approximate.heap.map { Int($0.id) }
+        var gathered = [Float](repeating: 0, count: rows.count * dimension)
+        values.withUnsafeBufferPointer { all in
+            for (n, row) in rows.enumerated() {
+                gathered.replaceSubrange(n * dimension..<(n + 1) * dimension, with: all[row * dimension..<(row + 1) * dimension])
+            }
+        }
+        var exact = TopK(k: top, minScore: minScore)
+        gathered.withUnsafeBufferPointer { g in
+            ExactSearch.score(g, ids: rows.map { ids[$0] }[...], query: query, into: &exact, scratch: &scratch)
+        }
+        let found = exact.sorted()
+        // Every row left out scored at most the last candidate's int8 score, so at most that plus
+        // `error` in floats; with room for every allowed row, nothing was left out.
+        guard approximate.heap.count == candidates else { return found }
+        let ceiling = approximate.threshold + error
+        let proven = found.count == top ? found[top - 1].score > ceiling : ceiling < (minScore ?? -.infinity)
+        return proven ? found : nil
+    }
+}

@@ -20,6 +20,8 @@ struct BenchSearch: ParsableCommand {
     @Option(name: .long, help: "Threads for the kernels (default: all cores).") var threads: Int?
     @Option(name: .long, help: "A postgresql:// index: load the vectors, build the HNSW index, time the store's search per --ef-search (recall against exact).") var db: String?
     @Option(name: .long, parsing: .upToNextOption, help: "hnsw.ef_search values for --db.") var efSearch: [Int] = [40, 100, 200]
+    @Flag(inversion: .prefixedNo, help: "The int8 first pass (from \(VectorMatrix.quantizedMinimumRows) vectors, as `serve` uses it); --no-int8-pass scans the floats only.")
+    var int8Pass = true
 
     func validate() throws {
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be in 1...10000") }
@@ -34,7 +36,7 @@ struct BenchSearch: ParsableCommand {
                 throw InputError(description: "\(vectors) and \(queries) must be (N, dim) and (Q, dim) with the same dim")
             }
             let n = stored.shape[0], dim = stored.shape[1], q = asked.shape[0]
-            let matrix = try VectorMatrix(ids: (0..<n).map(Int64.init), dimension: dim, values: stored.scalars)
+            let matrix = try VectorMatrix(ids: (0..<n).map(Int64.init), dimension: dim, values: stored.scalars, quantize: int8Pass ? nil : false)
             let all = asked.scalars
             func query(_ i: Int) -> [Float] { Array(all[i * dim..<(i + 1) * dim]) }
             if let db { return try benchStore(db, matrix: matrix, vectors: stored.scalars, dim: dim, queries: (0..<q).map(query)) }
@@ -47,8 +49,13 @@ struct BenchSearch: ParsableCommand {
                 ids += hits.map { Int32(truncatingIfNeeded: $0.id) } + Array(repeating: -1, count: top - hits.count)
             }
             times.sort()
-            let object: [String: Any] = ["system": "swiftclip", "n": n, "dim": dim, "queries": q, "top": top, "threads": Parallel.threadCount,
+            var object: [String: Any] = ["system": matrix.quantized == nil ? "swiftclip" : "swiftclip-int8-pass", "n": n, "dim": dim, "queries": q,
+                                         "top": top, "threads": Parallel.threadCount,
                                          "median_ms": times[q / 2], "p10_ms": times[q / 10], "p90_ms": times[q * 9 / 10]]
+            if let int8 = matrix.quantized {
+                // Untimed: how many queries the first pass settled (the others fell back to the float scan).
+                object["settled_by_int8_pass"] = (0..<q).filter { matrix.searchWithInt8Pass(int8, query($0), top: top) != nil }.count
+            }
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             if let output { try NPY.write(int32: ids, shape: [q, top], to: URL(fileURLWithPath: output)) }
         }

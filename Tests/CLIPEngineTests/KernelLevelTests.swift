@@ -31,6 +31,21 @@ final class KernelLevelTests: KernelTestCase {
         }
     }
 
+    func testInt8RowDots() {
+        for (name, k) in levels {
+            for (rows, width) in [(1, 1), (3, 17), (4, 32), (9, 512), (6, 37)] {
+                let a = (0..<(rows * width)).map { _ in Int8.random(in: -127...127) }
+                let scale = random(rows, 0.001...0.02), x = random(width, -1...1)
+                var y = [Float](repeating: .nan, count: rows)
+                k.dot_i8_rows(a, scale, x, &y, width, rows)
+                let want = (0..<rows).map { r in
+                    Double(scale[r]) * (0..<width).reduce(0.0) { $0 + Double(a[r * width + $1]) * Double(x[$1]) }
+                }
+                check(y, want, tolerance: 2e-6 * Double(width).squareRoot(), "\(name) dot_i8_rows \(rows)×\(width)")
+            }
+        }
+    }
+
     func testRowNormalisations() {
         for (name, k) in levels {
             for width in [1, 5, 37, 768] {

@@ -76,6 +76,9 @@ typedef struct clip_kernel_table {
                                               clip_index width, clip_index rows, float eps);
     void (*_Nonnull softmax_rows)(const float *_Nonnull src, float *_Nonnull dst, clip_index width, clip_index rows);
     void (*_Nonnull l2_normalize_rows)(const float *_Nonnull src, float *_Nonnull dst, clip_index width, clip_index rows);
+    /// y[r] = scale[r] · Σ_j x[j]·a[r·k + j] over `rows` int8 rows of length k (exact search's first pass).
+    void (*_Nonnull dot_i8_rows)(const int8_t *_Nonnull a, const float *_Nonnull scale, const float *_Nonnull x,
+                                 float *_Nonnull y, clip_index k, clip_index rows);
     /// sums[c] += Σ over `rows` rows of x[r, c] (or x[r, c]² when `squared`).
     void (*_Nonnull accumulate_rows)(const float *_Nonnull x, float *_Nonnull sums, clip_index width, clip_index rows, int squared);
     /// Row r of a channels-last map: dst[r, c] = src[r, c] · scale[r / rows_per_image, c] + shift[c], rows row_lo..<row_hi.
