@@ -20,15 +20,16 @@ ev() {  # name, then eval-detect options; KEEP=1 keeps a row whose JSON is alrea
     $bin eval-detect --annotations "$scenes/instances_val.json" --images "$scenes/val" "${common[@]}" --json "$@" > "$out/$name.json"
     echo "$name: $(tr -d ' \n' < "$out/$name.json")"
 }
-ev fvlm_blend --detector "$out/det_base.safetensors" --scoring blend
+ev fvlm_blend --detector "$out/det_base.safetensors" --scoring blend --region-embedding roiAlign
 ev detic_invocab --detector "$out/det_base.safetensors" --scoring inVocabulary
-ev clip_region_only --detector "$out/det_base.safetensors" --scoring clipRegion
+ev clip_region_only --detector "$out/det_base.safetensors" --scoring clipRegion --region-embedding roiAlign
 ev heatmap_boxes --heatmap-threshold 0.3 --size 256
 ev upper_all_invocab --detector "$out/det_all.safetensors" --scoring inVocabulary
-ev upper_all_blend --detector "$out/det_all.safetensors" --scoring blend --base-weight 0.35 --novel-weight 0.35
-for w in 0.35 0.5 0.8 1.0; do ev "blend_novel_$w" --detector "$out/det_base.safetensors" --novel-weight "$w"; done
-for w in 0.0 0.65; do ev "blend_base_$w" --detector "$out/det_base.safetensors" --base-weight "$w"; done
-for s in 192 320 384; do ev "size_$s" --detector "$out/det_base.safetensors" --size "$s"; done
+ev upper_all_blend --detector "$out/det_all.safetensors" --scoring blend --base-weight 0.35 --novel-weight 0.35 --region-embedding roiAlign
+for w in 0.35 0.5 0.8 1.0; do ev "blend_novel_$w" --detector "$out/det_base.safetensors" --novel-weight "$w" --region-embedding roiAlign; done
+for w in 0.0 0.65; do ev "blend_base_$w" --detector "$out/det_base.safetensors" --base-weight "$w" --region-embedding roiAlign; done
+for s in 192 320 384; do ev "size_$s" --detector "$out/det_base.safetensors" --size "$s" --region-embedding roiAlign; done
+# The rows above are F-VLM's RoI-align region score; the default (mask) rows follow.
 # How the CLIP region score is computed (docs/detection.md, "Region scores"): the image masked outside
 # the box and re-encoded, RoI-align on a map at CLIP's training size, crops re-encoded (ViLD).
 clip_side=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['vision_cfg'].get('image_size', 224))" "$model" 2>/dev/null || echo 224)
@@ -37,6 +38,8 @@ for r in "mask:--region-embedding mask" "roi$clip_side:--region-embedding roiAli
     ev "region_${name}_only" --detector "$out/det_base.safetensors" --scoring clipRegion $opts
     ev "region_${name}_blend" --detector "$out/det_base.safetensors" $opts
 done
+# How many boxes the masked score re-encodes (--encoded-regions; the default 10; 100 = every proposal).
+for n in 5 20 100; do ev "region_mask_blend_n$n" --detector "$out/det_base.safetensors" --region-embedding mask --encoded-regions "$n"; done
 # Calibration of the blend with the masked region score.
 ev upper_all_mask_blend --detector "$out/det_all.safetensors" --region-embedding mask --base-weight 0.35 --novel-weight 0.35
 for w in 0.35 0.8; do ev "mask_novel_$w" --detector "$out/det_base.safetensors" --region-embedding mask --novel-weight "$w"; done

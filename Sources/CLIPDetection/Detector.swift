@@ -22,8 +22,9 @@ public struct Detection: Codable, Equatable, Sendable {
 }
 
 /// Open-vocabulary detection as F-VLM does it on a frozen CLIP ConvNeXt: the class-agnostic box
-/// head proposes boxes (objectness, NMS), each box is RoI-aligned on the frozen last stage map and
-/// projected by CLIP's own head, and a box's score for a label is
+/// head proposes boxes (objectness, NMS), each box gets a CLIP region embedding (by default the
+/// image masked outside the box and re-encoded; F-VLM's RoI-align on the frozen map is
+/// `regionEmbedding = .roiAlign`), and a box's score for a label is
 /// objectness × p_inVocab^(1−w) · p_CLIP^w, the geometric-mean blend of the head's embedding score
 /// and the CLIP region score, w = `baseWeight` for labels the head was trained on and `novelWeight`
 /// for the others (F-VLM: 0.35 and 0.65). Both probabilities are softmaxes over the queried labels.
@@ -50,12 +51,17 @@ public struct OpenVocabularyDetector {
         public var onePerBox = true
         /// Input side in pixels (the image is stretched to side × side); nil: the head's training size.
         public var imageSize: Int? = nil
-        /// How each proposal's CLIP embedding is computed (`RegionEmbedding`).
-        public var regionEmbedding = RegionEmbedding.roiAlign
+        /// How each proposal's CLIP embedding is computed (`RegionEmbedding`): by default the image
+        /// masked outside the box and re-encoded, the most accurate (docs/detection.md, "Default").
+        public var regionEmbedding = RegionEmbedding.mask
         /// Side the region embedding sees: for `roiAlign` the input of a second backbone pass whose
         /// map is RoI-aligned (nil: the detector's own map); for `crop` and `mask` the side each box
         /// is encoded at (nil: CLIP's training size).
         public var regionInputSize: Int? = nil
+        /// `crop` and `mask`: at most this many proposals (the highest objectness first, after NMS) are
+        /// re-encoded by CLIP, in one batch; the others take the RoI-align embedding on the detector's
+        /// own map (free). Each re-encoding is a whole CLIP image pass.
+        public var encodedRegions = 10
         /// The CLIP region score's softmax scale (nil: CLIP's own exp(logit_scale)); lower is softer.
         public var clipScale: Double? = nil
         public var blendMean = BlendMean.geometric
@@ -128,6 +134,18 @@ public struct OpenVocabularyDetector {
 
     /// With the labels' text embeddings computed once (many images, one vocabulary).
     public func detect(_ image: RGBImage, labels: [String], texts: Tensor, options: Options) throws -> [Detection] {
+        try detectCounting(image, labels: labels, texts: texts, options: options).detections
+    }
+
+    /// What one detection cost: proposals scored after NMS and the threshold, and how many of them
+    /// CLIP re-encoded (`crop`, `mask`).
+    public struct Work: Equatable, Sendable {
+        public var scored = 0, encoded = 0
+        public init(scored: Int = 0, encoded: Int = 0) { self.scored = scored; self.encoded = encoded }
+    }
+
+    /// `detect`, with the work it did.
+    public func detectCounting(_ image: RGBImage, labels: [String], texts: Tensor, options: Options) throws -> (detections: [Detection], work: Work) {
         let side = options.imageSize ?? head.config.imageSize
         guard side >= 32, side <= 4096 else { throw DetectionError.invalidArgument("input size \(side) must be in 32...4096") }
         guard texts.rank == 2, texts.shape[0] == labels.count else { throw DetectionError.invalidArgument("\(labels.count) labels, \(texts.shape) text embeddings") }
@@ -151,17 +169,26 @@ public struct OpenVocabularyDetector {
             candidates.append((loc, p, b))
         }
         candidates.sort { $0.objectness > $1.objectness }
+        // A box's score is its objectness times a mean of probabilities, so never above its objectness:
+        // boxes under the threshold cannot be reported and are not classified (nor re-encoded).
         let kept = Self.nms(candidates.map(\.box), iou: options.nmsIoU, limit: options.proposals).map { candidates[$0] }
-        guard !kept.isEmpty else { return [] }
+            .filter { $0.objectness >= options.threshold }
+        var work = Work(scored: kept.count)
+        guard !kept.isEmpty else { return ([], work) }
 
         let k = labels.count
         let vocabulary = Set(head.config.vocabulary)
         let textRows = texts.scalars
         let sx = Double(image.width) / Double(side), sy = Double(image.height) / Double(side)
-        // CLIP region scores: softmax over labels of CLIP's logit scale × cosine.
-        let regions = Ops.l2Normalize(try regionEmbeddings(image: image, boxes: kept.map(\.box), side: side, stage4: stage4, options: options))
-        let clipProbs = Self.softmaxRows(Self.cosines(regions.scalars, textRows, dim: texts.shape[1]), k: k,
+        // CLIP region scores: softmax over labels of CLIP's logit scale × cosine (not needed when the
+        // head's own classifier is the score).
+        var clipProbs: [Double] = []
+        if options.scoring != .inVocabulary || head.config.embedDim == 0 {
+            let regions = try regionEmbeddings(image: image, boxes: kept.map(\.box), side: side, stage4: stage4, options: options)
+            work.encoded = regions.encoded
+            clipProbs = Self.softmaxRows(Self.cosines(Ops.l2Normalize(regions.embeddings).scalars, textRows, dim: texts.shape[1]), k: k,
                                          scale: options.clipScale ?? Double(Foundation.exp(model.logitScale)))
+        }
         var inVocab: [Double] = []
         if head.config.embedDim > 0 {
             let d = head.config.embedDim
@@ -174,7 +201,7 @@ public struct OpenVocabularyDetector {
         for (i, c) in kept.enumerated() {
             var scores = [Double](repeating: 0, count: k)
             for j in 0..<k {
-                let pc = clipProbs[i * k + j], pv = inVocab.isEmpty ? pc : inVocab[i * k + j]
+                let pv = inVocab.isEmpty ? clipProbs[i * k + j] : inVocab[i * k + j], pc = clipProbs.isEmpty ? pv : clipProbs[i * k + j]
                 let w = vocabulary.contains(labels[j]) ? options.baseWeight : options.novelWeight
                 let cls: Double
                 switch options.scoring {
@@ -194,28 +221,41 @@ public struct OpenVocabularyDetector {
             }
         }
         detections.sort { $0.score > $1.score }
-        return Array(detections.prefix(options.topK))
+        return (Array(detections.prefix(options.topK)), work)
     }
 
     /// CLIP embeddings [M, embed_dim] of `boxes` (in pixels of the `side` × `side` input whose last
-    /// stage map is `stage4`), as `options.regionEmbedding` says.
-    public func regionEmbeddings(image: RGBImage, boxes: [Box], side: Int, stage4: Tensor, options: Options) throws -> Tensor {
+    /// stage map is `stage4`, best first), as `options.regionEmbedding` says; `encoded`: how many
+    /// boxes CLIP re-encoded (`crop`, `mask`: the first `options.encodedRegions`; the others are
+    /// RoI-aligned on `stage4`).
+    public func regionEmbeddings(image: RGBImage, boxes: [Box], side: Int, stage4: Tensor, options: Options) throws -> (embeddings: Tensor, encoded: Int) {
         switch options.regionEmbedding {
         case .roiAlign:
-            guard let other = options.regionInputSize, other != side else {
-                return try dense.regionEmbeddings(lastStage: stage4, boxes: boxes.map { (0, $0) }, inputSize: (side, side))
-            }
-            guard other >= 32, other <= 4096 else { throw DetectionError.invalidArgument("region input size \(other) must be in 32...4096") }
-            let map = try dense.lastStage(try Preprocessor(imageSize: other).stretched(image).reshaped([1, 3, other, other]))
-            let f = Double(other) / Double(side)
-            return try dense.regionEmbeddings(lastStage: map, boxes: boxes.map { (0, $0.scaled(x: f, y: f)) }, inputSize: (other, other))
+            return (try roiAlignEmbeddings(image: image, boxes: boxes, side: side, stage4: stage4, options: options), 0)
         case .crop, .mask:
             let encodeSide = options.regionInputSize ?? model.config.vision.imageSize
             guard encodeSide >= 32, encodeSide <= 4096 else { throw DetectionError.invalidArgument("region input size \(encodeSide) must be in 32...4096") }
+            guard options.encodedRegions >= 0 else { throw DetectionError.invalidArgument("encodedRegions \(options.encodedRegions) must not be negative") }
+            let n = min(boxes.count, options.encodedRegions)
+            let rest = boxes.count > n ? try dense.regionEmbeddings(lastStage: stage4, boxes: boxes[n...].map { (0, $0) }, inputSize: (side, side)) : nil
+            guard n > 0 else { return (rest ?? Tensor(uninitializedShape: [0, model.config.embedDim]), 0) }
             let sx = Double(image.width) / Double(side), sy = Double(image.height) / Double(side)
-            return try RegionEncoder.embeddings(model: model, image: image, boxes: boxes.map { $0.scaled(x: sx, y: sy) },
-                                                mode: options.regionEmbedding, side: encodeSide)
+            let encoded = try RegionEncoder.embeddings(model: model, image: image, boxes: boxes.prefix(n).map { $0.scaled(x: sx, y: sy) },
+                                                       mode: options.regionEmbedding, side: encodeSide)
+            guard let rest else { return (encoded, n) }
+            return (try Tensor(shape: [boxes.count, model.config.embedDim], data: encoded.scalars + rest.scalars), n)
         }
+    }
+
+    /// F-VLM's region embeddings: RoI-align on `stage4`, or on a second backbone pass at `options.regionInputSize`.
+    func roiAlignEmbeddings(image: RGBImage, boxes: [Box], side: Int, stage4: Tensor, options: Options) throws -> Tensor {
+        guard let other = options.regionInputSize, other != side else {
+            return try dense.regionEmbeddings(lastStage: stage4, boxes: boxes.map { (0, $0) }, inputSize: (side, side))
+        }
+        guard other >= 32, other <= 4096 else { throw DetectionError.invalidArgument("region input size \(other) must be in 32...4096") }
+        let map = try dense.lastStage(try Preprocessor(imageSize: other).stretched(image).reshaped([1, 3, other, other]))
+        let f = Double(other) / Double(side)
+        return try dense.regionEmbeddings(lastStage: map, boxes: boxes.map { (0, $0.scaled(x: f, y: f)) }, inputSize: (other, other))
     }
 
     /// Greedy NMS over boxes already sorted by score: indices kept, at most `limit`.

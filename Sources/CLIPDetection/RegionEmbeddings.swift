@@ -10,11 +10,11 @@ public enum RegionEmbedding: String, Codable, Sendable, CaseIterable {
     /// pass for every box; the map is the detector input's unless `regionInputSize` is set).
     case roiAlign
     /// ViLD's image embeddings: cut the box out of the image, stretch it to CLIP's input size and
-    /// encode it (one CLIP pass per box).
+    /// encode it (one CLIP image per box, the best `encodedRegions` boxes batched in one pass).
     case crop
-    /// The whole image at CLIP's input size with every pixel outside the box painted mid-grey, then
-    /// encoded: the object keeps its size and place in the frame, as in CLIP's training images, and
-    /// its neighbours are hidden (one CLIP pass per box).
+    /// The default. The whole image at CLIP's input size with every pixel outside the box painted
+    /// mid-grey, then encoded: the object keeps its size and place in the frame, as in CLIP's
+    /// training images, and its neighbours are hidden (one CLIP image per box, as `crop`).
     case mask
 }
 
@@ -55,24 +55,35 @@ public enum RegionEncoder {
     }
 
     /// CLIP embeddings [M, embed_dim] (not normalised) of the boxes (in `image`'s pixels), each box's
-    /// crop or masked image stretched to `side` × `side` and encoded, `chunk` images per batch.
+    /// crop or masked image stretched to `side` × `side` and encoded, up to `chunk` images per pass
+    /// (one pass when M ≤ chunk); the images of a pass are prepared on `Parallel.budget` threads
+    /// into one input buffer.
     public static func embeddings(model: CLIPModel, image: RGBImage, boxes: [Box], mode: RegionEmbedding,
                                   side: Int, chunk: Int = 32) throws -> Tensor {
         guard mode != .roiAlign else { throw DetectionError.invalidArgument("RegionEncoder encodes crops or masked images, not RoI-aligned maps") }
+        guard !boxes.isEmpty else { throw DetectionError.invalidArgument("RegionEncoder: no boxes to encode") }
+        guard chunk >= 1 else { throw DetectionError.invalidArgument("RegionEncoder: chunk \(chunk) must be at least 1") }
         let preprocessor = Preprocessor(imageSize: side)
-        var rows: [Float] = []
-        rows.reserveCapacity(boxes.count * model.config.embedDim)
+        let sample = 3 * side * side, dim = model.config.embedDim
+        let out = Tensor(uninitializedShape: [boxes.count, dim])
+        var input = Tensor(uninitializedShape: [min(chunk, boxes.count), 3, side, side])
         var start = 0
         while start < boxes.count {
-            let part = boxes[start..<min(boxes.count, start + chunk)]
-            var pixels: [Float] = []
-            pixels.reserveCapacity(part.count * 3 * side * side)
-            for box in part {
-                pixels += preprocessor.stretched(mode == .crop ? cropped(image, box: box) : masked(image, box: box)).scalars
+            let count = min(chunk, boxes.count - start)
+            if count != input.shape[0] { input = Tensor(uninitializedShape: [count, 3, side, side]) }
+            let pixels = input.storage.pointer
+            let workers = min(Parallel.budget, count)
+            Parallel.run(workers) { worker in
+                for i in stride(from: worker, to: count, by: workers) {
+                    let box = boxes[start + i]
+                    let t = preprocessor.stretched(mode == .crop ? cropped(image, box: box) : masked(image, box: box))
+                    (pixels + i * sample).update(from: t.storage.pointer, count: sample)
+                }
             }
-            rows += try model.encodeImage(try Tensor(shape: [part.count, 3, side, side], data: pixels)).scalars
-            start += part.count
+            let rows = try model.encodeImage(input)
+            (out.storage.pointer + start * dim).update(from: rows.storage.pointer, count: count * dim)
+            start += count
         }
-        return try Tensor(shape: [boxes.count, model.config.embedDim], data: rows)
+        return out
     }
 }

@@ -132,6 +132,15 @@ final class ReliabilityCLITests: XCTestCase {
         try expect(["tokenize", "--context-length", "1", "a cat"], status: 64, ["--context-length"])
     }
 
+    /// detect's region options are checked before anything loads, naming the option.
+    func testDetectRegionOptionsRefused() throws {
+        let common = ["detect", "--model", tinyModel, "--detector", "det.safetensors", "--labels", "a,b", "image.png"]
+        for (args, part) in [(["--encoded-regions=-1"], "--encoded-regions"), (["--encoded-regions", "5000"], "--encoded-regions"),
+                             (["--region-embedding", "box"], "--region-embedding"), (["--region-size", "8"], "--region-size")] {
+            try expect(common + args, status: 64, [part])
+        }
+    }
+
     func testCrash7And8BenchOptions() throws {
         for args in [["--batch-sizes", "100000"], ["--batch-sizes", "1000000000000"], ["--batch-sizes", "1,,2"], ["--batch-sizes", "0"],
                      ["--warmup=-1"], ["--repeats=-1"], ["--repeats=0"], ["--tower", "text", "--text-length=-1"],
