@@ -14,8 +14,11 @@
    drawn on one chart.
 
 Usage (repository root, reference venv with pandas, braceexpand, webdataset):
-  tools/reference/.venv/bin/python benchmarks/train_pipeline.py [--repeats 1] [--steps 40]
-Writes benchmarks/results/<date>-train-pipeline.{json,md} and docs/train_loss_curves.png.
+  tools/reference/.venv/bin/python benchmarks/train_pipeline.py [--repeats 1] [--steps 40] [--base-bin OLD] [--tag T]
+Writes benchmarks/results/<date>-train-pipeline[-T].{json,md} and docs/train_loss_curves.png.
+SWIFTCLIP_BIN picks the swiftclip build (default .build/release/swiftclip); --base-bin adds an older build of swiftclip as a third system in the rotation (before/after in one
+run). The load average is recorded before and after, and swiftclip's own account of its wall time
+(the "Time:" line of its log: start-up, set-up, data, steps, checkpoints) is kept per run.
 """
 import argparse
 import datetime
@@ -29,7 +32,7 @@ import tempfile
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-SWIFTCLIP = os.path.join(REPO, ".build", "release", "swiftclip")
+SWIFTCLIP = os.path.abspath(os.environ.get("SWIFTCLIP_BIN", os.path.join(REPO, ".build", "release", "swiftclip")))
 OPEN_CLIP_TRAIN = [sys.executable, os.path.join(REPO, "tools", "reference", "run_open_clip_train.py")]
 VOCAB = os.path.join(REPO, "assets", "bpe_simple_vocab_16e6.txt.gz")
 
@@ -122,10 +125,14 @@ def main():
     ap.add_argument("--precisions", default="fp32,amp_bf16", help="comma-separated: fp32, amp_bf16")
     ap.add_argument("--skip-pipeline", action="store_true", help="keep the pipeline timing of today's results file")
     ap.add_argument("--skip-curves", action="store_true", help="keep the loss curves of today's results file")
+    ap.add_argument("--base-bin", help="an older swiftclip build, run as a third system (swiftclip-base)")
+    ap.add_argument("--tag", help="results file suffix")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="swiftclip-train-bench-")
     result = {"date": datetime.date.today().isoformat(), "machine": os.uname().machine, "cores": os.cpu_count()}
-    out = os.path.join(REPO, "benchmarks", "results", f"{result['date']}-train-pipeline")
+    out = os.path.join(REPO, "benchmarks", "results", f"{result['date']}-train-pipeline" + (f"-{args.tag}" if args.tag else ""))
+    result["cpu"] = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    result["load_before"] = open("/proc/loadavg").read().split()[:3]
     if args.skip_pipeline and os.path.exists(out + ".json"):
         previous = json.load(open(out + ".json"))
         if "pipeline" in previous:
@@ -141,21 +148,31 @@ def main():
         subprocess.run([SWIFTCLIP, "make-synthetic", "--samples", "100", "--output", data], check=True, stdout=subprocess.DEVNULL)
         flags = common_flags(data, 32, 2, [])
         precisions = args.precisions.split(",")
-        times, logs_of = {}, {}
+        times, logs_of, accounts = {}, {}, {}
+        systems = [("swiftclip", [SWIFTCLIP, "train", "--model", "convnext_v2_tiny", "--vocab", VOCAB])]
+        if args.base_bin:
+            systems.append(("swiftclip-base", [os.path.abspath(args.base_bin), "train", "--model", "convnext_v2_tiny", "--vocab", VOCAB]))
+        systems.append(("open_clip_train", OPEN_CLIP_TRAIN + ["--model", "convnext_v2_tiny", "--save-frequency", "1"]))
         for r in range(args.repeats):
             for precision in precisions:
                 logs = os.path.join(work, f"logs{r}{precision}")
-                for system, cmd in (("swiftclip", [SWIFTCLIP, "train", "--model", "convnext_v2_tiny", "--vocab", VOCAB]),
-                                    ("open_clip_train", OPEN_CLIP_TRAIN + ["--model", "convnext_v2_tiny", "--save-frequency", "1"])):
+                for system, cmd in systems:
                     key = f"{system} {precision}"
                     log = os.path.join(work, f"{system}{r}{precision}.log")
                     times.setdefault(key, []).append(run(cmd + ["--precision", precision, "--logs", logs, "--name", system] + flags,
                                                          data, log))
                     logs_of.setdefault(key, log)
-                    print(f"pipeline run {r}: {key} {times[key][-1]:.1f} s", flush=True)
+                    account = [l.strip() for l in open(log) if l.startswith("Time: ")]
+                    if account:
+                        accounts.setdefault(key, []).append(account[-1])
+                    print(f"pipeline run {r}: {key} {times[key][-1]:.1f} s" + (f" ({account[-1]})" if account else ""), flush=True)
+                    shutil.rmtree(logs, ignore_errors=True)   # the next system starts on an emptied disk cache of checkpoints
         images = 2 * (100 // 32) * 32
         speedups = {f"swiftclip {a} / open_clip_train {b}": min(times[f"open_clip_train {b}"]) / min(times[f"swiftclip {a}"])
                     for a in precisions for b in precisions}
+        if args.base_bin:
+            speedups.update({f"swiftclip-base {a} / open_clip_train {a}": min(times[f"open_clip_train {a}"]) / min(times[f"swiftclip-base {a}"])
+                             for a in precisions})
         result["pipeline"] = {
             "command": "convnext_v2_tiny, 100 samples, --batch-size 32 --epochs 2, defaults otherwise, CPU",
             "images_trained": images,
@@ -163,14 +180,18 @@ def main():
             "images_per_s": {k: images / min(v) for k, v in times.items()},
             "speedups": speedups,
             "final_loss": {k: losses(log)[-1] for k, log in logs_of.items()},
+            "swiftclip_time_accounts": accounts,
         }
 
     # 2. Loss curves from the same initial weights on the same data.
     if not args.skip_curves:
         curves(args, work, result)
 
+    result["load_after"] = open("/proc/loadavg").read().split()[:3]
     json.dump(result, open(out + ".json", "w"), indent=1)
-    lines = [f"# swiftclip train vs open_clip_train.main ({result['date']}, {result['cores']} cores)", ""]
+    lines = [f"# swiftclip train vs open_clip_train.main ({result['date']}, {result['cpu']}, {result['cores']} cores)", "",
+             f"Load average (1, 5, 15 min) before: {' '.join(result['load_before'])}; after: {' '.join(result['load_after'])} "
+             f"(above {result['cores']} means other processes shared the cores).", ""]
     if "pipeline" in result:
         p = result["pipeline"]
         lines += ["The seed's pipeline (" + p["command"] + "), whole command, minimum of "
@@ -180,6 +201,12 @@ def main():
             lines.append(f"| {k} | {min(p['wall_s'][k]):.1f} | {p['images_per_s'][k]:.2f} | {p['final_loss'][k]:.4f} |")
         lines.append("")
         lines += [f"- {k}: {v:.2f}× faster" for k, v in p["speedups"].items()]
+        lines.append("")
+        for k, v in p.get("wall_s", {}).items():
+            lines.append(f"- {k}, every run (s): " + ", ".join(f"{t:.1f}" for t in v))
+        lines.append("")
+        for k, v in p.get("swiftclip_time_accounts", {}).items():
+            lines += [f"- {k}, run {i + 1}: {a}" for i, a in enumerate(v)]
         lines.append("")
     if "curves" in result:
         c = result["curves"]

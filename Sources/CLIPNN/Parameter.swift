@@ -79,6 +79,31 @@ public final class Parameter: @unchecked Sendable {
         return grad!.withUnsafeMutableBufferPointer { $0.baseAddress! }
     }
 
+    /// The forms layers derived from this value (`DerivedCache`: packed GEMM weights, …), held
+    /// weakly, so that `dropDerivedForms` can free them.
+    private var derivedForms: [WeakDerivedForm] = []
+    private static let formsLock = NSLock()
+
+    func register(_ form: DerivedForm) {
+        Self.formsLock.lock(); defer { Self.formsLock.unlock() }
+        derivedForms.removeAll { $0.form == nil }
+        if !derivedForms.contains(where: { $0.form === form }) { derivedForms.append(WeakDerivedForm(form: form)) }
+    }
+
+    /// Frees the forms derived from this value (they are rebuilt, identically, when next used).
+    /// A training step calls it once its forward pass is done: the backward pass reads the value
+    /// itself, and the optimizer changes the value before the next forward, which rebuilds every
+    /// form anyway — so the packed copies of the weights need not sit through the backward pass,
+    /// where the step's memory peaks. No effect on an inference-only parameter (whose value may
+    /// be rebuilt from its packed form).
+    public func dropDerivedForms() {
+        guard !isInferenceOnly else { return }
+        Self.formsLock.lock()
+        let forms = derivedForms.compactMap(\.form)
+        Self.formsLock.unlock()
+        for f in forms { f.drop() }
+    }
+
     /// Sets the gradient to zero (keeps the buffer).
     public func zeroGrad() {
         guard grad != nil else { return }
@@ -92,6 +117,10 @@ public final class Parameter: @unchecked Sendable {
         }
         grad = g
     }
+}
+
+struct WeakDerivedForm {
+    weak var form: DerivedForm?
 }
 
 /// A model's parameters keyed by open_clip's names, in declaration order (= open_clip's
@@ -150,10 +179,11 @@ public final class ParameterTree: @unchecked Sendable {
 
 /// A value derived from parameters (a packed GEMM weight, a transposed depthwise weight, a folded
 /// layer scale), rebuilt when any of them has changed since it was built. Thread-safe.
-public final class DerivedCache<Value>: @unchecked Sendable {
+public final class DerivedCache<Value>: DerivedForm, @unchecked Sendable {
     private let lock = NSLock()
     private var versions: [Int] = []
     private var cached: Value?
+    private var registered = false
 
     public init() {}
 
@@ -164,6 +194,20 @@ public final class DerivedCache<Value>: @unchecked Sendable {
         let v = try build()
         cached = v
         versions = current
+        if !registered {
+            registered = true
+            for p in parameters { p.register(self) }
+        }
         return v
     }
+
+    func drop() {
+        lock.lock(); defer { lock.unlock() }
+        cached = nil
+    }
+}
+
+/// A form derived from parameters that can be dropped (it is rebuilt on next use).
+protocol DerivedForm: AnyObject {
+    func drop()
 }

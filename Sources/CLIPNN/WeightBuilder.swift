@@ -120,7 +120,7 @@ public final class WeightBuilder {
             case .ones: buf.initialize(repeating: 1)
             case .constant(let v): buf.initialize(repeating: v)
             case .normal(let std):
-                for i in buf.indices { buf[i] = std * rng.nextGaussian() }
+                if let b = buf.baseAddress { rng.fillGaussian(b, count: buf.count, scale: std) }
             case .truncatedNormal(let std):
                 for i in buf.indices {
                     var v: Float

@@ -144,6 +144,8 @@ public final class TrainingRun {
     private let log: FileHandle?
     private let stepsLog: FileHandle?
     public private(set) var skippedSamples = 0
+    /// Where the run's time went (`RunTimes`), logged as its last line.
+    private var times = RunTimes()
 
     public init(options o: TrainingOptions, tokenizer: CLIPTokenizer, zeroShot: (dataset: LabeledImageDataset, templates: [String])? = nil,
                 communicator: Communicator = .single) throws {
@@ -153,6 +155,8 @@ public final class TrainingRun {
         if communicator.size > 1 && o.accumFreq > 1 {
             throw TrainingError.badOption("--accum-freq above 1 is not implemented for data-parallel (MPI) training yet")
         }
+        let setUpStart = RunTimes.now()
+        times.beforeSetUp = RunTimes.processAge()
         options = o
         self.communicator = communicator
         self.tokenizer = tokenizer
@@ -255,6 +259,7 @@ public final class TrainingRun {
         if let resume = o.resume { try restore(resume) }
         try broadcastParameters(model.parameters.parameters, communicator: communicator)
         if communicator.isRoot { try writeParams() }
+        times.setUp = RunTimes.seconds(since: setUpStart)
     }
 
     static func defaultName(_ o: TrainingOptions) -> String {
@@ -379,7 +384,7 @@ public final class TrainingRun {
                 let completed = epoch + 1
                 state.epoch = completed
                 state.batchesDone = 0
-                let metrics = try evaluate(epoch: completed)
+                let metrics = try RunTimes.measure(&times.evaluation) { try evaluate(epoch: completed) }
                 if !metrics.isEmpty { results.append(metrics) }
                 try saveEpochCheckpoints(completed)
             }
@@ -390,11 +395,12 @@ public final class TrainingRun {
             throw error
         }
         if skippedSamples > 0 { logLine("\(skippedSamples) unreadable sample(s) were skipped (named above)") }
+        defer { if communicator.isRoot { logLine(times.summary) } }
         if stepsLog != nil {
             // The whole run's curve, resumed parts included; a chart that cannot be drawn loses nothing else.
             let chart = directory.appendingPathComponent("loss.png")
             do {
-                if try LossChart.write(stepsLog: directory.appendingPathComponent(Self.stepsLogName), to: chart) { logLine("Loss curve: \(chart.path)") }
+                if try RunTimes.measure(&times.chart, { try LossChart.write(stepsLog: directory.appendingPathComponent(Self.stepsLogName), to: chart) }) { logLine("Loss curve: \(chart.path)") }
             } catch {
                 logLine("warning: could not write the loss curve \(chart.path): \(error)")
             }
@@ -433,10 +439,13 @@ public final class TrainingRun {
                 samples += b.images.shape[0]
             }
             let dataSeconds = seconds(since: tick)
+            times.dataWait += dataSeconds
             guard micro.count == options.accumFreq, micro.allSatisfy({ $0.images.shape[0] >= 2 }) else {
                 throw TrainingError.badOption("epoch \(epoch): too few readable samples for a batch (see the skipped samples above)")
             }
+            let stepStart = RunTimes.now()
             let result = try trainer.step(microBatches: micro)
+            times.steps.append(RunTimes.seconds(since: stepStart))
             batch += options.accumFreq
             guard result.loss.isFinite else {
                 throw TrainingError.nonFiniteLoss(epoch: epoch, step: trainer.step - 1, loss: result.loss, lastCheckpoint: lastCheckpoint)
@@ -517,7 +526,7 @@ public final class TrainingRun {
             pendingSave = save
             Thread.detachNewThread { save.run() }
         } else {
-            try checkpoint.write()
+            try RunTimes.measure(&times.checkpoints) { try checkpoint.write() }
             logLine("Saved checkpoint \(url.path)")
         }
     }
@@ -527,7 +536,7 @@ public final class TrainingRun {
     func finishPendingSave() throws {
         guard let save = pendingSave else { return }
         pendingSave = nil
-        save.done.wait()
+        RunTimes.measure(&times.checkpoints) { save.done.wait() }
         if let error = save.error { throw error }
         logLine("Saved checkpoint \(save.checkpoint.url.path)")
     }

@@ -12,6 +12,39 @@ final class TensorTests: XCTestCase {
         XCTAssertThrowsError(try a.reshaped([4, 4]))
     }
 
+    /// The parallel fill draws exactly what one `nextGaussian()` per element would, leaves the
+    /// generator (spare sample included) where those calls leave it, on both threads and on one.
+    func testFillGaussianEqualsSequentialDraws() throws {
+        for threads in [1, 2] {
+            for count in [0, 1, 2, 3, 8, 1001, 300_001] {
+                for startWithSpare in [false, true] {
+                    var a = SeededGenerator(seed: UInt64(count) &+ 7)
+                    if startWithSpare { _ = a.nextGaussian() }
+                    var b = a
+                    let expected = (0..<count).map { _ in 0.02 * a.nextGaussian() }
+                    var got = [Float](repeating: .nan, count: count)
+                    Parallel.withThreads(threads) {
+                        got.withUnsafeMutableBufferPointer { if let p = $0.baseAddress { b.fillGaussian(p, count: count, scale: 0.02) } }
+                    }
+                    XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "count \(count), spare \(startWithSpare), \(threads) thread(s)")
+                    XCTAssertEqual(b.snapshot, a.snapshot, "count \(count), spare \(startWithSpare)")
+                    XCTAssertEqual(b.nextGaussian().bitPattern, a.nextGaussian().bitPattern)
+                    XCTAssertEqual(b.nextGaussian().bitPattern, a.nextGaussian().bitPattern)
+                }
+            }
+        }
+    }
+
+    /// Large buffers are filled in parallel chunks: every element, the odd tail included.
+    func testLargeFillsReachEveryElement() {
+        for count in [(1 << 18) - 1, 1 << 18, (1 << 18) * 2 + 3, (1 << 18) * 9 + 5] {
+            let t = Tensor(repeating: 1.5, shape: [count])
+            XCTAssertTrue(t.withUnsafeBufferPointer { $0.allSatisfy { $0 == 1.5 } }, "count \(count)")
+            let z = Tensor(zeros: [count])
+            XCTAssertTrue(z.withUnsafeBufferPointer { $0.allSatisfy { $0 == 0 } }, "count \(count)")
+        }
+    }
+
     func testSliceAndConcatenate() throws {
         var rng = SeededGenerator(seed: 2)
         let a = Tensor.random(shape: [7, 3], using: &rng)
