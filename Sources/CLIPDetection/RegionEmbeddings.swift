@@ -72,13 +72,10 @@ public enum RegionEncoder {
             let count = min(chunk, boxes.count - start)
             if count != input.shape[0] { input = Tensor(uninitializedShape: [count, 3, side, side]) }
             let pixels = input.storage.pointer
-            let workers = min(Parallel.budget, count)
-            Parallel.run(workers) { worker in
-                for i in stride(from: worker, to: count, by: workers) {
-                    let box = boxes[start + i]
-                    let t = preprocessor.stretched(mode == .crop ? cropped(image, box: box) : masked(image, box: box))
-                    (pixels + i * sample).update(from: t.storage.pointer, count: sample)
-                }
+            Parallel.run(count, threads: Parallel.budget) { i in
+                let box = boxes[start + i]
+                let t = preprocessor.stretched(mode == .crop ? cropped(image, box: box) : masked(image, box: box))
+                (pixels + i * sample).update(from: t.storage.pointer, count: sample)
             }
             let rows = try model.encodeImage(input)
             (out.storage.pointer + start * dim).update(from: rows.storage.pointer, count: count * dim)

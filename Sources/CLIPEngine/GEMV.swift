@@ -35,8 +35,8 @@ public func sgemv(m: Int, k: Int, a: UnsafePointer<Float>, lda: Int, x: UnsafePo
 public struct Int8Rows: Sendable {
     public let rows: Int
     public let width: Int
-    public let values: [Int8]
-    public let scales: [Float]
+    let values: [Int8]
+    let scales: [Float]
     public let errorPerQueryNorm: Float
 
     public init(quantizing src: UnsafeBufferPointer<Float>, rows: Int, width: Int) {

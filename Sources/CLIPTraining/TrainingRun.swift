@@ -424,7 +424,7 @@ public final class TrainingRun {
         defer { loader.cancel() }
         var batch = start
         var lossAverage = RunningMean(), timeAverage = RunningMean(), dataAverage = RunningMean()
-        var tick = DispatchTime.now().uptimeNanoseconds
+        var tick = RunTimes.now()
         while batch + options.accumFreq <= stepsPerEpoch * options.accumFreq {
             var micro: [(images: Tensor, tokens: [[Int]])] = []
             var samples = 0
@@ -438,7 +438,7 @@ public final class TrainingRun {
                 micro.append((b.images, ids))
                 samples += b.images.shape[0]
             }
-            let dataSeconds = seconds(since: tick)
+            let dataSeconds = RunTimes.seconds(since: tick)
             times.dataWait += dataSeconds
             guard micro.count == options.accumFreq, micro.allSatisfy({ $0.images.shape[0] >= 2 }) else {
                 throw TrainingError.badOption("epoch \(epoch): too few readable samples for a batch (see the skipped samples above)")
@@ -450,8 +450,8 @@ public final class TrainingRun {
             guard result.loss.isFinite else {
                 throw TrainingError.nonFiniteLoss(epoch: epoch, step: trainer.step - 1, loss: result.loss, lastCheckpoint: lastCheckpoint)
             }
-            let stepSeconds = seconds(since: tick)
-            tick = DispatchTime.now().uptimeNanoseconds
+            let stepSeconds = RunTimes.seconds(since: tick)
+            tick = RunTimes.now()
             lossAverage.add(result.loss); timeAverage.add(stepSeconds); dataAverage.add(dataSeconds)
             let stepInEpoch = batch / options.accumFreq
             samples = result.samples
@@ -486,8 +486,6 @@ public final class TrainingRun {
             }
         }
     }
-
-    func seconds(since t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 }
 
     func duration(_ s: Double) -> String {
         guard s.isFinite else { return "?" }
