@@ -147,8 +147,12 @@ final class SQLiteStore: @unchecked Sendable {
 
     func slots() throws -> [ModelSlot] {
         try read { db in
+            // Counted through `vectors_by_file` (file_id, model_id: no vector in it). Through the
+            // primary key SQLite reads every vector's overflow page to step over its row: with
+            // 100,000 vectors 117k page reads instead of 3k, 0.2-0.36 s instead of 0.01, and a
+            // one-shot `search` looks at the slots several times.
             try Row.fetchAll(db, sql: """
-                SELECT m.*, (SELECT count(*) FROM vectors v JOIN files f ON f.id = v.file_id
+                SELECT m.*, (SELECT count(*) FROM vectors v INDEXED BY vectors_by_file JOIN files f ON f.id = v.file_id
                              WHERE v.model_id = m.id AND f.deleted = 0) AS n
                 FROM models m ORDER BY m.id
                 """).map(Self.slot)

@@ -210,6 +210,37 @@ final class PostgresTests: XCTestCase {
         XCTAssertEqual(try index.slot(for: model9).vectors, count)
     }
 
+    /// A walk never waits for a row that another session holds (as a claim holds its batch while
+    /// the model runs): it leaves the row unstamped, does not tombstone it, and finishes while the
+    /// row is still held. (Waiting there kept a second process's walk behind the first's claims.)
+    func testWalkDoesNotWaitForAHeldRow() throws {
+        try addPhotos(6)
+        let model = try tinyModel(seed: 5)
+        let url = try PostgresServer.shared.database()
+        let database = String(url.split(separator: "/").last ?? "")
+        let index = try IndexDatabase.open(url)
+        XCTAssertEqual(try index.update(roots: [photos.path], model: model).new, 6)
+        let server = PostgresServer.shared
+        let released = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            _ = try? server.psql("BEGIN; SELECT id FROM files ORDER BY id LIMIT 1 FOR UPDATE; SELECT pg_sleep(300); COMMIT", database: database)
+            released.signal()
+        }
+        let holding = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(300)%' AND state = 'active' AND pid <> pg_backend_pid()"
+        let deadline = Date().addingTimeInterval(60)
+        while try server.psql(holding, database: database) != "1" && Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(try server.psql(holding, database: database), "1", "the session holding a row did not start")
+        let summary = try index.update(roots: [photos.path], model: model)
+        XCTAssertEqual(try server.psql(holding, database: database), "1", "the run ended only once the row was released: it waited for it")
+        XCTAssertEqual([summary.unchanged, summary.removed, summary.new], [6, 0, 0])
+        XCTAssertEqual(try index.status().live, 6)
+        try server.psql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(300)%' AND pid <> pg_backend_pid()",
+                        database: database)
+        released.wait()
+        // Released, the row is stamped by the next run like the others.
+        XCTAssertEqual(try index.update(roots: [photos.path], model: model).unchanged, 6)
+    }
+
     /// The server stops in the middle of a run (immediate shutdown): the run fails with an error
     /// naming the lost connection; with the server back, the next run finishes the job.
     func testServerGoneMidRunThenResume() throws {

@@ -6,7 +6,7 @@ torch.no_grad, L2-normalise, and one INSERT per file into `images(filepath UNIQU
 size, vector BLOB)` committed per batch — rclip's schema and loop, without its CLI. Prints one JSON
 line: images, seconds, images/s.
 
-    python rclip_like_index.py FOLDER DB [--model convnext_v2_tiny] [--batch-size 32] [--threads 2]
+    python rclip_like_index.py FOLDER DB [--model convnext_v2_tiny] [--weights W] [--batch-size 32] [--threads 2]
 """
 import argparse
 import json
@@ -34,6 +34,7 @@ def main():
     ap.add_argument("folder")
     ap.add_argument("db")
     ap.add_argument("--model", default="convnext_v2_tiny")
+    ap.add_argument("--weights", default=None, help="open_clip state dict (.safetensors or .pt); else random from seed 0")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -43,6 +44,9 @@ def main():
     from PIL import Image
     torch.set_num_threads(args.threads)
     model = _common.create_model(args.model, seed=0)
+    if args.weights:
+        open_clip.load_checkpoint(model, args.weights)
+    model.eval()
     preprocess = open_clip.image_transform(model.visual.image_size, is_train=False)
 
     db = sqlite3.connect(args.db)
