@@ -12,13 +12,17 @@
 //
 // A noisy neighbour (another process busy on one of the cores): parts are claimed one at a time
 // from a shared counter, so callers split a region into more parts than threads and a fast core
-// takes the parts a slow one has not started. A worker that spins on a shared core burns its share
-// of that core and is then preempted at a random point, often inside a part the others must wait
-// for (a whole scheduler slice, ~3 ms); so a worker that finds it was preempted while spinning (a
-// gap between two clock reads far longer than the spin) stops spinning for a while and sleeps
-// between regions instead: a sleeper has used less than its share and runs at once when woken.
+// takes the parts a slow one has not started. That is not enough: a worker that shares a core with
+// a busy process gets turns of a scheduler tick or so (4 ms here), and when its turn ends inside a
+// part, the region waits for the rest of the neighbour's turn (measured: 2 threads slower than 1).
+// So once the pool sees contention (a worker preempted while spinning or inside a part, or a caller
+// that waited on another thread's part far longer than its own parts took), each worker runs in
+// bursts: after CLIP_POOL_BURST_NS on the CPU (shorter where its turns were seen to be shorter) it
+// finishes the part in hand and yields the CPU before it claims another, so the neighbour's turn
+// falls between parts, and the parts go on at the caller meanwhile.
 #include "CLIPKernels.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,10 +31,18 @@
 /// a forward pass (a few µs to ~100 µs of serial work), short enough that an idle process stops
 /// burning CPU almost at once.
 #define CLIP_POOL_SPIN_NS 200000
-/// A gap this long between two clock reads of a spinning worker means it was preempted…
+/// A gap this long between two clock reads of a spinning worker means it was preempted; so does
+/// this much time off the CPU (wall time less the thread's CPU time) inside one part…
 #define CLIP_POOL_PREEMPTED_NS 500000
-/// …and then workers sleep between regions (no spinning) for this long before they try again.
+#define CLIP_POOL_OFF_CPU_NS 100000
+/// …and then workers run in bursts for this long (renewed by each new sign of contention).
 #define CLIP_POOL_CONTENDED_NS 200000000
+/// A burst: at most this long on the CPU before a worker yields between two parts, and at most
+/// 5/8 of the longest turn a worker was last seen to get (kernels with a shorter tick), at least
+/// the minimum. 2 ms measured best here (HZ 250: turns of 4 ms; 1 ms gave the worker too small a
+/// share, docs/benchmarks.md).
+#define CLIP_POOL_BURST_NS 2000000
+#define CLIP_POOL_BURST_MIN_NS 500000
 #define CLIP_POOL_MAX_WORKERS 255
 
 /// state: the region's epoch (bits 63–32), the workers that joined it (31–24), its parts (23–12)
@@ -45,7 +57,7 @@ static struct {
     _Atomic(int) busy;
     _Atomic(int) sleepers;
     _Atomic(int) helpers;                 // workers the region may use (written before `state`)
-    _Atomic(uint64_t) contended_until;    // clock (ns) before which workers do not spin
+    _Atomic(uint64_t) contended_until;    // clock (ns) before which workers run in bursts
     clip_pool_task task;   // written before `state` is published, read after a part is claimed
     void *context;
     int workers;           // started (only the thread holding `busy` starts more)
@@ -72,24 +84,62 @@ static uint64_t now_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/// Claims and runs parts of region `epoch` until none is left (or a newer region replaced it).
+static uint64_t thread_cpu_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void note_contention(uint64_t now) {
+    atomic_store_explicit(&pool.contended_until, now + CLIP_POOL_CONTENDED_NS, memory_order_relaxed);
+}
+
+static int contended(uint64_t now) { return now < atomic_load_explicit(&pool.contended_until, memory_order_relaxed); }
+
+/// A worker's view of its CPU: when it last got it back (woken, yielded, or found preempted) and
+/// how long it may run from then while the pool is contended.
+typedef struct { uint64_t since, burst; } clip_turn;
+
+static void yield_if_turn_over(clip_turn *turn) {
+    const uint64_t t = now_ns();
+    if (contended(t) && t - turn->since > turn->burst) {
+        sched_yield();
+        turn->since = now_ns();
+    }
+}
+
+/// Claims and runs parts of region `epoch` until none is left (or a newer region replaced it):
+/// 0; for a worker (`turn` non-null) that the pool is contended, also until its burst is over
+/// (checked before each claim but the first): 1.
 /// A worker (`joining`) first joins the region, in the same atomic step as its first claim, unless
 /// the region already has as many workers as it allows.
-static void run_parts(uint32_t epoch, int joining) {
+static int run_parts(uint32_t epoch, int joining, clip_turn *turn) {
     uint64_t s = atomic_load_explicit(&pool.state, memory_order_acquire);
     for (;;) {
-        if (epoch_of(s) != epoch || next_of(s) >= parts_of(s)) return;
+        if (epoch_of(s) != epoch || next_of(s) >= parts_of(s)) return 0;
+        const uint64_t start = turn ? now_ns() : 0;
+        const int timed = turn && contended(start);
+        if (timed && !joining && start - turn->since > turn->burst) return 1;
         uint64_t claimed = s + 1;
         if (joining) {
             // Read after `s`, so it is this region's limit or a newer one's (then the exchange fails).
-            if (joined_of(s) >= (unsigned)atomic_load_explicit(&pool.helpers, memory_order_relaxed)) return;
+            if (joined_of(s) >= (unsigned)atomic_load_explicit(&pool.helpers, memory_order_relaxed)) return 0;
             claimed += (uint64_t)1 << CLIP_POOL_JOINED_SHIFT;
         }
         if (atomic_compare_exchange_weak_explicit(&pool.state, &s, claimed, memory_order_acq_rel, memory_order_acquire)) {
             // Claimed: the region cannot end before this part does, so task and context are its own.
             joining = 0;
+            const uint64_t cpu = timed ? thread_cpu_ns() : 0;
             pool.task(pool.context, (clip_index)next_of(s));
             atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_release);
+            if (timed) {
+                // Preempted inside the part (time off the CPU): its turn began again since.
+                const uint64_t end = now_ns();
+                if ((int64_t)((end - start) - (thread_cpu_ns() - cpu)) > CLIP_POOL_OFF_CPU_NS) {
+                    note_contention(end);
+                    turn->since = end;
+                }
+            }
             s = atomic_load_explicit(&pool.state, memory_order_acquire);
         }
     }
@@ -98,6 +148,7 @@ static void run_parts(uint32_t epoch, int joining) {
 /// `first_epoch`: the epoch before the region that started this worker, so that it joins that region.
 static void *worker_main(void *first_epoch) {
     uint32_t seen = (uint32_t)(uintptr_t)first_epoch;
+    clip_turn turn = {now_ns(), CLIP_POOL_BURST_NS};
     for (;;) {
         const uint64_t spin_start = now_ns();
         uint64_t last = spin_start;
@@ -106,11 +157,21 @@ static void *worker_main(void *first_epoch) {
         while ((epoch = epoch_of(atomic_load_explicit(&pool.state, memory_order_acquire))) == seen) {
             if (++spins % 256 == 0 || spins == 1) {
                 const uint64_t t = now_ns();
-                if (t - last > CLIP_POOL_PREEMPTED_NS)
-                    atomic_store_explicit(&pool.contended_until, t + CLIP_POOL_CONTENDED_NS, memory_order_relaxed);
+                if (t - last > CLIP_POOL_PREEMPTED_NS) {
+                    // Preempted while spinning, after last − since on the CPU: a whole turn.
+                    uint64_t burst = (last - turn.since) / 8 * 5;
+                    if (burst > CLIP_POOL_BURST_NS) burst = CLIP_POOL_BURST_NS;
+                    if (burst < CLIP_POOL_BURST_MIN_NS) burst = CLIP_POOL_BURST_MIN_NS;
+                    turn.burst = burst;
+                    turn.since = t;
+                    note_contention(t);
+                }
                 last = t;
-                const uint64_t spin = t < atomic_load_explicit(&pool.contended_until, memory_order_relaxed) ? 0 : CLIP_POOL_SPIN_NS;
-                if (t - spin_start < spin) { cpu_relax(); continue; }
+                if (t - spin_start < CLIP_POOL_SPIN_NS) {
+                    yield_if_turn_over(&turn);
+                    last = now_ns();
+                    continue;
+                }
                 // Sleep. sleepers and state are sequentially consistent on both sides: either the
                 // dispatcher sees this sleeper and broadcasts (under the lock), or this check sees
                 // its new state.
@@ -119,12 +180,15 @@ static void *worker_main(void *first_epoch) {
                 while (epoch_of(atomic_load(&pool.state)) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
                 atomic_fetch_sub(&pool.sleepers, 1);
                 pthread_mutex_unlock(&pool.lock);
+                turn.since = now_ns();
             } else {
                 cpu_relax();
             }
         }
         seen = epoch;
-        run_parts(epoch, 1);
+        yield_if_turn_over(&turn);
+        // Joins with its first claim; after a burst, yields and goes on with the same region.
+        for (int joining = 1; run_parts(epoch, joining, &turn); joining = 0) yield_if_turn_over(&turn);
     }
     return 0;
 }
@@ -163,11 +227,22 @@ int clip_pool_run_threads(clip_index parts, clip_index threads, clip_pool_task t
         pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.lock);
     }
-    run_parts(epoch, 0);
-    while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) cpu_relax();
+    const uint64_t start = now_ns();
+    run_parts(epoch, 0, 0);
+    if (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) {
+        // Waiting on another thread's part far longer than its own parts took: it was preempted.
+        const uint64_t own = now_ns() - start;
+        while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) cpu_relax();
+        const uint64_t end = now_ns(), waited = end - start - own;
+        if (waited > CLIP_POOL_PREEMPTED_NS && waited > 2 * own) note_contention(end);
+    }
     atomic_store_explicit(&pool.busy, 0, memory_order_release);
     return 0;
 }
+
+int clip_pool_contended(void) { return contended(now_ns()); }
+
+void clip_pool_note_contention(void) { note_contention(now_ns()); }
 
 int clip_pool_run(clip_index parts, clip_pool_task task, void *context) {
     return clip_pool_run_threads(parts, parts, task, context);

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import CLIPEngine
+import CLIPKernels
 
 /// The engine's worker pool (`Parallel.run` over `clip_pool_run`): every part runs exactly once,
 /// parts really run at the same time, and regions from several threads or nested in a part fall
@@ -98,12 +99,14 @@ extension ParallelTests {
     }
 
     /// A part that cannot finish until every other part has: only a pool whose other thread goes on
-    /// claiming parts (not one fixed share per thread) lets it finish; waits up to 10 s.
+    /// claiming parts (not one fixed share per thread) lets it finish; waits up to 10 s. Also with
+    /// the pool contended and parts of 0.5 ms: a worker that yields after a burst comes back.
     func testOtherThreadTakesThePartsASlowOneHasNotStarted() throws {
         guard ProcessInfo.processInfo.activeProcessorCount >= 2 else { throw XCTSkip("one CPU") }
         let lock = NSLock()
-        for pause in [0.0, 0.05] {
+        for (pause, contended) in [(0.0, false), (0.05, false), (0.0, true)] {
             Thread.sleep(forTimeInterval: pause)
+            if contended { clip_pool_note_contention() }
             var done = 0
             var finishedInTime = false
             Parallel.run(16, threads: 2) { part in
@@ -114,10 +117,11 @@ extension ParallelTests {
                         if d == 15 { finishedInTime = true; break }
                     }
                 } else {
+                    if contended { usleep(500) }   // 15 parts of ≥ 0.5 ms: several bursts
                     lock.lock(); done += 1; lock.unlock()
                 }
             }
-            XCTAssertTrue(finishedInTime, "the other thread did not take parts 1-15 while part 0 ran (pause \(pause) s)")
+            XCTAssertTrue(finishedInTime, "the other thread did not take parts 1-15 while part 0 ran (pause \(pause) s, contended \(contended))")
         }
     }
 
@@ -139,6 +143,57 @@ extension ParallelTests {
                 XCTAssertEqual(counts.max(), 1, "count \(count), \(perThread) parts per thread")
             }
         }
+    }
+}
+
+/// The contended mode (`clip_pool_note_contention`, ThreadPool.c): workers run in bursts and yield
+/// between parts; the caller that waits on a preempted worker's part switches the mode on.
+extension ParallelTests {
+    /// With the pool contended, parts longer than a worker's burst (and time off the CPU inside a
+    /// part, as a preemption) make workers yield and come back: still every part exactly once.
+    func testBurstsRunEveryPartOnceWhenContended() {
+        let lock = NSLock()
+        for threads in [2, 3] {
+            for parts in [2, 5, 16, 61] {
+                for region in 0..<40 {
+                    clip_pool_note_contention()
+                    XCTAssertEqual(clip_pool_contended(), 1)
+                    var counts = [Int](repeating: 0, count: parts)
+                    Parallel.run(parts, threads: threads) { part in
+                        if region % 8 == 0 && part % 4 == 1 { usleep(2_500) }   // past a 2 ms burst
+                        lock.lock(); counts[part] += 1; lock.unlock()
+                    }
+                    XCTAssertEqual(counts, [Int](repeating: 1, count: parts), "\(parts) parts, \(threads) threads")
+                    if counts != [Int](repeating: 1, count: parts) { return }
+                }
+            }
+        }
+    }
+
+    /// A caller that waits on another thread's part far longer than its own parts took (here a
+    /// worker's part sleeps 0.2 s, as a preempted one would be off the CPU; the caller's own part
+    /// takes at most 50 ms) switches the mode on.
+    func testCallerWaitingOnAnotherThreadsPartNotesContention() throws {
+        guard ProcessInfo.processInfo.activeProcessorCount >= 2 else { throw XCTSkip("one CPU") }
+        let caller = ObjectIdentifier(Thread.current)
+        let lock = NSLock()
+        for _ in 0..<50 {
+            var otherThreadRan = false, started = false
+            Parallel.run(2, threads: 2) { part in
+                if ObjectIdentifier(Thread.current) == caller {
+                    let t0 = Date()   // give the worker its part (up to 50 ms), then return at once
+                    while Date().timeIntervalSince(t0) < 0.05 { lock.lock(); let s = started; lock.unlock(); if s { break } }
+                } else {
+                    lock.lock(); started = true; otherThreadRan = true; lock.unlock()
+                    usleep(200_000)
+                }
+            }
+            if otherThreadRan {
+                XCTAssertEqual(clip_pool_contended(), 1, "the caller waited ~0.2 s on a worker's part")
+                return
+            }
+        }
+        XCTFail("no worker took a part in 50 regions")
     }
 }
 

@@ -243,6 +243,13 @@ int clip_pool_run(clip_index parts, clip_pool_task _Nonnull task, void *_Nullabl
 /// the parts a slow (preempted) one has not started.
 int clip_pool_run_threads(clip_index parts, clip_index threads, clip_pool_task _Nonnull task, void *_Nullable context);
 
+/// 1 while the pool runs its workers in bursts (for ~0.2 s after it last saw a worker preempted or
+/// a caller wait on a preempted worker's part: another process busy on a shared core), else 0.
+int clip_pool_contended(void);
+
+/// Starts (or renews) that mode as a sign of contention would: for tests and measurements.
+void clip_pool_note_contention(void);
+
 /// The best level this CPU supports, ignoring SWIFTCLIP_ISA.
 int clip_kernels_cpu_level(void);
 
