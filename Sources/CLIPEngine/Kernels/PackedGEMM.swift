@@ -144,7 +144,7 @@ extension Ops {
     /// C[m, n] (=|+=) act(A[m, k] · B + bias), A row-major with leading dimension `lda`: the C
     /// kernel's register tiles (8×32 AVX-512, 6×16 AVX2, 4×8 portable) with bias and the residual
     /// add in registers and the activation over each stored tile while it is in L1. Threads take
-    /// whole row blocks, or (few rows: text tokens, late ConvNeXt stages at batch 1) column panels.
+    /// runs of whole micro-tiles of rows, or (few rows: text tokens, late ConvNeXt stages at batch 1) column panels.
     /// A bf16 or int8 B first converts A's rows (in parallel) to that format: rounded to bf16, or
     /// quantised to uint8 with a scale and zero point per row.
     static func packedGEMM(_ a: UnsafePointer<Float>, m: Int, lda: Int, _ b: PackedMatrix,
@@ -251,14 +251,16 @@ extension Ops {
     /// process slows down takes fewer of them).
     private static func scheduleGEMM(m: Int, _ b: PackedMatrix, _ compute: (Range<Int>, Range<Int>) -> Void) {
         let rowBlock = kernels.gemm_row_block
-        let blocks = (m + rowBlock - 1) / rowBlock
         let threads = threadsForPackedGEMM(flops: 2 * m * b.n * b.k)
         if threads <= 1 {
             compute(0..<m, 0..<b.panels)
         } else if !splitsPanels(m: m, b) {
-            let parts = min(blocks, threads * Parallel.partsPerThread)
+            // Parts of whole micro-tiles, not of row blocks: with few blocks, parts of whole blocks
+            // are uneven (m = 392, ConvNeXt's last stage at batch 8: 128 + 128 | 128 + 8 rows).
+            let tile = rowBlock / 16, tiles = (m + tile - 1) / tile
+            let parts = min(tiles, threads * Parallel.partsPerThread)
             Parallel.run(parts, threads: threads) { t in
-                compute(blocks * t / parts * rowBlock ..< min(m, blocks * (t + 1) / parts * rowBlock), 0..<b.panels)
+                compute(tiles * t / parts * tile ..< min(m, tiles * (t + 1) / parts * tile), 0..<b.panels)
             }
         } else {
             let parts = min(threads * Parallel.partsPerThread, b.panels)
