@@ -2,7 +2,9 @@
 # Side-by-side numbers for docs/search.md (a benchmark: figures, not assertions). Needs the release
 # binary and tools/reference/.venv (open_clip, Pillow, numpy, faiss-cpu).
 #   benchmarks/search_bench.sh latency [SIZES]   # exact top-10: swiftclip vs numpy vs FAISS IndexFlatIP (ROUNDS=2)
-#   benchmarks/search_bench.sh indexing PHOTOS   # images/s: swiftclip fp32/bf16/int8 vs the rclip-like script (ROUNDS=2)
+#   benchmarks/search_bench.sh indexing PHOTOS   # images/s: swiftclip fp32/bf16/int8 vs the rclip-like script (ROUNDS=2;
+#                                                  # SYSTEMS="python fp32" to run fewer; BASE_BIN=an older swiftclip
+#                                                  # adds "base-fp32")
 #   benchmarks/search_bench.sh rerun N           # unchanged re-run of `index` over N tiny files
 #   benchmarks/search_bench.sh postgres [N]      # the PostgreSQL store: load, HNSW build, latency + recall@10 per ef_search (N=50000 low-rank)
 #   benchmarks/search_bench.sh oneshot PHOTOS [N]  # one process per query, as a user runs it: `swiftclip search` vs the
@@ -46,14 +48,16 @@ indexing)
     photos=${2:?give the photo folder}
     n=$(find "$photos" -name '*.jpg' | wc -l)
     for round in $(seq "${ROUNDS:-2}"); do
-        for system in python fp32 bf16 int8; do
+        for system in ${SYSTEMS:-python fp32 bf16 int8} ${BASE_BIN:+base-fp32}; do
             rm -f "$work/idx-$system.sqlite"*
             if [ "$system" = python ]; then
                 $py tools/reference/rclip_like_index.py "$photos" "$work/idx-python.sqlite" --batch-size 32 --threads 2 \
                     | sed "s/^{/{\"round\": $round, /"
             else
+                exe=$bin precision=$system
+                [ "$system" = base-fp32 ] && exe=$BASE_BIN precision=fp32
                 start=$(date +%s.%N)
-                $bin index "$photos" --db "$work/idx-$system.sqlite" --model convnext_v2_tiny --precision "$system" --batch-size 32 --json >/dev/null
+                "$exe" index "$photos" --db "$work/idx-$system.sqlite" --model convnext_v2_tiny --precision "$precision" --batch-size 32 --json >/dev/null
                 end=$(date +%s.%N)
                 python3 -c "import json,sys; s=float(sys.argv[2])-float(sys.argv[1]); print(json.dumps({'round': $round, 'system': 'swiftclip-$system', 'images': $n, 'seconds': round(s,3), 'images_per_s': round($n/s,3)}))" "$start" "$end"
             fi

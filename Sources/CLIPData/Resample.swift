@@ -1,3 +1,5 @@
+import CLIPEngine
+
 /// The interpolation open_clip's `preprocess_cfg` names: torchvision hands it to Pillow's
 /// `Image.resize` as BICUBIC or BILINEAR.
 public enum Interpolation: String, Sendable, CaseIterable {
@@ -166,6 +168,19 @@ enum Resampler {
     static func horizontalPass8(_ plane: Plane<UInt8>, rows: Range<Int>, coefficients c: Coefficients) -> Plane<UInt8> {
         let outWidth = c.start.count, ch = plane.channels
         var out = [UInt8](repeating: 0, count: rows.count * outWidth * ch)
+        if ch == 3 && !rows.isEmpty && outWidth > 0 {
+            // RGB, the common case: the SIMD kernel, the same Int32 sums (CLIPEngine's RGBResampling).
+            let plan = RGBResampling.Plan(start: c.start, count: c.count, weights: c.weights, taps: c.taps)
+            plane.pixels.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    plan.resample(src, sourceOffset: ((rows.lowerBound - plane.y0) * plane.width - plane.x0) * 3,
+                                  sourceStride: plane.width * 3, rows: rows.count,
+                                  into: dst.baseAddress!, destinationStride: outWidth * 3)
+                }
+            }
+            return Plane(pixels: out, x0: c.outputs.lowerBound, y0: rows.lowerBound, width: outWidth, height: rows.count,
+                         channels: ch)
+        }
         let half = Int32(1 << (precisionBits - 1))
         plane.pixels.withUnsafeBufferPointer { srcBuf in
             out.withUnsafeMutableBufferPointer { dstBuf in
@@ -176,29 +191,14 @@ enum Resampler {
                         let o = dst + j * outWidth * ch
                         for xx in 0..<outWidth {
                             let k = kk + xx * c.taps
-                            if ch == 3 {
-                                var p = row + c.start[xx] * 3
-                                var s0 = half, s1 = half, s2 = half
+                            for b in 0..<ch {
+                                var p = row + c.start[xx] * ch + b
+                                var s = half
                                 for x in 0..<c.count[xx] {
-                                    let w = k[x]
-                                    s0 &+= Int32(p[0]) &* w
-                                    s1 &+= Int32(p[1]) &* w
-                                    s2 &+= Int32(p[2]) &* w
-                                    p += 3
+                                    s &+= Int32(p[0]) &* k[x]
+                                    p += ch
                                 }
-                                o[3 * xx] = clip8(s0)
-                                o[3 * xx + 1] = clip8(s1)
-                                o[3 * xx + 2] = clip8(s2)
-                            } else {
-                                for b in 0..<ch {
-                                    var p = row + c.start[xx] * ch + b
-                                    var s = half
-                                    for x in 0..<c.count[xx] {
-                                        s &+= Int32(p[0]) &* k[x]
-                                        p += ch
-                                    }
-                                    o[ch * xx + b] = clip8(s)
-                                }
+                                o[ch * xx + b] = clip8(s)
                             }
                         }
                     }
