@@ -168,14 +168,14 @@ enum Resampler {
     static func horizontalPass8(_ plane: Plane<UInt8>, rows: Range<Int>, coefficients c: Coefficients) -> Plane<UInt8> {
         let outWidth = c.start.count, ch = plane.channels
         var out = [UInt8](repeating: 0, count: rows.count * outWidth * ch)
-        if ch == 3 && !rows.isEmpty && outWidth > 0 {
-            // RGB, the common case: the SIMD kernel, the same Int32 sums (CLIPEngine's RGBResampling).
-            let plan = RGBResampling.Plan(start: c.start, count: c.count, weights: c.weights, taps: c.taps)
+        if PixelResampling.supports(channels: ch) && !rows.isEmpty && outWidth > 0 {
+            // RGB (the usual photo), RGBa, CMYK: the SIMD kernel, the same Int32 sums.
+            let plan = PixelResampling.Plan(start: c.start, count: c.count, weights: c.weights, taps: c.taps, channels: ch)
             plane.pixels.withUnsafeBufferPointer { src in
                 out.withUnsafeMutableBufferPointer { dst in
-                    plan.resample(src, sourceOffset: ((rows.lowerBound - plane.y0) * plane.width - plane.x0) * 3,
-                                  sourceStride: plane.width * 3, rows: rows.count,
-                                  into: dst.baseAddress!, destinationStride: outWidth * 3)
+                    plan.resample(src, sourceOffset: ((rows.lowerBound - plane.y0) * plane.width - plane.x0) * ch,
+                                  sourceStride: plane.width * ch, rows: rows.count,
+                                  into: dst.baseAddress!, destinationStride: outWidth * ch)
                 }
             }
             return Plane(pixels: out, x0: c.outputs.lowerBound, y0: rows.lowerBound, width: outWidth, height: rows.count,

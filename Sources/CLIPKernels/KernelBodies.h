@@ -950,25 +950,27 @@ static void KFN(depthwise_weight_grad_rows)(const float *x, const float *dy, flo
 
 // MARK: Image resampling
 //
-// Pillow's 8-bit horizontal resampling pass for RGB rows (the costliest step of preprocessing a
-// photo: ~1/3 of its CPU time in scalar code), vectorised over the taps: each vector holds
-// RGB_PER_VECTOR whole pixels (3 lanes each; a lane left over gets weight 0), so lane l always
-// belongs to channel l % 3 and one multiply-add covers RGB_PER_VECTOR taps. Int32 products and
-// sums, as Pillow's, so the bytes are Pillow's. Four rows share each weight vector.
-#define RGB_PER_VECTOR (VW / 3)
-#define RGB_ROWS 4
+// Pillow's 8-bit horizontal resampling pass for rows of 3 or 4 samples a pixel (RGB; RGBA
+// premultiplied, CMYK) — the costliest step of preprocessing a photo in scalar code, ~1/3 of its
+// CPU — vectorised over the taps: each vector holds VW / ch whole pixels (ch lanes each; lanes left
+// over get weight 0), so lane l always belongs to channel l % ch and one multiply-add covers VW / ch
+// taps. Int32 products and sums, as Pillow's, so the bytes are Pillow's. Four rows share each
+// weight vector. 4-lane levels run a scalar loop (one pixel a vector gains nothing, and SSE2 has no
+// 32-bit multiply).
+#define RESAMPLE_ROWS 4
 
-/// The fixed-point weights of every output pixel laid out for resample_rows_rgb: output i's taps in
-/// vectors of RGB_PER_VECTOR pixels, each tap's weight repeated for its 3 channels. Returns the
-/// vectors per output; `grouped` holds outputs × that × VW int32.
-static clip_index KFN(resample_weights_rgb)(const int32_t *weights, clip_index taps, const clip_index *count,
-                                            clip_index outputs, int32_t *grouped) {
-    clip_index per_output = (taps + RGB_PER_VECTOR - 1) / RGB_PER_VECTOR;
+/// The fixed-point weights (`taps` per output, count[i] used) laid out for resample_rows_u8: output
+/// i's taps in vectors of VW / channels pixels, each weight repeated for the pixel's channels (3 or
+/// 4). Returns the vectors per output; `grouped` receives outputs × that × VW int32.
+static clip_index KFN(resample_weights_u8)(const int32_t *weights, clip_index taps, const clip_index *count,
+                                           clip_index outputs, int channels, int32_t *grouped) {
+    const clip_index per_vector = VW / channels, per_output = (taps + per_vector - 1) / per_vector;
     for (clip_index i = 0; i < outputs; i++) {
         int32_t *g = grouped + i * per_output * VW;
         for (clip_index l = 0; l < per_output * VW; l++) g[l] = 0;
         for (clip_index x = 0; x < count[i]; x++)
-            for (int c = 0; c < 3; c++) g[(x / RGB_PER_VECTOR) * VW + (x % RGB_PER_VECTOR) * 3 + c] = weights[i * taps + x];
+            for (int c = 0; c < channels; c++)
+                g[(x / per_vector) * VW + (x % per_vector) * channels + c] = weights[i * taps + x];
     }
     return per_output;
 }
@@ -986,76 +988,105 @@ INLINE vi widen_bytes(const uint8_t *p, const uint8_t *end) {
     return __builtin_convertvector(b, vi);
 }
 
-/// Sum of lanes c, c + 3, c + 6, … of `v` for c = 0, 1, 2, each plus 1 << 21, shifted right by 22
-/// and clipped to a byte (Pillow's clip8), stored to out[0..<3].
-INLINE void store_rgb(vi v, uint8_t *out) {
+/// v's lanes moved down by s (a constant), zeros shifted in.
+#define LANE(s, j) ((s) + (j) < VW ? (s) + (j) : VW)
 #if VW == 16
-    // Lane 15 holds no pixel (weight 0), so it serves as the zero fill.
-    vi pairs = v + __builtin_shufflevector(v, v, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 15, 15, 15);
-    vi fours = pairs + __builtin_shufflevector(pairs, pairs, 6, 7, 8, 9, 10, 11, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
-    v = fours + __builtin_shufflevector(v, v, 12, 13, 14, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
+#define SHIFT_DOWN(v, s)                                                                           \
+    __builtin_shufflevector(v, (vi){0}, LANE(s, 0), LANE(s, 1), LANE(s, 2), LANE(s, 3), LANE(s, 4), \
+                            LANE(s, 5), LANE(s, 6), LANE(s, 7), LANE(s, 8), LANE(s, 9), LANE(s, 10),    \
+                            LANE(s, 11), LANE(s, 12), LANE(s, 13), LANE(s, 14), LANE(s, 15))
 #elif VW == 8
-    v += __builtin_shufflevector(v, v, 3, 4, 5, 7, 7, 7, 7, 7);
+#define SHIFT_DOWN(v, s)                                                                           \
+    __builtin_shufflevector(v, (vi){0}, LANE(s, 0), LANE(s, 1), LANE(s, 2), LANE(s, 3), LANE(s, 4), \
+                            LANE(s, 5), LANE(s, 6), LANE(s, 7))
 #endif
-    for (int c = 0; c < 3; c++) {
+
+/// Σ of lanes c, c + ch, c + 2ch, … of `v` for each channel c, plus 1 << 21, >> 22, clipped to a
+/// byte (Pillow's clip8), stored to out[0..<ch].
+INLINE void store_pixel(vi v, const int ch, uint8_t *out) {
+#if VW == 16
+    if (ch == 3) {   // 5 pixels in lanes 0..<15
+        vi pairs = v + SHIFT_DOWN(v, 3);
+        v = pairs + SHIFT_DOWN(pairs, 6) + SHIFT_DOWN(v, 12);
+    } else {         // 4 pixels
+        v += SHIFT_DOWN(v, 8);
+        v += SHIFT_DOWN(v, 4);
+    }
+#elif VW == 8
+    if (ch == 3) v += SHIFT_DOWN(v, 3);   // 2 pixels
+    else v += SHIFT_DOWN(v, 4);
+#endif
+    for (int c = 0; c < ch; c++) {
         int32_t s = ((1 << 21) + v[c]) >> 22;
         out[c] = (uint8_t)(s < 0 ? 0 : s > 255 ? 255 : s);
     }
 }
 
-/// `rows` RGB rows (src_stride bytes apart, nothing read at or past `src_end`) resampled to
-/// out_width pixels: output i = Σ_x weight · source pixel start[i] + x, as Pillow sums them (Int32
-/// from 1 << 21, >> 22, clipped), bit for bit; `grouped` from resample_weights_rgb.
-static void KFN(resample_rows_rgb)(const uint8_t *src, clip_index src_stride, const uint8_t *src_end, clip_index rows,
-                                   const clip_index *start, const clip_index *count, const int32_t *grouped,
-                                   clip_index per_output, clip_index out_width, uint8_t *dst, clip_index dst_stride) {
+INLINE void resample_rows(const uint8_t *src, clip_index src_stride, const uint8_t *src_end, clip_index rows,
+                          const clip_index *start, const clip_index *count, const int32_t *grouped,
+                          clip_index per_output, clip_index out_width, uint8_t *dst, clip_index dst_stride, const int ch) {
+    const clip_index per_vector = VW / ch;
     clip_index r = 0;
 #if VW < 8
-    // 4-lane vectors hold one pixel: no gain over scalar code (and SSE2 emulates the multiply).
     for (; r < rows; r++) {
         const uint8_t *row = src + r * src_stride;
         for (clip_index i = 0; i < out_width; i++) {
             const int32_t *w = grouped + i * per_output * VW;
-            const uint8_t *p = row + start[i] * 3;
-            int32_t s[3] = {1 << 21, 1 << 21, 1 << 21};
+            const uint8_t *p = row + start[i] * ch;
+            int32_t s[4] = {1 << 21, 1 << 21, 1 << 21, 1 << 21};
             for (clip_index x = 0; x < count[i]; x++)
-                for (int c = 0; c < 3; c++) s[c] += (int32_t)p[3 * x + c] * w[x * VW];
-            for (int c = 0; c < 3; c++) {
+                for (int c = 0; c < ch; c++) s[c] += (int32_t)p[ch * x + c] * w[x * VW];
+            for (int c = 0; c < ch; c++) {
                 int32_t v = s[c] >> 22;
-                dst[r * dst_stride + i * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                dst[r * dst_stride + i * ch + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
             }
         }
     }
     (void)src_end;
+    (void)per_vector;
 #endif
-    for (; r + RGB_ROWS <= rows; r += RGB_ROWS) {
+    for (; r + RESAMPLE_ROWS <= rows; r += RESAMPLE_ROWS) {
         for (clip_index i = 0; i < out_width; i++) {
             const int32_t *w = grouped + i * per_output * VW;
-            clip_index vectors = (count[i] + RGB_PER_VECTOR - 1) / RGB_PER_VECTOR;
-            vi acc[RGB_ROWS];
-            for (int k = 0; k < RGB_ROWS; k++) acc[k] = (vi){0};
+            clip_index vectors = (count[i] + per_vector - 1) / per_vector;
+            vi acc[RESAMPLE_ROWS];
+            for (int k = 0; k < RESAMPLE_ROWS; k++) acc[k] = (vi){0};
             for (clip_index g = 0; g < vectors; g++) {
                 vi wv;
                 __builtin_memcpy(&wv, w + g * VW, sizeof wv);
-                for (int k = 0; k < RGB_ROWS; k++)
-                    acc[k] += widen_bytes(src + (r + k) * src_stride + (start[i] + g * RGB_PER_VECTOR) * 3, src_end) * wv;
+                for (int k = 0; k < RESAMPLE_ROWS; k++)
+                    acc[k] += widen_bytes(src + (r + k) * src_stride + (start[i] + g * per_vector) * ch, src_end) * wv;
             }
-            for (int k = 0; k < RGB_ROWS; k++) store_rgb(acc[k], dst + (r + k) * dst_stride + i * 3);
+            for (int k = 0; k < RESAMPLE_ROWS; k++) store_pixel(acc[k], ch, dst + (r + k) * dst_stride + i * ch);
         }
     }
     for (; r < rows; r++) {
         for (clip_index i = 0; i < out_width; i++) {
             const int32_t *w = grouped + i * per_output * VW;
-            clip_index vectors = (count[i] + RGB_PER_VECTOR - 1) / RGB_PER_VECTOR;
+            clip_index vectors = (count[i] + per_vector - 1) / per_vector;
             vi acc = (vi){0};
             for (clip_index g = 0; g < vectors; g++) {
                 vi wv;
                 __builtin_memcpy(&wv, w + g * VW, sizeof wv);
-                acc += widen_bytes(src + r * src_stride + (start[i] + g * RGB_PER_VECTOR) * 3, src_end) * wv;
+                acc += widen_bytes(src + r * src_stride + (start[i] + g * per_vector) * ch, src_end) * wv;
             }
-            store_rgb(acc, dst + r * dst_stride + i * 3);
+            store_pixel(acc, ch, dst + r * dst_stride + i * ch);
         }
     }
+}
+
+/// `rows` rows of 3- or 4-byte pixels (src_stride bytes apart; nothing at or past `src_end` is
+/// read) resampled to out_width pixels: output i = Σ_x weight · pixel start[i] + x per channel, as
+/// Pillow sums them (Int32 from 1 << 21, >> 22, clipped), bit for bit; `grouped` and `per_output`
+/// from resample_weights_u8 with the same channels.
+static void KFN(resample_rows_u8)(const uint8_t *src, clip_index src_stride, const uint8_t *src_end, clip_index rows,
+                                  const clip_index *start, const clip_index *count, const int32_t *grouped,
+                                  clip_index per_output, clip_index out_width, int channels, uint8_t *dst,
+                                  clip_index dst_stride) {
+    if (channels == 4)
+        resample_rows(src, src_stride, src_end, rows, start, count, grouped, per_output, out_width, dst, dst_stride, 4);
+    else
+        resample_rows(src, src_stride, src_end, rows, start, count, grouped, per_output, out_width, dst, dst_stride, 3);
 }
 
 #include "ReducedPrecisionBodies.h"
@@ -1094,8 +1125,8 @@ static void KFN(resample_rows_rgb)(const uint8_t *src, clip_index src_stride, co
         .adamw_update = KFN(adamw_update),                                                         \
         .sum_squares = KFN(sum_squares),                                                           \
         .depthwise_weight_grad_rows = KFN(depthwise_weight_grad_rows),                             \
-        .resample_weights_rgb = KFN(resample_weights_rgb),                                         \
-        .resample_rows_rgb = KFN(resample_rows_rgb),                                               \
+        .resample_weights_u8 = KFN(resample_weights_u8),                                           \
+        .resample_rows_u8 = KFN(resample_rows_u8),                                                 \
         .round_rows_bf16 = KFN(round_rows_bf16),                                                   \
         .normalize_rows_bf16 = KFN(normalize_rows_bf16),                                           \
         .pack_panels_bf16 = KFN(pack_panels_bf16),                                                 \

@@ -296,43 +296,46 @@ final class KernelLevelTests: KernelTestCase {
         }
     }
 
-    /// Pillow's 8-bit horizontal pass for RGB rows against the scalar Int32 sums, byte for byte:
-    /// negative weights (bicubic lobes), sums that clip at 0 and 255, outputs of 1 to 40 taps, rows
-    /// left over after the 4-row blocks, and windows that end at the last byte of the buffer.
-    func testRGBResamplingRows() {
+    /// Pillow's 8-bit horizontal pass for rows of 3- and 4-byte pixels against the scalar Int32
+    /// sums, byte for byte: negative weights (bicubic lobes), sums that clip at 0 and 255, outputs
+    /// of 1 to 40 taps, rows left over after the 4-row blocks, and windows that end at the last byte
+    /// of the buffer.
+    func testPixelResamplingRows() {
         for (name, k) in levels {
-            for (width, outWidth, taps, rows) in [(37, 5, 31, 7), (2400, 24, 31, 9), (64, 64, 1, 4), (90, 11, 40, 1), (300, 40, 9, 6)] {
-                let source = (0..<(width * rows * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-                var start = [Int](), count = [Int](), weights = [Int32](repeating: 0, count: outWidth * taps)
-                for i in 0..<outWidth {
-                    let n = i == outWidth - 1 ? taps : Int.random(in: 1...taps, using: &rng)
-                    let s = i == outWidth - 1 ? width - n : Int.random(in: 0...(width - n), using: &rng)
-                    start.append(s)
-                    count.append(n)
-                    // Bounded so that no sum overflows Int32 (Pillow's weights sum to 1 << 22).
-                    let limit = Int32((1 << 23) / taps)
-                    for x in 0..<n { weights[i * taps + x] = Int32.random(in: -(limit / 2)...limit, using: &rng) }
-                }
-                var want = [UInt8](repeating: 0, count: rows * outWidth * 3)
-                for r in 0..<rows {
+            for ch in [3, 4] {
+                for (width, outWidth, taps, rows) in [(37, 5, 31, 7), (2400, 24, 31, 9), (64, 64, 1, 4), (90, 11, 40, 1), (300, 40, 9, 6)] {
+                    let source = (0..<(width * rows * ch)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                    var start = [Int](), count = [Int](), weights = [Int32](repeating: 0, count: outWidth * taps)
                     for i in 0..<outWidth {
-                        for c in 0..<3 {
-                            var sum: Int32 = 1 << 21
-                            for x in 0..<count[i] {
-                                sum &+= Int32(source[(r * width + start[i] + x) * 3 + c]) &* weights[i * taps + x]
+                        let n = i == outWidth - 1 ? taps : Int.random(in: 1...taps, using: &rng)
+                        let s = i == outWidth - 1 ? width - n : Int.random(in: 0...(width - n), using: &rng)
+                        start.append(s)
+                        count.append(n)
+                        // Bounded so that no sum overflows Int32 (Pillow's weights sum to 1 << 22).
+                        let limit = Int32((1 << 23) / taps)
+                        for x in 0..<n { weights[i * taps + x] = Int32.random(in: -(limit / 2)...limit, using: &rng) }
+                    }
+                    var want = [UInt8](repeating: 0, count: rows * outWidth * ch)
+                    for r in 0..<rows {
+                        for i in 0..<outWidth {
+                            for c in 0..<ch {
+                                var sum: Int32 = 1 << 21
+                                for x in 0..<count[i] {
+                                    sum &+= Int32(source[(r * width + start[i] + x) * ch + c]) &* weights[i * taps + x]
+                                }
+                                want[(r * outWidth + i) * ch + c] = UInt8(max(0, min(255, sum >> 22)))
                             }
-                            want[(r * outWidth + i) * 3 + c] = UInt8(max(0, min(255, sum >> 22)))
                         }
                     }
+                    var grouped = [Int32](repeating: -1, count: outWidth * taps * 16)
+                    let perOutput = k.resample_weights_u8(weights, taps, count, outWidth, Int32(ch), &grouped)
+                    var got = [UInt8](repeating: 7, count: rows * outWidth * ch)
+                    source.withUnsafeBufferPointer { src in
+                        k.resample_rows_u8(src.baseAddress!, width * ch, src.baseAddress! + src.count, rows, start, count,
+                                           grouped, perOutput, outWidth, Int32(ch), &got, outWidth * ch)
+                    }
+                    XCTAssertEqual(got, want, "\(name) resample_rows_u8 \(ch) channels, \(width)→\(outWidth), \(taps) taps, \(rows) rows")
                 }
-                var grouped = [Int32](repeating: -1, count: outWidth * taps * 16)
-                let perOutput = k.resample_weights_rgb(weights, taps, count, outWidth, &grouped)
-                var got = [UInt8](repeating: 7, count: rows * outWidth * 3)
-                source.withUnsafeBufferPointer { src in
-                    k.resample_rows_rgb(src.baseAddress!, width * 3, src.baseAddress! + src.count, rows, start, count, grouped,
-                                        perOutput, outWidth, &got, outWidth * 3)
-                }
-                XCTAssertEqual(got, want, "\(name) resample_rows_rgb \(width)→\(outWidth), \(taps) taps, \(rows) rows")
             }
         }
     }

@@ -152,19 +152,20 @@ typedef struct clip_kernel_table {
     // Image resampling (Pillow's 8-bit horizontal pass, bit for bit; CLIPData's Resampler).
 
     /// The fixed-point weights (`taps` per output, the first count[i] used) of `outputs` output
-    /// pixels laid out for resample_rows_rgb in `grouped` (outputs · taps · 16 int32 always suffice);
-    /// returns the vectors per output that resample_rows_rgb must be given.
-    clip_index (*_Nonnull resample_weights_rgb)(const int32_t *_Nonnull weights, clip_index taps,
-                                                const clip_index *_Nonnull count, clip_index outputs,
-                                                int32_t *_Nonnull grouped);
-    /// `rows` rows of RGB bytes (src_stride apart; nothing at or past src_end is read) resampled
-    /// horizontally: output pixel i of a row = clip8((1 << 21 + Σ_x w_i[x] · pixel start[i] + x) >> 22)
-    /// per channel, in Int32 as Pillow's ImagingResampleHorizontal_8bpc sums.
-    void (*_Nonnull resample_rows_rgb)(const uint8_t *_Nonnull src, clip_index src_stride,
-                                       const uint8_t *_Nonnull src_end, clip_index rows,
-                                       const clip_index *_Nonnull start, const clip_index *_Nonnull count,
-                                       const int32_t *_Nonnull grouped, clip_index per_output, clip_index out_width,
-                                       uint8_t *_Nonnull dst, clip_index dst_stride);
+    /// pixels of `channels` (3 or 4) samples laid out for resample_rows_u8 in `grouped` (outputs ·
+    /// taps · 16 int32 always suffice); returns the vectors per output to give resample_rows_u8.
+    clip_index (*_Nonnull resample_weights_u8)(const int32_t *_Nonnull weights, clip_index taps,
+                                               const clip_index *_Nonnull count, clip_index outputs, int channels,
+                                               int32_t *_Nonnull grouped);
+    /// `rows` rows of pixels of `channels` (3 or 4) bytes (src_stride apart; nothing at or past
+    /// src_end is read) resampled horizontally: output pixel i of a row = clip8((1 << 21 + Σ_x
+    /// w_i[x] · pixel start[i] + x) >> 22) per channel, in Int32 as Pillow's
+    /// ImagingResampleHorizontal_8bpc sums.
+    void (*_Nonnull resample_rows_u8)(const uint8_t *_Nonnull src, clip_index src_stride,
+                                      const uint8_t *_Nonnull src_end, clip_index rows,
+                                      const clip_index *_Nonnull start, const clip_index *_Nonnull count,
+                                      const int32_t *_Nonnull grouped, clip_index per_output, clip_index out_width,
+                                      int channels, uint8_t *_Nonnull dst, clip_index dst_stride);
 
     // Reduced precision (inference). Activations are converted per row where the GEMM consumes
     // them; accumulation is fp32 (bf16) or int32 (int8); the epilogue is the fp32 one.
