@@ -1042,8 +1042,6 @@ INLINE void resample_rows(const uint8_t *src, clip_index src_stride, const uint8
             }
         }
     }
-    (void)src_end;
-    (void)per_vector;
 #endif
     for (; r + RESAMPLE_ROWS <= rows; r += RESAMPLE_ROWS) {
         for (clip_index i = 0; i < out_width; i++) {

@@ -61,14 +61,17 @@ def model_config(name):
     return cfg
 
 
-def create_model(name, seed=0, **overrides):
-    """open_clip.create_model(name) in eval mode, fp32, CPU, seeded."""
+def create_model(name, seed=0, weights=None, **overrides):
+    """open_clip.create_model(name) in eval mode, fp32, CPU, seeded; `weights` (an open_clip state
+    dict, .safetensors or .pt) loaded over the random initialisation when given."""
     import open_clip
     import torch
     model_config(name)  # registers convnext_v2_tiny if needed
     torch.manual_seed(seed)
     np.random.seed(seed)
     model = open_clip.create_model(name, precision="fp32", device="cpu", **overrides)
+    if weights:
+        open_clip.load_checkpoint(model, weights)
     model.eval()
     return model
 

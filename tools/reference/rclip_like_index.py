@@ -43,10 +43,7 @@ def main():
     import torch
     from PIL import Image
     torch.set_num_threads(args.threads)
-    model = _common.create_model(args.model, seed=0)
-    if args.weights:
-        open_clip.load_checkpoint(model, args.weights)
-    model.eval()
+    model = _common.create_model(args.model, seed=0, weights=args.weights)
     preprocess = open_clip.image_transform(model.visual.image_size, is_train=False)
 
     db = sqlite3.connect(args.db)

@@ -38,10 +38,7 @@ def main():
     import torch
     torch.set_num_threads(args.threads)
     imported = time.perf_counter()
-    model = _common.create_model(args.model, seed=0)
-    if args.weights:
-        open_clip.load_checkpoint(model, args.weights)
-    model.eval()
+    model = _common.create_model(args.model, seed=0, weights=args.weights)
     tokenizer = open_clip.get_tokenizer(args.model)
     loaded = time.perf_counter()
     with torch.no_grad():
