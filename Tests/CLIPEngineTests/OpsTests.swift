@@ -4,23 +4,17 @@ import CLIPEngine
 
 /// Elementwise, normalisation, attention and lookup ops against Float64 references.
 final class OpsTests: XCTestCase {
-    /// Exact GELU: relative error ≤ 1e-6 against Float64 over the whole range where the result
-    /// is a normal float, negative tail included.
-    func testGeluRelativeErrorAgainstFloat64() throws {
+    /// GELU (erf, not tanh) keeps `Ref.geluViolation`'s promise over a dense sweep of the range
+    /// where it is not 0 or x, both ends included; far below, it is 0, never NaN.
+    func testGeluErrorAgainstFloat64() throws {
         var values: [Float] = []
         var v: Float = -13
         while v < 12 { values.append(v); v += 0.000_37 }
-        values += [0, 1e-30, -1e-30, 1e-8, -1e-8, 1e-3, -1e-3, -12.9, 30, 1e5]
+        values += [0, 1e-30, -1e-30, 1e-8, -1e-8, 1e-3, -1e-3, -5.5, -5.499, -5.501, 5.5, -12.9, 30, 1e5]
         let x = try Tensor(shape: [values.count], data: values)
         let y = Ops.gelu(x).scalars
-        var worst = 0.0, at: Float = 0
-        for (i, xv) in values.enumerated() {
-            let want = Ref.gelu(Double(xv))
-            if want == 0 { XCTAssertEqual(y[i], 0); continue }
-            let rel = abs(Double(y[i]) - want) / abs(want)
-            if rel > worst { worst = rel; at = xv }
-        }
-        XCTAssertLessThanOrEqual(worst, 1e-6, "worst relative error \(worst) at x = \(at)")
+        let (ratio, at) = Ref.geluViolation(y, inputs: values)
+        XCTAssertLessThanOrEqual(ratio, 1, "x = \(values[at]) gave \(y[at]), want \(Ref.gelu(Double(values[at])))")
         // Beyond the normal range the result is (nearly) zero, never NaN.
         let far = Ops.gelu(try Tensor(shape: [3], data: [-20, -100, -1e30])).scalars
         XCTAssertTrue(far.allSatisfy { abs($0) < 1e-37 }, "\(far)")
@@ -33,7 +27,8 @@ final class OpsTests: XCTestCase {
             let xd = Ref.doubles(x)
             let g = Ops.gelu(x)
             XCTAssertEqual(g.shape, shape)
-            assertClose(g, xd.map(Ref.gelu), rtol: 1e-6, atol: 1e-30, "gelu \(shape)")
+            let (ratio, at) = Ref.geluViolation(g.scalars, inputs: x.scalars)
+            XCTAssertLessThanOrEqual(ratio, 1, "gelu \(shape) at \(at)")
             // PyTorch multiplies 1.702·x in Float before the sigmoid; the reference does too.
             let q = xd.map { x in x / (1 + exp(-Double(Float(1.702) * Float(x)))) }
             assertClose(Ops.quickGelu(x), q, rtol: 1e-6, atol: 1e-30, "quickGelu \(shape)")
