@@ -36,6 +36,10 @@ int main(void){
   printf("dw conv (dx) stage1 image: %.3f ms\n",t*1e3);
   // 4C map, stage 1 one image: 3136 rows x 384
   long rows=ROWS,wd=384; float *z=buf(rows*wd),*hh=buf(rows*wd),*y=buf(rows*wd),*g=buf(rows*wd),*sums=buf(wd),*sc=buf(wd),*sh=buf(wd),*co=buf(wd),*d=buf(rows*wd);
+  t=BEST((K->gelu(z,0,hh,rows*wd)));
+  printf("gelu: %.3f ms (%.3f ns per element)\n",t*1e3,t*1e9/(rows*wd));
+  t=BEST((K->gelu_backward(z,hh,y,rows*wd)));
+  printf("gelu_backward: %.3f ms (%.3f ns per element)\n",t*1e3,t*1e9/(rows*wd));
   t=BEST((K->gelu_rows_square_sums(z,hh,sums,wd,rows)));
   printf("gelu+sq: %.3f ms\n",t*1e3);
   t=BEST((K->channel_affine_rows(hh,y,sc,sh,wd,rows,0,rows)));
@@ -48,6 +52,12 @@ int main(void){
   printf("sums dot: %.3f ms\n",t*1e3);
   t=BEST((K->grn_backward_rows(g,hh,z,sc,co,d,wd,rows,0,rows)));
   printf("grn_backward_rows z: %.3f ms\n",t*1e3);
+  // fc1 stage1 with its GELU epilogue, and without: m=3136 k=96 n=384, packed
+  { long m1=ROWS,k1=96,n1=384; float *W1=buf(k1*n1),*P1=buf(k1*n1),*bias1=buf(n1);
+    K->pack_panels(W1,n1,0,k1,n1,P1,0,n1/32);
+    double tg=BEST((K->gemm_packed(z,k1,P1,k1,n1,y,n1,bias1,CLIP_ACTIVATION_GELU,0,0,m1,0,n1/32)));
+    double tn=BEST((K->gemm_packed(z,k1,P1,k1,n1,y,n1,bias1,CLIP_ACTIVATION_NONE,0,0,m1,0,n1/32)));
+    printf("fc1 gemm + GELU: %.3f ms, without GELU: %.3f ms\n",tg*1e3,tn*1e3); }
   // fc2 stage1: m=3136 k=384 n=96, packed
   long m=ROWS,k=384,n=96; float *W=buf(k*n),*P=buf(k*n+64*k),*C=buf(m*n);
   K->pack_panels(W,n,0,k,n,P,0,(n+31)/32);

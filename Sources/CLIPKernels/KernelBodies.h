@@ -77,12 +77,13 @@ INLINE vf vexp(vf hi, vf lo) {
 /// fitted on [−5.5, 5.5] and evaluated at x clamped to it.
 #define NORMAL_CDF_RANGE 5.5f
 
-/// Φ(x), the normal CDF, as ½ + x·P(x²)/Q(x²): a degree-(5, 5) rational fitted (weighted least
-/// squares driven toward minimax) to (Φ(x) − ½)/x on [0, 5.5]; 0 below −5.5. One division and ten
-/// FMAs, where the erfc·exp form with a ten-term series took ~50 operations per vector. The error is
-/// absolute, not relative: |Φ − Φ_exact| ≲ 2e-7, so GELU = x·Φ is within 2e-7·max(1, |x|) of the
-/// exact value everywhere (relative 3.4e-7 for x ≥ −1) — about half of PyTorch's own erf GELU error
-/// (3.2e-7·|x|, up to 21% relative below −3), while the far negative tail is no longer relative-exact.
+/// Φ(x), the normal CDF, as ½ + x·P(x²)/Q(x²): a degree-(5, 5) rational fitted to (Φ(x) − ½)/x on
+/// [0, 5.5] (weighted least squares driven toward minimax: tools/kernels/fit_normal_cdf.py); 0 below
+/// −5.5. One division and ten FMAs, where the erfc·exp form with a ten-term series it replaced took
+/// ~50 operations per vector. The error is absolute, not relative: GELU = x·Φ is within
+/// 2.5e-7·max(1, |x|) of the exact value everywhere (relative ≤ 3.4e-7 for x ≥ −1; tested as
+/// `Ref.geluViolation`), under PyTorch's own erf GELU error (3.2e-7·|x|, up to 21% relative below
+/// −3); the far negative tail is no longer relative-exact.
 INLINE vf vnormal_cdf(vf x) {
     vf xc = vmax(vmin(x, vsplat(NORMAL_CDF_RANGE)), vsplat(-NORMAL_CDF_RANGE));
     vf s = xc * xc;
