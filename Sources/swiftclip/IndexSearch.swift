@@ -63,7 +63,7 @@ struct IndexCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
     @OptionGroup var modelOptions: IndexModelOptions
-    @Option(name: .long, help: "Images per forward pass.") var batchSize = 32
+    @Option(name: .long, help: "Images per forward pass and per transaction.") var batchSize = UpdateOptions().batchSize
     @Flag(name: .long, help: "Tombstone the files of a ROOT that is missing, unreadable or empty.") var prune = false
     @Flag(name: .long, help: "Print what the index holds (files, model slots, failures) and exit.") var status = false
     @Option(name: .long, help: ArgumentHelp("Remove a model slot and its vectors (its id or digest prefix, from --status).", valueName: "slot"))
