@@ -77,6 +77,8 @@ INLINE vf vexp(vf hi, vf lo) {
 /// fitted on [−5.5, 5.5] and evaluated at x clamped to it.
 #define NORMAL_CDF_RANGE 5.5f
 
+INLINE vf vclamp_normal_range(vf x) { return vmax(vmin(x, vsplat(NORMAL_CDF_RANGE)), vsplat(-NORMAL_CDF_RANGE)); }
+
 /// Φ(x), the normal CDF, as ½ + x·P(x²)/Q(x²): a degree-(5, 5) rational fitted to (Φ(x) − ½)/x on
 /// [0, 5.5] (weighted least squares driven toward minimax: tools/kernels/fit_normal_cdf.py); 0 below
 /// −5.5. One division and ten FMAs, where the erfc·exp form with a ten-term series it replaced took
@@ -85,7 +87,7 @@ INLINE vf vexp(vf hi, vf lo) {
 /// `Ref.geluViolation`), under PyTorch's own erf GELU error (3.2e-7·|x|, up to 21% relative below
 /// −3); the far negative tail is no longer relative-exact.
 INLINE vf vnormal_cdf(vf x) {
-    vf xc = vmax(vmin(x, vsplat(NORMAL_CDF_RANGE)), vsplat(-NORMAL_CDF_RANGE));
+    vf xc = vclamp_normal_range(x);
     vf s = xc * xc;
     vf p = s * 2.274934655e-08f + 6.352087853e-06f;
     p = p * s + 1.688243483e-04f;
@@ -363,7 +365,7 @@ static void KFN(pack_panels)(const float *src, clip_index ld, int transposed, cl
 /// Φ(z) and φ(z), the normal CDF and density: GELU(z) = z·Φ(z), GELU'(z) = Φ(z) + z·φ(z). Φ is
 /// `vnormal_cdf` (so z·Φ is bit for bit `gelu`); φ is 0 where Φ is clamped, as the forward is flat there.
 INLINE vf vnormal_cdf_pdf(vf z, vf *pdf) {
-    vf zc = vmax(vmin(z, vsplat(NORMAL_CDF_RANGE)), vsplat(-NORMAL_CDF_RANGE));
+    vf zc = vclamp_normal_range(z);
     vf ax = (vf)((vi)z & 0x7FFFFFFF);
     *pdf = vselect(ax > NORMAL_CDF_RANGE, vsplat(0.0f), 0.39894228f * vexp(zc * zc * -0.5f, vsplat(0.0f)));
     return vnormal_cdf(z);

@@ -19,15 +19,19 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
     return (diff / norm).squareRoot()
 }
 
+/// The values of `t` at `indices`, as a flat tensor.
+func gathered(_ t: Tensor, at indices: [Int]) throws -> Tensor {
+    try Tensor(shape: [indices.count], data: indices.map { t[flat: $0] })
+}
+
 /// The coordinates of `ours` that differ most from `expected` — one in a thousand (none in a
 /// tensor of fewer than 1,000), and only those off by more than 1e-5 — set aside, with how far off.
-func settingAsideAdamNoise(_ ours: Tensor, _ expected: Tensor) -> (kept: (ours: Tensor, expected: Tensor), excused: [Double]) {
+func settingAsideAdamNoise(_ ours: Tensor, _ expected: Tensor) throws -> (kept: (ours: Tensor, expected: Tensor), excused: [Double]) {
     let diffs = (0..<expected.count).map { (abs(Double(ours[flat: $0]) - Double(expected[flat: $0])), $0) }
     let excused = diffs.sorted { $0.0 > $1.0 }.prefix(expected.count / 1000).filter { $0.0 > 1e-5 }
     if excused.isEmpty { return ((ours, expected), []) }
     let aside = Set(excused.map(\.1)), keep = (0..<expected.count).filter { !aside.contains($0) }
-    let pick = { (t: Tensor) in try! Tensor(shape: [keep.count], data: keep.map { t[flat: $0] }) }
-    return ((pick(ours), pick(expected)), excused.map(\.0))
+    return ((try gathered(ours, at: keep), try gathered(expected, at: keep)), excused.map(\.0))
 }
 
 /// Every parameter of `model` against torch's values after training: relative error ≤ 1e-4;
@@ -52,10 +56,10 @@ func compareAfterTraining(_ model: CLIPModel, _ after: SafetensorsWeights, keyBi
                                          "\(what): \(p.key)[\(i)] (key bias)", file: file, line: line)
             }
             let keep = Array(0..<d) + Array((2 * d)..<(3 * d))
-            ours = try Tensor(shape: [keep.count], data: keep.map { ours[flat: $0] })
-            expected = try Tensor(shape: [keep.count], data: keep.map { expected[flat: $0] })
+            ours = try gathered(ours, at: keep)
+            expected = try gathered(expected, at: keep)
         }
-        let (kept, excused) = settingAsideAdamNoise(ours, expected)
+        let (kept, excused) = try settingAsideAdamNoise(ours, expected)
         XCTAssertTrue(excused.allSatisfy { $0 <= keyBiasBound }, "\(what): \(p.key) coordinates off by \(excused)", file: file, line: line)
         let e = relativeError(kept.ours, kept.expected)
         if !excused.isEmpty { print("\(what): \(p.key): \(excused.count) coordinate(s) with a ~0 gradient set aside, off by \(excused)") }

@@ -4,6 +4,8 @@
 squares (Loeffler's iteration, dividing by the previous Q) and then Lawson reweighting toward the
 minimax error. The weight is x, so the error bounded is that of Φ itself (absolute), which is what
 GELU = x·Φ(x) needs. Prints the coefficients as the kernel spells them and the float64 error.
+(The kernel's constants came from this fit with scipy's erf; with math.erf, as here, two of the
+eleven come out one float ulp apart — Q's s⁵ and s³ terms — which changes nothing measurable.)
 Needs numpy (the reference venv has it): tools/reference/.venv/bin/python tools/kernels/fit_normal_cdf.py
 """
 import math
