@@ -9,21 +9,21 @@ public enum ImageFiles {
     /// Lower-case extensions of the files a folder contributes.
     public static let extensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    /// A file as given, or a folder's image files (recursively, sorted by path).
-    public static func expand(_ path: String) throws -> [String] {
+    /// A file as given, or a folder's image files (recursively, sorted by path, through
+    /// `FolderWalker`), with what under the folder could not be read ("path: reason"): folders that
+    /// cannot be listed, image files whose names are not UTF-8 or whose metadata cannot be read.
+    public static func expand(_ path: String) throws -> (paths: [String], unreadable: [String]) {
         var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { return [path] }
-        guard let walker = FileManager.default.enumerator(atPath: path) else {
-            throw ImageFilesError(description: "\(path): cannot list the folder")
-        }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { return ([path], []) }
+        var walker = FolderWalker(extensions: extensions)
         var found: [String] = []
-        while let relative = walker.nextObject() as? String {
-            guard extensions.contains((relative as NSString).pathExtension.lowercased()) else { continue }
-            let full = (path as NSString).appendingPathComponent(relative)
-            var sub: ObjCBool = false
-            if FileManager.default.fileExists(atPath: full, isDirectory: &sub), !sub.boolValue { found.append(full) }
+        do {
+            try walker.walk(path) { found.append($0.path) }
+        } catch {
+            throw ImageFilesError(description: "\(path): cannot list the folder (\(error))")
         }
-        return found.sorted()
+        let unreadable = (walker.unreadableFolders + walker.unreadableFiles).map { "\($0.path): \($0.reason)" }
+        return (found.sorted(), unreadable)
     }
 
     /// Decodes and preprocesses `paths` (named as given) into one tensor of the files that could be

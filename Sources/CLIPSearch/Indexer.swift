@@ -62,17 +62,17 @@ extension SearchIndex {
         let walker = try Self.walk(walkable, options: options, summary: &summary, progress: progress) { batch, summary in
             try reconcile(batch, store: store, slot: slot, run: run, summary: &summary)
         }
-        let unreadable = walker.unreadable.map(\.path)
+        let unreadable = walker.unreadablePaths
         summary.removed = try store.write { db -> Int in
             var removed = 0
             for root in walkable + gone {
                 var sql = "UPDATE files SET deleted = 1 WHERE path >= ? AND path < ? AND deleted = 0 AND seen_run != ?"
                 let (lo, hi) = PathPrefix.range(root)
                 var args: StatementArguments = [lo, hi, run]
-                for folder in unreadable where folder == root || folder.hasPrefix(root + "/") {
-                    let (ulo, uhi) = PathPrefix.range(folder)
-                    sql += " AND NOT (path >= ? AND path < ?)"
-                    args += [ulo, uhi]
+                for path in unreadable where path == root || path.hasPrefix(root + "/") {
+                    let (ulo, uhi) = PathPrefix.range(path)
+                    sql += " AND NOT (path = ? OR (path >= ? AND path < ?))"
+                    args += [path, ulo, uhi]
                 }
                 try db.execute(sql: sql, arguments: args)
                 removed += db.changesCount
@@ -104,7 +104,9 @@ extension SearchIndex {
             var isDir: ObjCBool = false
             let why: String?
             if !FileManager.default.fileExists(atPath: root, isDirectory: &isDir) { why = "no such folder" }
-            else if !isDir.boolValue { why = "not a folder" }
+            else if !isDir.boolValue {
+                throw SearchError.badOption("\(given): a file, not a folder: index takes folders (embed-image embeds single files)")
+            }
             else if let d = opendir(root) { closedir(d); why = nil }
             else { why = "cannot read the folder (\(String(cString: strerror(errno))))" }
             if let why {
@@ -118,7 +120,7 @@ extension SearchIndex {
     }
 
     /// Walks the roots, handing the found files to `reconcile` 512 at a time; an empty root (what
-    /// an unmounted disk looks like) is an error unless `prune`. Returns the walker (its unreadable folders).
+    /// an unmounted disk looks like) is an error unless `prune`. Returns the walker (what it could not read).
     package static func walk(_ walkable: [String], options: UpdateOptions, summary: inout IndexSummary, progress: ((IndexProgress) -> Void)?,
                      reconcile: ([FolderWalker.Entry], inout IndexSummary) throws -> Void) throws -> FolderWalker {
         var walker = FolderWalker(extensions: options.extensions)
@@ -142,8 +144,12 @@ extension SearchIndex {
             scanned += pending.count
             if found == 0 { empty.append(root) }
         }
-        summary.unreadableFolders = walker.unreadable.map { "\($0.path): \($0.reason)" }
+        summary.unreadableFolders = walker.unreadableFolders.map { "\($0.path): \($0.reason)" }
+        summary.unreadableFiles = walker.unreadableFiles.map { "\($0.path): \($0.reason)" }
         if let first = empty.first, !options.prune {
+            if let unreadable = walker.unreadableFolders.first(where: { $0.path == first }) {
+                throw SearchError.rootMissing(first, unreadable.reason)
+            }
             throw SearchError.rootMissing(first, "holds no JPEG or PNG files")
         }
         return walker

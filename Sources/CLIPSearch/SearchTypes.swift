@@ -114,10 +114,32 @@ public struct IndexSummary: Equatable, Sendable, Codable {
     public var failed = 0
     /// Files embedded by the model in this run.
     public var embedded = 0
-    /// Folders that could not be read (their files are left as they were).
+    /// Folders that could not be read, "path: reason" (their files are left as they were).
     public var unreadableFolders: [String] = []
+    /// Image files that could not be looked at, or whose names are not UTF-8, "path: reason" (left
+    /// as they were).
+    public var unreadableFiles: [String] = []
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case new, changed, unchanged, moved, revived, removed, failed, embedded, unreadableFolders, unreadableFiles
+    }
+
+    /// Summaries written before `unreadableFiles` existed (stored in the index's `runs`) still read.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        new = try c.decode(Int.self, forKey: .new)
+        changed = try c.decode(Int.self, forKey: .changed)
+        unchanged = try c.decode(Int.self, forKey: .unchanged)
+        moved = try c.decode(Int.self, forKey: .moved)
+        revived = try c.decode(Int.self, forKey: .revived)
+        removed = try c.decode(Int.self, forKey: .removed)
+        failed = try c.decode(Int.self, forKey: .failed)
+        embedded = try c.decode(Int.self, forKey: .embedded)
+        unreadableFolders = try c.decode([String].self, forKey: .unreadableFolders)
+        unreadableFiles = try c.decodeIfPresent([String].self, forKey: .unreadableFiles) ?? []
+    }
 }
 
 /// Errors of the search layer, each naming the file, URL or option.

@@ -30,17 +30,18 @@ extension PostgresStore: IndexingStore {
         let walker = try SearchIndex.walk(walkable, options: options, summary: &summary, progress: progress) { batch, summary in
             seenUnstamped += try reconcile(batch, slot: slot, summary: &summary)
         }
-        let unreadable = walker.unreadable.map(\.path)
+        let unreadable = walker.unreadablePaths
         summary.removed = try store.transaction { () -> Int in
             var removed = 0
             for root in walkable + gone {
                 let (lo, hi) = PathPrefix.range(root)
                 var sql = "UPDATE files SET deleted = true WHERE path >= $1 AND path < $2 AND NOT deleted AND seen_at < $3 AND NOT (id = ANY($4))"
                 var binds: [PostgresStore.Bind] = [.text(lo), .text(hi), .double(started), .ints(seenUnstamped)]
-                for folder in unreadable where folder == root || folder.hasPrefix(root + "/") {
-                    let (ulo, uhi) = PathPrefix.range(folder)
-                    sql += " AND NOT (path >= $\(binds.count + 1) AND path < $\(binds.count + 2))"
-                    binds += [.text(ulo), .text(uhi)]
+                for path in unreadable where path == root || path.hasPrefix(root + "/") {
+                    let (ulo, uhi) = PathPrefix.range(path)
+                    let n = binds.count
+                    sql += " AND NOT (path = $\(n + 1) OR (path >= $\(n + 2) AND path < $\(n + 3)))"
+                    binds += [.text(path), .text(ulo), .text(uhi)]
                 }
                 removed += try store.query(sql + " RETURNING id", binds).count
             }

@@ -17,10 +17,16 @@ struct ImageSourceOptions: ParsableArguments {
         try requireNonEmptyPaths(inputs.map { ($0, "input argument") } + inputList.map { ($0, "--input-list") })
     }
 
-    /// The inputs in order: arguments first (folders expanded), then each list's lines.
-    func paths() throws -> [String] {
-        var paths: [String] = []
-        for input in inputs { paths += try ImageInputs.expand(input) }
+    /// The inputs in order: arguments first (folders expanded), then each list's lines; with what
+    /// inside the folders could not be read (reported as failed inputs, never skipped in silence).
+    func paths() throws -> ImageSourceList {
+        var paths: [String] = [], unreadable: [String] = []
+        func expand(_ path: String) throws {
+            let listing = try ImageInputs.expand(path)
+            paths += listing.paths
+            unreadable += listing.unreadable
+        }
+        for input in inputs { try expand(input) }
         for list in inputList {
             let text: String
             if list == "-" {
@@ -31,15 +37,23 @@ struct ImageSourceOptions: ParsableArguments {
             for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
                 let path = line.trimmingCharacters(in: .whitespaces)
                 if path.isEmpty || path.hasPrefix("#") { continue }
-                paths += try ImageInputs.expand(path)
+                try expand(path)
             }
         }
         guard !paths.isEmpty else {
+            for entry in unreadable { FileHandle.standardError.write(Data("error: \(entry)\n".utf8)) }
             let given = (inputs + inputList.map { "--input-list \($0)" }).prefix(3).joined(separator: ", ")
             throw InputError(description: "no input images: \(given)\(inputs.count + inputList.count > 3 ? ", ..." : "") hold none")
         }
-        return paths
+        return ImageSourceList(paths: paths, unreadable: unreadable)
     }
+}
+
+/// Image inputs as listed: the paths, and entries of the given folders that could not be read
+/// ("path: reason").
+struct ImageSourceList {
+    var paths: [String]
+    var unreadable: [String]
 }
 
 /// Images streamed in batches: `.npy` arrays (N, 3, H, W) already preprocessed, or image files
@@ -68,9 +82,13 @@ struct ImageInputs {
     /// The most images one forward pass will get: a batch, or fewer files (an .npy may hold any number).
     let largestForwardPass: Int
     private let chunks: [Chunk]
+    /// Entries of the input folders that could not be read: reported and counted as failed.
+    private let unreadable: [String]
 
     /// `preprocessor`: the model's eval transform (`Preprocessor(model:)`).
-    init(_ paths: [String], preprocessor: Preprocessor, batchSize: Int) throws {
+    init(_ source: ImageSourceList, preprocessor: Preprocessor, batchSize: Int) throws {
+        let paths = source.paths
+        unreadable = source.unreadable
         let imageSize = preprocessor.imageSize
         // The batch being embedded and two prefetched.
         try requireImageBatchMemory(count: min(paths.count, 3 * batchSize), imageSize: imageSize)
@@ -93,8 +111,8 @@ struct ImageInputs {
         largestForwardPass = hasArrays ? batchSize : min(paths.count, batchSize)
     }
 
-    /// A file as given, or a folder's image files (recursively, sorted by path).
-    static func expand(_ path: String) throws -> [String] {
+    /// A file as given, or a folder's image files (recursively, sorted by path) and what in it could not be read.
+    static func expand(_ path: String) throws -> (paths: [String], unreadable: [String]) {
         do { return try ImageFiles.expand(path) } catch let e as ImageFilesError { throw InputError(description: e.description) }
     }
 
@@ -137,7 +155,8 @@ struct ImageInputs {
     func forEachBatch(label: String, _ body: (Tensor, [String]) throws -> Void) throws -> Int {
         let progress = Progress(label: label, total: total)
         let stream = batches()
-        var done = 0, failed = 0, rows = 0
+        var done = 0, failed = unreadable.count, rows = 0
+        for entry in unreadable { FileHandle.standardError.write(Data("error: \(entry)\n".utf8)) }
         while let batch = try stream.next() {
             for f in batch.failures { Self.report(f) }
             failed += batch.failures.count

@@ -98,6 +98,7 @@ struct IndexCommand: ParsableCommand {
             let summary = try index.update(roots: roots, model: model, options: UpdateOptions(batchSize: batchSize, prune: prune)) { bar.show($0) }
             bar.finish()
             for folder in summary.unreadableFolders { FileHandle.standardError.write(Data("warning: \(folder) (skipped, its files kept)\n".utf8)) }
+            for file in summary.unreadableFiles { FileHandle.standardError.write(Data("warning: \(file) (skipped, not marked removed)\n".utf8)) }
             if json {
                 print(String(decoding: try JSONEncoder().encode(summary), as: UTF8.self))
             } else {

@@ -234,6 +234,19 @@ final class ReliabilityCLITests: XCTestCase {
         try expect(["preprocess", "--model", tinyModel, "--output", out, "/dev/zero"], ["/dev/zero", "character device"])
         // A folder is searched for images; one with none says so.
         try expect(["preprocess", "--model", tinyModel, "--output", out, tmp.path], ["no input images", tmp.path, "hold none"])
+        // An image in a folder whose name is not UTF-8 is a failed input, named, not skipped in silence.
+        let named = tmp.appendingPathComponent("named")
+        try FileManager.default.createDirectory(at: named, withIntermediateDirectories: true)
+        let png = try Data(contentsOf: repoRoot.appendingPathComponent("Tests/CLIPDataTests/Fixtures/noise_120x90.png"))
+        try png.write(to: named.appendingPathComponent("good.png"))
+        let latin1 = (Array(named.path.utf8) + Array("/caf".utf8) + [0xE9] + Array(".png".utf8)).map { CChar(bitPattern: $0) } + [0]
+        let fd = open(latin1, O_CREAT | O_WRONLY, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        _ = png.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        defer { unlink(latin1) }
+        try expect(["preprocess", "--model", tinyModel, "--output", out, named.path], [named.path + "/caf\u{FFFD}.png", "not valid UTF-8"])
+        XCTAssertEqual(try NPY.read(URL(fileURLWithPath: out)).shape, [1, 3, 64, 64], "the readable image is still preprocessed")
         let loop = tmp.appendingPathComponent("loop.png")
         try FileManager.default.createSymbolicLink(atPath: loop.path, withDestinationPath: loop.path)
         try expect(["preprocess", "--model", tinyModel, "--output", out, loop.path], [loop.path, "symbolic links"])

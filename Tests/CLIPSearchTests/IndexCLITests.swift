@@ -134,6 +134,14 @@ final class IndexCLITests: XCTestCase {
         let summary = try JSONDecoder().decode(IndexSummary.self, from: Data(r.out.utf8))
         XCTAssertEqual([summary.unchanged, summary.removed], [1, 0])
         XCTAssertEqual(summary.unreadableFolders.count, 1)
+        // Listed but not searchable (r without x): no entry of it can be looked at, so it is
+        // reported as a whole and none of its files taken for gone.
+        XCTAssertEqual(chmod(locked, 0o644), 0)
+        let listed = try run(["index", photos.path, "--db", db, "--json"], unprivileged: true)
+        XCTAssertEqual(chmod(locked, 0o755), 0)
+        XCTAssertTrue(listed.err.contains("\(locked): cannot look inside the folder (Permission denied)"), listed.err)
+        let listedSummary = try JSONDecoder().decode(IndexSummary.self, from: Data(listed.out.utf8))
+        XCTAssertEqual([listedSummary.unchanged, listedSummary.removed, listedSummary.unreadableFolders.count], [1, 0, 1])
         XCTAssertTrue(try run(["index", "--db", db, "--status"]).out.contains("files 3"))
         XCTAssertEqual(chmod(db, 0o444), 0)
         let refused = try run(["index", photos.path, "--db", db], status: 1, unprivileged: true)

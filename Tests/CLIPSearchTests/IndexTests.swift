@@ -162,6 +162,11 @@ final class IndexTests: XCTestCase {
         try makeFolder()
         let index = try SearchIndex.open(db)
         _ = try update(index)
+        // A file given as a root is refused, --prune or not.
+        let file = photos.url.appendingPathComponent("a/china.jpg").path
+        assertSearchError(try index.update(roots: [file], model: Self.model.get(), options: UpdateOptions(batchSize: 3, prune: true)),
+                          contains: [file, "a file, not a folder"])
+        XCTAssertEqual(try index.status().live, 4)
         // "Unmounted": the folder is there but empty.
         let hidden = photos.parent.appendingPathComponent("hidden")
         try FileManager.default.moveItem(at: photos.url, to: hidden)
@@ -192,6 +197,38 @@ final class IndexTests: XCTestCase {
         let index = try SearchIndex.open(db)
         let s = try update(index)
         XCTAssertEqual(s.new, 5, "4 files and one file link; the folder loop and the dangling link are skipped")
+    }
+
+    /// Names that are not UTF-8 (a Latin-1 folder and file copied from an old disk) and a loop of
+    /// file links: reported with the reason, never skipped in silence, and nothing removed for them.
+    func testUndecodableNamesAndLinkLoopsAreReported() throws {
+        try makeFolder()
+        let index = try SearchIndex.open(db)
+        _ = try update(index)
+        let jpeg = try Data(contentsOf: imageFixtures.appendingPathComponent("china.jpg"))
+        let root = Array(photos.path.utf8)
+        let folder = root + Array("/caf".utf8) + [0xE9], inFolder = folder + Array("/x.jpg".utf8)
+        let file = root + Array("/a/photo".utf8) + [0xFF] + Array(".jpg".utf8)
+        func c(_ bytes: [UInt8]) -> [CChar] { bytes.map { CChar(bitPattern: $0) } + [0] }
+        func write(_ bytes: [UInt8]) throws {
+            let fd = open(c(bytes), O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            _ = jpeg.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        XCTAssertEqual(mkdir(c(folder), 0o755), 0)
+        try write(inFolder)
+        try write(file)
+        defer { unlink(c(inFolder)); rmdir(c(folder)); unlink(c(file)) }
+        let a = photos.url.appendingPathComponent("a")
+        try FileManager.default.createSymbolicLink(atPath: a.appendingPathComponent("loop1.jpg").path, withDestinationPath: "loop2.jpg")
+        try FileManager.default.createSymbolicLink(atPath: a.appendingPathComponent("loop2.jpg").path, withDestinationPath: "loop1.jpg")
+        let s = try update(index)
+        XCTAssertEqual(s.unreadableFolders, [photos.path + "/caf\u{FFFD}: the name is not valid UTF-8; rename it (SwiftCLIP keeps paths as UTF-8 text)"])
+        XCTAssertEqual(s.unreadableFiles.count, 3, "\(s.unreadableFiles)")
+        XCTAssertTrue(s.unreadableFiles.contains { $0.hasPrefix(photos.path + "/a/photo\u{FFFD}.jpg: the name is not valid UTF-8") }, "\(s.unreadableFiles)")
+        XCTAssertTrue(s.unreadableFiles.contains { $0.hasSuffix("loop1.jpg: Too many levels of symbolic links") }, "\(s.unreadableFiles)")
+        XCTAssertEqual([s.unchanged, s.new, s.removed], [4, 0, 0])
     }
 
     func testUnreadableSubfolderIsReportedAndItsFilesKept() throws {

@@ -147,6 +147,16 @@ final class PostgresTests: XCTestCase {
         XCTAssertEqual(try pg.slots().map(\.vectors), [11, 11])
         try pg.dropModel(slot: try pg.slot(for: other.identity))
         XCTAssertEqual(try pg.slots().count, 1)
+        // A file turned into a loop of links cannot be looked at: reported, and kept as it was.
+        try photos.remove("d0/img3.png")
+        try FileManager.default.createSymbolicLink(atPath: photos.url.appendingPathComponent("d0/img3.png").path, withDestinationPath: "loop.png")
+        try FileManager.default.createSymbolicLink(atPath: photos.url.appendingPathComponent("d0/loop.png").path, withDestinationPath: "img3.png")
+        try both { index in
+            let summary = try index.update(roots: [photos.path], model: model)
+            XCTAssertEqual([summary.unreadableFiles.count, summary.removed, summary.unchanged], [2, 0, 11], "\(summary)")
+            return summary
+        }
+        XCTAssertEqual(try pg.status().live, 12)
     }
 
     /// Two `swiftclip index` processes into one database at once: every file embedded exactly once.
