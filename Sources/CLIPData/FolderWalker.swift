@@ -18,11 +18,18 @@ public struct FolderWalker {
     }
 
     public let extensions: Set<String>
+    /// Folder names not walked, as `fnmatch` globs (`@eaDir`, `.*`).
+    public let excludedNames: [String]
+    /// Folders skipped because their names matched `excludedNames`.
+    public private(set) var excludedFolders = 0
     public private(set) var unreadableFolders: [(path: String, reason: String)] = []
     public private(set) var unreadableFiles: [(path: String, reason: String)] = []
     public private(set) var skippedFolderLinks = 0
 
-    public init(extensions: Set<String> = ImageFiles.extensions) { self.extensions = extensions }
+    public init(extensions: Set<String> = ImageFiles.extensions, excludedNames: [String] = []) {
+        self.extensions = extensions
+        self.excludedNames = excludedNames
+    }
 
     /// Every path whose indexed files must be left as they were: the unreadable folders and files.
     public var unreadablePaths: [String] { unreadableFolders.map(\.path) + unreadableFiles.map(\.path) }
@@ -74,6 +81,7 @@ public struct FolderWalker {
                     if kind == S_IFDIR { skippedFolderLinks += 1; continue }
                 }
                 if kind == S_IFDIR {
+                    if excludedNames.contains(where: { fnmatch($0, name, 0) == 0 }) { excludedFolders += 1; continue }
                     subfolders.append(path)
                 } else if kind == S_IFREG, isImageName(name) {
                     try body(Entry(path: path, size: Int64(info.st_size),

@@ -14,9 +14,18 @@ public struct UpdateOptions: Sendable {
     public var prune: Bool
     /// File name extensions indexed (lower case).
     public var extensions: Set<String>
+    /// Folder names (`fnmatch` globs) not walked; what the index holds under them is tombstoned.
+    public var excludedFolderNames: [String]
 
-    public init(batchSize: Int = 8, prune: Bool = false, extensions: Set<String> = ImageFiles.extensions) {
+    /// Folders no photo library wants searched, as rclip leaves out `@eaDir`, `node_modules` and
+    /// `.git`: Synology's per-photo thumbnails (`@eaDir`) and recycle bin (`#recycle`), desktop
+    /// trash on removable disks (`.Trash-1000`, macOS's `.Trashes`), version control, packages.
+    public static let defaultExcludedFolderNames = ["@eaDir", "#recycle", ".Trash-*", ".Trashes", ".git", "node_modules"]
+
+    public init(batchSize: Int = 8, prune: Bool = false, extensions: Set<String> = ImageFiles.extensions,
+                excludedFolderNames: [String] = UpdateOptions.defaultExcludedFolderNames) {
         self.batchSize = batchSize; self.prune = prune; self.extensions = extensions
+        self.excludedFolderNames = excludedFolderNames
     }
 }
 
@@ -116,6 +125,10 @@ extension SearchIndex {
                 walkable.append(root)
             }
         }
+        // A root inside another one (or given twice) is walked as part of it, once.
+        func within(_ path: String, _ other: String) -> Bool { path == other || other == "/" || path.hasPrefix(other + "/") }
+        let distinct = Array(Set(walkable)).sorted()
+        walkable = distinct.filter { root in !distinct.contains { $0 != root && within(root, $0) } }
         return (walkable, gone)
     }
 
@@ -123,7 +136,7 @@ extension SearchIndex {
     /// an unmounted disk looks like) is an error unless `prune`. Returns the walker (what it could not read).
     package static func walk(_ walkable: [String], options: UpdateOptions, summary: inout IndexSummary, progress: ((IndexProgress) -> Void)?,
                      reconcile: ([FolderWalker.Entry], inout IndexSummary) throws -> Void) throws -> FolderWalker {
-        var walker = FolderWalker(extensions: options.extensions)
+        var walker = FolderWalker(extensions: options.extensions, excludedNames: options.excludedFolderNames)
         let scanStart = Date()
         var scanned = 0
         var empty: [String] = []
@@ -146,6 +159,7 @@ extension SearchIndex {
         }
         summary.unreadableFolders = walker.unreadableFolders.map { "\($0.path): \($0.reason)" }
         summary.unreadableFiles = walker.unreadableFiles.map { "\($0.path): \($0.reason)" }
+        summary.excludedFolders = walker.excludedFolders
         if let first = empty.first, !options.prune {
             if let unreadable = walker.unreadableFolders.first(where: { $0.path == first }) {
                 throw SearchError.rootMissing(first, unreadable.reason)

@@ -119,14 +119,16 @@ public struct IndexSummary: Equatable, Sendable, Codable {
     /// Image files that could not be looked at, or whose names are not UTF-8, "path: reason" (left
     /// as they were).
     public var unreadableFiles: [String] = []
+    /// Folders not walked because their names matched the excluded names (`@eaDir`, …).
+    public var excludedFolders = 0
 
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
-        case new, changed, unchanged, moved, revived, removed, failed, embedded, unreadableFolders, unreadableFiles
+        case new, changed, unchanged, moved, revived, removed, failed, embedded, unreadableFolders, unreadableFiles, excludedFolders
     }
 
-    /// Summaries written before `unreadableFiles` existed (stored in the index's `runs`) still read.
+    /// Summaries written before `unreadableFiles` and `excludedFolders` existed (stored in the index's `runs`) still read.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         new = try c.decode(Int.self, forKey: .new)
@@ -139,6 +141,7 @@ public struct IndexSummary: Equatable, Sendable, Codable {
         embedded = try c.decode(Int.self, forKey: .embedded)
         unreadableFolders = try c.decode([String].self, forKey: .unreadableFolders)
         unreadableFiles = try c.decodeIfPresent([String].self, forKey: .unreadableFiles) ?? []
+        excludedFolders = try c.decodeIfPresent(Int.self, forKey: .excludedFolders) ?? 0
     }
 }
 

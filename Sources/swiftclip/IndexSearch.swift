@@ -58,13 +58,18 @@ struct IndexCommand: ParsableCommand {
         moved, renamed or copied ones reuse their vector (content hash); files gone from under a ROOT \
         are tombstoned (revived if they come back). A ROOT that is missing, unreadable or holds no \
         images is an error and marks nothing removed, unless --prune. Each batch is one transaction: \
-        a killed run continues where it stopped.
+        a killed run continues where it stopped. Folders named @eaDir (Synology's thumbnails), \
+        #recycle, .Trash-*, .Trashes, .git and node_modules are left out unless --no-default-excludes.
         """)
 
     @OptionGroup var database: DatabaseOption
     @OptionGroup var modelOptions: IndexModelOptions
     @Option(name: .long, help: "Images per forward pass and per transaction.") var batchSize = UpdateOptions().batchSize
     @Flag(name: .long, help: "Tombstone the files of a ROOT that is missing, unreadable or empty.") var prune = false
+    @Option(name: .long, help: ArgumentHelp("Leave out folders with this name (a glob such as '.*' or 'Private*'; repeatable); what the index holds under them is tombstoned.", valueName: "name"))
+    var exclude: [String] = []
+    @Flag(name: .long, help: "Walk the folders left out by default too: \(UpdateOptions.defaultExcludedFolderNames.joined(separator: ", ")).")
+    var noDefaultExcludes = false
     @Flag(name: .long, help: "Print what the index holds (files, model slots, failures) and exit.") var status = false
     @Option(name: .long, help: ArgumentHelp("Remove a model slot and its vectors (its id or digest prefix, from --status).", valueName: "slot"))
     var dropModel: String?
@@ -76,6 +81,9 @@ struct IndexCommand: ParsableCommand {
         if !status && dropModel == nil && roots.isEmpty { throw ValidationError("give at least one folder to index (or --status, --drop-model)") }
         if (status || dropModel != nil) && !roots.isEmpty { throw ValidationError("--status and --drop-model take no folders") }
         try requireNonEmptyPaths(roots.map { ($0, "folder argument") })
+        for name in exclude where name.isEmpty || name.contains("/") {
+            throw ValidationError("--exclude '\(name)': give a folder name or a glob of one, without '/'")
+        }
     }
 
     func run() throws {
@@ -95,7 +103,8 @@ struct IndexCommand: ParsableCommand {
             }
             let model = try modelOptions.load(for: index, newestSlot: true)
             let bar = ProgressBar()
-            let summary = try index.update(roots: roots, model: model, options: UpdateOptions(batchSize: batchSize, prune: prune)) { bar.show($0) }
+            let summary = try index.update(roots: roots, model: model, options: UpdateOptions(batchSize: batchSize, prune: prune,
+                excludedFolderNames: (noDefaultExcludes ? [] : UpdateOptions.defaultExcludedFolderNames) + exclude)) { bar.show($0) }
             bar.finish()
             for folder in summary.unreadableFolders { FileHandle.standardError.write(Data("warning: \(folder) (skipped, its files kept)\n".utf8)) }
             for file in summary.unreadableFiles { FileHandle.standardError.write(Data("warning: \(file) (skipped, not marked removed)\n".utf8)) }
@@ -103,7 +112,8 @@ struct IndexCommand: ParsableCommand {
                 print(String(decoding: try JSONEncoder().encode(summary), as: UTF8.self))
             } else {
                 print("new \(summary.new), changed \(summary.changed), unchanged \(summary.unchanged), moved \(summary.moved), "
-                      + "revived \(summary.revived), removed \(summary.removed), failed \(summary.failed) (embedded \(summary.embedded))")
+                      + "revived \(summary.revived), removed \(summary.removed), failed \(summary.failed) (embedded \(summary.embedded))"
+                      + (summary.excludedFolders > 0 ? "; \(summary.excludedFolders) excluded folders left out" : ""))
             }
             if summary.failed > 0 { FileHandle.standardError.write(Data("\(summary.failed) files could not be read: see --status\n".utf8)) }
         }

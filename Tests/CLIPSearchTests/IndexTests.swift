@@ -199,6 +199,28 @@ final class IndexTests: XCTestCase {
         XCTAssertEqual(s.new, 5, "4 files and one file link; the folder loop and the dangling link are skipped")
     }
 
+    /// Synology's per-photo thumbnails (`@eaDir`), trash and `.git` are left out by default, as
+    /// rclip leaves out `@eaDir`; `--exclude` globs add to them and tombstone what was indexed under
+    /// a newly excluded folder; a root inside another root is walked once.
+    func testExcludedFoldersAndNestedRoots() throws {
+        try makeFolder()
+        try photos.add("china.jpg", as: "a/@eaDir/china.jpg/SYNOPHOTO_THUMB_XL.jpg", trailer: "thumb")
+        try photos.add("flower.jpg", as: "b/.Trash-1000/files/old.jpg", trailer: "trash")
+        try photos.add("flower.jpg", as: ".git/x.jpg", trailer: "git")
+        let index = try SearchIndex.open(db)
+        var s = try update(index)
+        XCTAssertEqual([s.new, s.excludedFolders], [4, 3])
+        s = try index.update(roots: [photos.path], model: Self.model.get(),
+                             options: UpdateOptions(batchSize: 3, excludedFolderNames: []))
+        XCTAssertEqual([s.new, s.unchanged, s.excludedFolders], [3, 4, 0], "nothing left out: the thumbnail, the trash, .git")
+        s = try index.update(roots: [photos.path], model: Self.model.get(),
+                             options: UpdateOptions(batchSize: 3, excludedFolderNames: UpdateOptions.defaultExcludedFolderNames + ["c*"]))
+        XCTAssertEqual([s.unchanged, s.removed, s.excludedFolders], [3, 4, 4], "b/c/noise.png and the three left out again are tombstoned")
+        XCTAssertEqual(try index.status().live, 3)
+        s = try index.update(roots: [photos.path, photos.path + "/a", photos.path + "/"], model: Self.model.get(), options: UpdateOptions(batchSize: 3))
+        XCTAssertEqual([s.new, s.unchanged, s.revived, s.removed], [0, 3, 1, 0], "every file looked at once (b/c/noise.png revived)")
+    }
+
     /// Names that are not UTF-8 (a Latin-1 folder and file copied from an old disk) and a loop of
     /// file links: reported with the reason, never skipped in silence, and nothing removed for them.
     func testUndecodableNamesAndLinkLoopsAreReported() throws {
