@@ -34,9 +34,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             _ = try? CIFARDataset.loadPython(.cifar10, test: FuzzScratch.write(bytes, ext: "pkl"), meta: nil)
         case .image:
             ImageDecoder.warningHandler = { _, _ in }  // damaged inputs are the point; keep the log quiet
+            let orientation = EXIFOrientation.read(jpeg: Data(bytes))  // the server's thumbnails read it
             let image = try ImageDecoder.decodeImage(Data(bytes), name: "fuzz-image")
             _ = image.rgb()
-            _ = Preprocessor(imageSize: 16).resizeAndCrop(image)
+            _ = EXIFOrientation.apply(orientation, to: Preprocessor(imageSize: 16).resizeAndCrop(image))
             if image.width * image.height <= 1 << 20 {  // the other resize modes, where they stay fast
                 _ = Preprocessor(imageSize: 12, interpolation: .bilinear, resizeMode: .longest, fillColor: 7).resizeAndCrop(image)
                 _ = Preprocessor(imageSize: 9, resizeMode: .squash).resizeAndCrop(image)

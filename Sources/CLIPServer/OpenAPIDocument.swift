@@ -124,7 +124,7 @@ enum OpenAPIDocument {
                        "503": { "$ref": "#/components/responses/Unavailable" } } }
     },
     "/v1/images/{id}/thumbnail": {
-      "get": { "summary": "A 256 x 256 PNG thumbnail (centre crop) of an indexed image",
+      "get": { "summary": "A 256 x 256 PNG thumbnail (centre crop, turned upright by a JPEG's EXIF orientation) of an indexed image",
         "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } } ],
         "responses": { "200": { "description": "PNG", "content": { "image/png": { "schema": { "type": "string", "format": "binary" } } } },
                        "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" },

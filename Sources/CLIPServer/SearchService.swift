@@ -40,11 +40,16 @@ final class SearchService: @unchecked Sendable {
         return (data, type)
     }
 
-    /// A 256 × 256 centre crop as PNG (the page shows square tiles); the last 512 are kept.
+    /// A 256 × 256 centre crop as PNG (the page shows square tiles), turned upright by the JPEG's
+    /// EXIF orientation as the browser turns the full image; the last 512 are kept.
     func thumbnail(id: Int64) throws -> Data {
         if let hit = cacheLock.withLock({ cache[id] }) { return hit }
         let file = try image(id: id)
-        let png = try Parallel.withThreads(1) { PNGEncoder.encode(thumbnails.resizeAndCrop(try ImageDecoder.decode(file.data, name: "image \(id)"))) }
+        let orientation = EXIFOrientation.read(jpeg: file.data)
+        let png = try Parallel.withThreads(1) {
+            // The centre square of the stored pixels is the centre square of the upright photo, turned.
+            PNGEncoder.encode(EXIFOrientation.apply(orientation, to: thumbnails.resizeAndCrop(try ImageDecoder.decode(file.data, name: "image \(id)"))))
+        }
         cacheLock.withLock {
             if cache[id] == nil { cacheOrder.append(id) }
             cache[id] = png

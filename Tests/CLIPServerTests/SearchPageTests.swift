@@ -1,3 +1,4 @@
+import CLIPData
 import CLIPSearch
 import CLIPServer
 import Foundation
@@ -76,5 +77,40 @@ final class SearchPageTests: XCTestCase {
         XCTAssertEqual(state?["typed"] as? String, "a flower")
         XCTAssertGreaterThanOrEqual(state?["loaded"] as? Int ?? 0, 3, summary)
         XCTAssertTrue(FileManager.default.fileExists(atPath: screenshot))
+    }
+
+    /// A phone photo stored as landscape pixels with EXIF orientation 6 gets an upright thumbnail,
+    /// as the browser shows the full image: the stored pixels' thumbnail turned 90° clockwise.
+    func testThumbnailsAreTurnedUprightByEXIFOrientation() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-serve-exif-\(UUID().uuidString)")
+        let photos = tmp.appendingPathComponent("photos")
+        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let jpeg = try fixture("flower_640x480_progressive.jpg")
+        // APP1: "Exif\0\0", a little-endian TIFF header, IFD0 with one entry: Orientation (SHORT) = 6.
+        let app1: [UInt8] = [0xFF, 0xE1, 0x00, 0x22] + Array("Exif\0\0".utf8) + [0x49, 0x49, 0x2A, 0x00, 0x08, 0x00, 0x00, 0x00,
+                             0x01, 0x00, 0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]
+        try jpeg.write(to: photos.appendingPathComponent("plain.jpg"))
+        try (jpeg.prefix(2) + Data(app1) + jpeg.dropFirst(2)).write(to: photos.appendingPathComponent("turned.jpg"))
+        var c = tinyConfiguration()
+        let db = tmp.appendingPathComponent("index.sqlite").path
+        do {
+            let model = try IndexModel(model: c.model, weights: nil, seed: c.seed, vocabulary: c.vocabulary)
+            _ = try SearchIndex.open(db).update(roots: [photos.path], model: model)
+        }
+        c.searchDatabase = db
+        let server = try RunningServer(c)
+        defer { server.stop() }
+        let r = try server.client.json("POST", "/v1/search", ["text": "a flower", "top_k": 2])
+        var thumbnails: [String: RGBImage] = [:]
+        for result in r.json?["results"] as? [[String: Any]] ?? [] {
+            guard let path = result["path"] as? String, let url = result["thumbnail"] as? String else { continue }
+            let png = try server.client.request("GET", url)
+            XCTAssertEqual(png.status, 200)
+            thumbnails[URL(fileURLWithPath: path).lastPathComponent] = try ImageDecoder.decode(png.body, name: url)
+        }
+        let plain = try XCTUnwrap(thumbnails["plain.jpg"], r.text), turned = try XCTUnwrap(thumbnails["turned.jpg"], r.text)
+        XCTAssertNotEqual(turned, plain)
+        XCTAssertEqual(turned, EXIFOrientation.apply(6, to: plain))
     }
 }
