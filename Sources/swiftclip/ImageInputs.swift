@@ -190,8 +190,14 @@ struct RowNamesFile {
     }
 
     func append(_ names: [String]) throws {
-        try writer?.write(Array(names.map { $0.replacingOccurrences(of: "\n", with: "\\n") + "\n" }.joined().utf8))
+        try writer?.write(Array(names.map { $0.asOneLine + "\n" }.joined().utf8))
     }
 
     func commit() throws { try writer?.commit() }
+}
+
+extension String {
+    /// The name on one line, a newline inside it written as `\n`: how the line-per-path outputs
+    /// (rows files, `search`, `--status`) print paths, so a line is always one path.
+    var asOneLine: String { replacingOccurrences(of: "\n", with: "\\n") }
 }

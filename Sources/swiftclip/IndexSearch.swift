@@ -137,7 +137,7 @@ struct IndexCommand: ParsableCommand {
                   + "\(slot.model.precision), dim \(slot.model.dimension), \(slot.vectors) vectors, "
                   + "\(slot.completedAt == nil ? "incomplete" : "complete"), digest \(slot.model.digest.prefix(12))")
         }
-        for f in s.failures { print("failed: \(f.path): \(f.reason)") }
+        for f in s.failures { print("failed: \(f.path.asOneLine): \(f.reason.asOneLine)") }
         if s.failed > s.failures.count { print("... and \(s.failed - s.failures.count) more") }
     }
 }
@@ -185,7 +185,7 @@ struct SearchCommand: ParsableCommand {
                 } else {
                     for (g, group) in groups.enumerated() {
                         print("group \(g + 1):")
-                        for r in group { print(String(format: "  %.4f  ", r.score) + r.path) }
+                        for r in group { print(String(format: "  %.4f  ", r.score) + r.path.asOneLine) }
                     }
                 }
                 return
@@ -198,7 +198,7 @@ struct SearchCommand: ParsableCommand {
                 encoder.outputFormatting = [.sortedKeys]
                 print(String(decoding: try encoder.encode(results), as: UTF8.self))
             } else {
-                for r in results { print(String(format: "%3d  %.4f  ", r.rank, r.score) + r.path) }
+                for r in results { print(String(format: "%3d  %.4f  ", r.rank, r.score) + r.path.asOneLine) }
             }
         }
     }

@@ -83,7 +83,7 @@ final class IndexCLITests: XCTestCase {
     func testIndexThenSearchInTwoCommands() throws {
         try photos.add("china.jpg", as: "china.jpg")
         try photos.add("flower.jpg", as: "x/flower.jpg")
-        try photos.add("noise_120x90.png", as: "x/noise.png")
+        try photos.add("noise_120x90.png", as: "x/no\nise.png") // a newline in a name: one line per result all the same
         let first = try run(["index", photos.path, "--db", db, "--model", tinyModelConfig, "--seed", "3", "--json"])
         let summary = try JSONDecoder().decode(IndexSummary.self, from: Data(first.out.utf8))
         XCTAssertEqual([summary.new, summary.embedded], [3, 3])
@@ -96,7 +96,8 @@ final class IndexCLITests: XCTestCase {
         let byImage = try run(["search", "--db", db, "--image", photos.url.appendingPathComponent("china.jpg").path, "--top", "1"])
         XCTAssertTrue(byImage.out.contains("china.jpg"), byImage.out)
         let under = try run(["search", "--db", db, "cat", "--under", photos.url.appendingPathComponent("x").path])
-        XCTAssertEqual(under.out.split(separator: "\n").count, 2)
+        XCTAssertEqual(under.out.split(separator: "\n").count, 2, under.out)
+        XCTAssertTrue(under.out.contains("x/no\\nise.png"), under.out)
         // Status, a re-run that does nothing, the model-change rule and bad input.
         XCTAssertTrue(try run(["index", "--db", db, "--status"]).out.contains("files 3"))
         let again = try run(["index", photos.path, "--db", db, "--json"])
