@@ -77,6 +77,7 @@ enum OpenAPIDocument {
         "requestBody": { "required": true, "content": {
           "image/jpeg": { "schema": { "type": "string", "format": "binary" } },
           "image/png": { "schema": { "type": "string", "format": "binary" } },
+          "application/octet-stream": { "schema": { "type": "string", "format": "binary" }, "description": "a JPEG or PNG file (also with no Content-Type)" },
           "multipart/form-data": { "schema": { "type": "object", "properties": { "image": { "type": "array", "items": { "type": "string", "format": "binary" } } } } } } },
         "responses": { "200": { "description": "one embedding per image, in order", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Embeddings" } } } },
                        "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" },
@@ -141,6 +142,7 @@ enum OpenAPIDocument {
         "requestBody": { "required": true, "content": {
           "image/jpeg": { "schema": { "type": "string", "format": "binary" } },
           "image/png": { "schema": { "type": "string", "format": "binary" } },
+          "application/octet-stream": { "schema": { "type": "string", "format": "binary" }, "description": "a JPEG or PNG file (also with no Content-Type)" },
           "multipart/form-data": { "schema": { "type": "object", "required": ["image", "labels"],
             "properties": { "image": { "type": "string", "format": "binary" }, "labels": { "type": "string", "description": "comma-separated" },
                             "threshold": { "type": "string" }, "top_k": { "type": "string" } } } },
@@ -161,7 +163,13 @@ enum OpenAPIDocument {
     },
     "/v1/classify": {
       "post": { "summary": "Zero-shot classification as `swiftclip classify`: labels sorted by probability",
+        "parameters": [
+          { "name": "labels", "in": "query", "required": false, "schema": { "type": "string" }, "description": "comma-separated (raw image body)" },
+          { "name": "template", "in": "query", "required": false, "schema": { "type": "string" }, "description": "with '{}' for the label (raw image body)" } ],
         "requestBody": { "required": true, "content": {
+          "image/jpeg": { "schema": { "type": "string", "format": "binary" } },
+          "image/png": { "schema": { "type": "string", "format": "binary" } },
+          "application/octet-stream": { "schema": { "type": "string", "format": "binary" }, "description": "a JPEG or PNG file (also with no Content-Type)" },
           "application/json": { "schema": { "type": "object", "required": ["image", "labels"],
             "properties": { "image": { "type": "string", "contentEncoding": "base64", "description": "JPEG or PNG file, base64" },
                             "labels": { "type": "array", "minItems": 1, "items": { "type": "string" } },

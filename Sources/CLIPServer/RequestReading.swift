@@ -48,6 +48,13 @@ extension Request {
         (headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
     }
 
+    /// A body that is one image file: JPEG or PNG by its type, including the names some clients use
+    /// (`image/jpg`, `image/pjpeg`), or bytes sent as `application/octet-stream` or with no type at
+    /// all (`requests.post(url, data=f)`). The decoder tells JPEG from PNG by the magic bytes; anything
+    /// else is a 400 naming what it is not.
+    var isImageBody: Bool { Self.imageBodyTypes.contains(mediaType) }
+    static let imageBodyTypes: Set<String> = ["image/jpeg", "image/jpg", "image/pjpeg", "image/png", "application/octet-stream", ""]
+
     func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         guard mediaType == "application/json" else {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "this route takes application/json, got '\(headers[.contentType] ?? "")'")

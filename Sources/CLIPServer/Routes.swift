@@ -133,17 +133,16 @@ struct Routes: Sendable {
         let service = try state.service()
         let (encoding, normalize) = try outputOptions(request)
         var images: [(data: Data, name: String)] = []
-        switch request.mediaType {
-        case "image/jpeg", "image/png":
+        if request.isImageBody {
             images = [(try await body.read(request), "body")]
-        case "multipart/form-data":
+        } else if request.mediaType == "multipart/form-data" {
             let parts = try await multipartParts(request)
             images = parts.enumerated().filter { $1.filename != nil || ($1.contentType ?? "").hasPrefix("image/") }
                 .map { ($1.body, "part \($0) (\($1.filename ?? $1.name ?? "unnamed"))") }
             guard !images.isEmpty else { throw APIError.badRequest("the multipart body holds no image parts (parts with a filename or an image/* type)") }
-        default:
+        } else {
             throw APIError(.unsupportedMediaType, "unsupported_media_type",
-                           "send image/jpeg, image/png or multipart/form-data, got '\(request.headers[.contentType] ?? "")'")
+                           "send the image (image/jpeg, image/png, application/octet-stream) or multipart/form-data, got '\(request.headers[.contentType] ?? "")'")
         }
         guard images.count <= configuration.maxImagesPerRequest else {
             throw APIError.badRequest("\(images.count) images in one request; at most \(configuration.maxImagesPerRequest)", code: "too_many_items")
@@ -199,7 +198,12 @@ struct Routes: Sendable {
     private func classify(_ request: Request) async throws -> Response {
         let service = try state.service()
         var image = Data(), labels: [String] = [], templates: [String] = []
+        let query = request.uri.queryParameters
         switch request.mediaType {
+        case _ where request.isImageBody:
+            image = try await body.read(request)
+            labels = (query["labels"].map(String.init) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            templates = query["template"].map { [String($0)] } ?? []
         case "application/json":
             let r = try request.decodeJSON(ClassifyRequest.self, from: try await body.read(request))
             guard let decoded = Data(base64Encoded: r.image) else { throw APIError.badRequest("'image' is not valid base64") }
@@ -215,7 +219,8 @@ struct Routes: Sendable {
             }
             guard !image.isEmpty else { throw APIError.badRequest("the multipart body has no 'image' part") }
         default:
-            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send application/json or multipart/form-data, got '\(request.headers[.contentType] ?? "")'")
+            throw APIError(.unsupportedMediaType, "unsupported_media_type",
+                           "send the image (image/jpeg, image/png, application/octet-stream; ?labels=a,b), multipart/form-data or application/json, got '\(request.headers[.contentType] ?? "")'")
         }
         labels = labels.filter { !$0.isEmpty }
         if templates.isEmpty { templates = ["a photo of a {}."] }
@@ -250,7 +255,7 @@ extension Routes {
         var image = Data(), labels: [String] = [], threshold: String?, topK: String?
         let query = request.uri.queryParameters
         switch request.mediaType {
-        case "image/jpeg", "image/png":
+        case _ where request.isImageBody:
             image = try await body.read(request)
             labels = (query["labels"].map(String.init) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             threshold = query["threshold"].map(String.init); topK = query["top_k"].map(String.init)
@@ -271,7 +276,7 @@ extension Routes {
             image = decoded; labels = r.labels; threshold = r.threshold.map { "\($0)" }; topK = r.top_k.map(String.init)
         default:
             throw APIError(.unsupportedMediaType, "unsupported_media_type",
-                           "send image/jpeg, image/png, multipart/form-data or application/json, got '\(request.headers[.contentType] ?? "")'")
+                           "send the image (image/jpeg, image/png, application/octet-stream), multipart/form-data or application/json, got '\(request.headers[.contentType] ?? "")'")
         }
         labels = labels.filter { !$0.isEmpty }
         try checkTexts(labels, name: "labels", max: configuration.maxLabels)

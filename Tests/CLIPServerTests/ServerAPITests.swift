@@ -70,6 +70,16 @@ final class ServerAPITests: XCTestCase {
             assertClose(row, single[k], "multipart part \(k)")
         }
 
+        // One image as the body under the names clients give it: image/jpg, application/octet-stream,
+        // or no Content-Type (Python requests' `data=f`); bytes that are not JPEG/PNG stay a 400.
+        for type in ["image/jpg", "application/octet-stream", nil] as [String?] {
+            let r = try client.request("POST", "/v1/embeddings/image", body: datas[0], contentType: type)
+            XCTAssertEqual(r.status, 200, "\(type ?? "no type"): \(r.text)")
+            assertClose(embeddingRows(r).first ?? [], single[0], type ?? "no type")
+        }
+        XCTAssertEqual(try client.request("POST", "/v1/embeddings/image", body: Data("GIF89a....".utf8), contentType: "application/octet-stream").errorCode,
+                       "invalid_image")
+
         // Texts: one request with several, and concurrent single-text requests, agree.
         let texts = ["a photo of a cat", "a diagram", "ein Hund", ""]
         let batch = try client.json("POST", "/v1/embeddings/text", ["texts": texts])
@@ -97,6 +107,17 @@ final class ServerAPITests: XCTestCase {
         let viaForm = try client.request("POST", "/v1/classify", body: form, contentType: formType)
         XCTAssertEqual(viaForm.status, 200, viaForm.text)
         XCTAssertEqual((viaForm.json?["labels"] as? [[String: Any]])?.compactMap { $0["label"] as? String }, items.compactMap { $0["label"] as? String })
+        // The image as the body, labels and one template in the query (as /v1/detect takes them).
+        let oneTemplate = try client.json("POST", "/v1/classify", ["image": datas[1].base64EncodedString(), "labels": labels, "templates": ["a {}"]])
+        let viaBody = try client.request("POST", "/v1/classify?labels=\(labels.joined(separator: ","))&template=a%20%7B%7D", body: datas[1], contentType: "image/jpeg")
+        XCTAssertEqual(viaBody.status, 200, viaBody.text)
+        func probabilityByLabel(_ r: RawHTTP.Response) -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: (r.json?["labels"] as? [[String: Any]] ?? []).compactMap { item in
+                (item["label"] as? String).flatMap { label in (item["probability"] as? Double).map { (label, $0) } }
+            })
+        }
+        XCTAssertEqual(probabilityByLabel(viaBody).count, labels.count, viaBody.text)
+        for (label, p) in probabilityByLabel(oneTemplate) { XCTAssertEqual(probabilityByLabel(viaBody)[label] ?? -1, p, accuracy: 1e-6, label) }
 
         // The same numbers as `swiftclip classify` on the same model and image.
         try assertMatchesCLI(items: items, labels: labels, image: fixtureImages.appendingPathComponent("flower.jpg").path)
