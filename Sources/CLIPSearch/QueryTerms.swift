@@ -18,9 +18,10 @@ public struct QueryTerm: Equatable, Sendable {
     }
 
     /// rclip's term syntax: `text` (weight 1), `+text` / `-text` (±1), `+2:text`, `-0.5:text`,
-    /// `:text` (weight 1, for a text that itself starts with + or -). A term whose text is an
-    /// existing image file's path (.jpg/.jpeg/.png) with `image:` before it is an image term:
-    /// `+2:image:q.jpg`. Weights must be finite; the text after the weight must not be empty.
+    /// `:text` (weight 1, for a text that itself starts with + or -). An image term is a path with
+    /// `image:` before it (`+2:image:q.jpg`), or, as rclip takes them, a `file://` URL or a path
+    /// that starts with `/`, `./` or `../` and ends in .jpg, .jpeg or .png (`-./dog.jpg`). Weights
+    /// must be finite; the text after the weight must not be empty.
     public static func parse(_ argument: String) throws -> QueryTerm {
         var rest = Substring(argument)
         var weight: Float = 1
@@ -42,9 +43,23 @@ public struct QueryTerm: Equatable, Sendable {
             guard !path.isEmpty else { throw SearchError.badQuery(argument, "no path after 'image:'") }
             return QueryTerm(.image(path: path), weight: weight)
         }
+        if rest.hasPrefix("file://") {
+            let path = String(rest.dropFirst("file://".count))
+            guard !path.isEmpty else { throw SearchError.badQuery(argument, "no path after 'file://'") }
+            return QueryTerm(.image(path: path), weight: weight)
+        }
+        if looksLikeImagePath(rest) { return QueryTerm(.image(path: String(rest)), weight: weight) }
         let text = rest.trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else { throw SearchError.badQuery(argument, "empty text") }
         return QueryTerm(.text(text), weight: weight)
+    }
+
+    /// rclip's rule for a query that is a file (`/…`, `./…`), narrowed to image names so that a
+    /// text such as "/r/pics funny cat" stays a text.
+    private static func looksLikeImagePath(_ s: Substring) -> Bool {
+        guard s.hasPrefix("/") || s.hasPrefix("./") || s.hasPrefix("../") else { return false }
+        let lower = s.lowercased()
+        return [".jpg", ".jpeg", ".png"].contains { lower.hasSuffix($0) }
     }
 
     /// Every argument parsed; at least one term must have a non-zero weight.

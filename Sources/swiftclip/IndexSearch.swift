@@ -147,7 +147,8 @@ struct SearchCommand: ParsableCommand {
         commandName: "search",
         abstract: "Search an index by text, image or weighted terms (rclip's syntax: +2:snow -dog).",
         discussion: """
-        Terms: `text` (weight 1), `-text` (-1), `+2:text`, `-0.5:text`, `image:PATH`. The query is the \
+        Terms: `text` (weight 1), `-text` (-1), `+2:text`, `-0.5:text`, `image:PATH`, and as rclip \
+        takes them `./q.jpg`, `/abs/q.png`, `file:///q.jpg` (paths from /, ./ or ../ naming an image). The query is the \
         normalised weighted sum of the terms' unit embeddings; results are ranked by cosine similarity \
         over every stored vector (exact search). The model is the one the index records.
         """)

@@ -10,6 +10,13 @@ final class QueryAndLocationTests: XCTestCase {
         XCTAssertEqual(try QueryTerm.parse("-0.5:cat"), QueryTerm(.text("cat"), weight: -0.5))
         XCTAssertEqual(try QueryTerm.parse(":-1 is a number"), QueryTerm(.text("-1 is a number"), weight: 1))
         XCTAssertEqual(try QueryTerm.parse("+3:image:q.jpg"), QueryTerm(.image(path: "q.jpg"), weight: 3))
+        // rclip's image queries: paths from /, ./ or ../ that name an image, and file:// URLs.
+        XCTAssertEqual(try QueryTerm.parse("./cat.JPG"), QueryTerm(.image(path: "./cat.JPG"), weight: 1))
+        XCTAssertEqual(try QueryTerm.parse("-0.5:../a b/dog.png"), QueryTerm(.image(path: "../a b/dog.png"), weight: -0.5))
+        XCTAssertEqual(try QueryTerm.parse("+file:///tmp/q.jpeg"), QueryTerm(.image(path: "/tmp/q.jpeg"), weight: 1))
+        XCTAssertEqual(try QueryTerm.parse("/r/pics funny cat"), QueryTerm(.text("/r/pics funny cat"), weight: 1))
+        XCTAssertEqual(try QueryTerm.parse("a cat.jpg"), QueryTerm(.text("a cat.jpg"), weight: 1))
+        assertSearchError(try QueryTerm.parse("file://"), contains: ["no path"])
         // A colon that does not follow a number belongs to the text.
         XCTAssertEqual(try QueryTerm.parse("-time: 12:30"), QueryTerm(.text("time: 12:30"), weight: -1))
         assertSearchError(try QueryTerm.parse("+2:"), contains: ["+2:", "empty text"])
