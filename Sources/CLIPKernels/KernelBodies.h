@@ -734,11 +734,14 @@ static void KFN(gelu_affine_rows)(const float *z, float *h, float *y, const floa
 
 // MARK: Depthwise convolution
 //
-// Vectorised over C: for one output row and one block of VW channels, an interior tile of 8
-// output columns keeps 8 accumulators in registers (9 loads per 8 FMAs per tap). Kernel rows are
-// clamped per output row, so no tap tests bounds; border columns, where the kx range shrinks,
-// take a one-column path over 4 channel blocks at once (four independent FMA chains); channels
-// past the last whole vector take a scalar path.
+// Vectorised over C. ConvNeXt's 7-wide kernels: for one output row and one block of VW channels, a
+// tile of DW_TILE output columns loads each kernel row's DW_TILE + 6 input columns once (zero
+// outside the row, so border columns take the same path) and reuses them for all 7 taps of every
+// column: 7 FMAs per load. Other widths: an interior tile of 8 output columns keeps 8 accumulators
+// in registers (9 loads per 8 FMAs per tap); border columns, where the kx range shrinks, take a
+// one-column path over 4 channel blocks at once (four independent FMA chains). Kernel rows are
+// clamped per output row; channels past the last whole vector take a scalar path. Every path sums
+// kernel row by kernel row, tap by tap, in the same order (a tap outside the row adds 0).
 
 typedef struct {
     clip_index h, w, c, kh, kw, padding, oh, ow;
@@ -768,15 +771,45 @@ INLINE void dw_tile8(const dw_geometry *g, const float *x, const float *weight, 
 
 INLINE vf bias_vector(const float *bias, clip_index c0) { return bias ? vload(bias + c0) : vsplat(0); }
 
+#define DW_K7 7
+/// Output columns per 7-wide tile: DW_TILE accumulators + DW_TILE + 6 inputs + 1 weight in registers
+/// (23 of AVX-512's 32; 15 of AVX2's and SSE2's 16).
+#define DW_TILE (VW >= 16 ? 8 : 4)
+
+/// `cols` (≤ DW_TILE) output columns from `ox` of the channel block at c0, a 7-wide kernel.
+INLINE void dw_tile_k7(const dw_geometry *g, const float *x_row, const float *w_row, clip_index rows, clip_index ox,
+                       clip_index cols, vf bias, float *out_row, clip_index c0) {
+    const clip_index c = g->c, stride = g->w * c, ix0 = ox - g->padding;
+    vf acc[DW_TILE];
+    for (int i = 0; i < DW_TILE; i++) acc[i] = bias;
+    for (clip_index r = 0; r < rows; r++) {
+        const float *xr = x_row + r * stride + c0, *wr = w_row + r * DW_K7 * c + c0;
+        vf in[DW_TILE + DW_K7 - 1];
+#pragma clang loop unroll(full)
+        for (int j = 0; j < DW_TILE + DW_K7 - 1; j++) {
+            const clip_index ix = ix0 + j;
+            in[j] = ix >= 0 && ix < g->w ? vload(xr + ix * c) : vsplat(0);
+        }
+#pragma clang loop unroll(full)
+        for (int kx = 0; kx < DW_K7; kx++) {
+            const vf wv = vload(wr + kx * c);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < DW_TILE; i++) acc[i] = acc[i] + in[i + kx] * wv;
+        }
+    }
+    for (clip_index i = 0; i < cols; i++) vstore(out_row + (ox + i) * c + c0, acc[i]);
+}
+
+/// One output column, channel blocks from `first_block` on (then the scalar channel tail).
 static void KFN(dw_column)(const dw_geometry *g, clip_index ox, const float *x_row, const float *w_row, clip_index rows,
-                           const float *bias, float *out_row) {
+                           const float *bias, float *out_row, clip_index first_block) {
     const clip_index c = g->c, stride = g->w * c, blocks = c / VW;
     clip_index kx_lo = g->padding - ox > 0 ? g->padding - ox : 0;
     clip_index kx_hi = g->w + g->padding - ox < g->kw ? g->w + g->padding - ox : g->kw;
     clip_index taps = kx_hi > kx_lo ? kx_hi - kx_lo : 0;
     const float *x_col = x_row + (ox + kx_lo - g->padding) * c, *w_col = w_row + kx_lo * c;
     float *o = out_row + ox * c;
-    clip_index cb = 0;
+    clip_index cb = first_block;
     for (; cb + 4 <= blocks; cb += 4) {
         clip_index c0 = cb * VW;
         vf a0 = bias_vector(bias, c0), a1 = bias_vector(bias, c0 + VW);
@@ -824,6 +857,14 @@ static void KFN(depthwise_conv_rows)(const float *x, const float *weight, const 
         const float *x_row = x + (image * h + oy + ky_lo - padding) * stride;
         const float *w_row = weight + ky_lo * kw * c;
         float *out_row = out + (image * oh + oy) * ow * c;
+        if (kw == DW_K7) {
+            for (clip_index cb = 0; cb < blocks; cb++)
+                for (clip_index ox = 0; ox < ow; ox += DW_TILE)
+                    dw_tile_k7(&g, x_row, w_row, rows, ox, ow - ox < DW_TILE ? ow - ox : DW_TILE, bias_vector(bias, cb * VW), out_row, cb * VW);
+            if (blocks * VW < c)
+                for (clip_index col = 0; col < ow; col++) KFN(dw_column)(&g, col, x_row, w_row, rows, bias, out_row, blocks);
+            continue;
+        }
         // Output columns whose taps all lie inside the row: ox − p ≥ 0 and ox − p + kw ≤ w.
         clip_index interior_lo = padding < ow ? padding : ow;
         clip_index interior_hi = w - kw + padding + 1 < ow ? w - kw + padding + 1 : ow;
@@ -847,8 +888,8 @@ static void KFN(depthwise_conv_rows)(const float *x, const float *weight, const 
                         out_row[col * c + ch] = acc;
                     }
         }
-        for (clip_index col = 0; col < interior_lo; col++) KFN(dw_column)(&g, col, x_row, w_row, rows, bias, out_row);
-        for (clip_index col = ox; col < ow; col++) KFN(dw_column)(&g, col, x_row, w_row, rows, bias, out_row);
+        for (clip_index col = 0; col < interior_lo; col++) KFN(dw_column)(&g, col, x_row, w_row, rows, bias, out_row, 0);
+        for (clip_index col = ox; col < ow; col++) KFN(dw_column)(&g, col, x_row, w_row, rows, bias, out_row, 0);
     }
 }
 

@@ -177,8 +177,10 @@ final class KernelLevelTests: KernelTestCase {
 
     func testDepthwiseConvolution() {
         for (name, k) in levels {
-            // 19 channels: a vector tail at every width; 64: the four-block column path; 21 columns: interior tiles of 8.
-            for (n, h, w, c, kernel) in [(2, 9, 21, 19, 7), (1, 5, 4, 64, 7), (1, 3, 2, 3, 3)] {
+            // 19 channels: a vector tail at every width; 21 columns: whole tiles and a partial one; 7×7 and
+            // 1 column: every column a border column of the 7-wide path; width 3: the general path.
+            for (n, h, w, c, kernel) in [(2, 9, 21, 19, 7), (1, 5, 4, 64, 7), (1, 7, 7, 32, 7), (2, 14, 14, 16, 7), (1, 3, 1, 16, 7),
+                                         (1, 3, 2, 3, 3), (1, 4, 11, 37, 3)] {
                 let padding = kernel / 2
                 let x = random(n * h * w * c), weight = random(kernel * kernel * c), bias = random(c)
                 var y = [Float](repeating: .nan, count: n * h * w * c)
