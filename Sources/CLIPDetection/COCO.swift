@@ -71,9 +71,12 @@ public struct COCODataset: Codable, Sendable {
             imageByID[image.id] = image
         }
         var categoryIDs = Set<Int>()
+        var idOfName: [String: Int] = [:]
         for (i, c) in categories.enumerated() {
             guard categoryIDs.insert(c.id).inserted else { throw fail("categories[\(i)]: duplicate category id \(c.id)") }
             guard !c.name.isEmpty else { throw fail("categories[\(i)] (id \(c.id)): empty name") }
+            // Detections are asked for by name, so two categories may not share one.
+            if let other = idOfName.updateValue(c.id, forKey: c.name) { throw fail("categories[\(i)] (id \(c.id)): name '\(c.name)' is also category \(other)'s") }
             if let split = c.split, split != "base", split != "novel" { throw fail("categories[\(i)] (id \(c.id)): split '\(split)' is neither 'base' nor 'novel'") }
         }
         var annotationIDs = Set<Int>()

@@ -111,6 +111,7 @@ public struct OpenVocabularyDetector {
         if let bad = labels.first(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw DetectionError.invalidArgument("empty label in the list ('\(bad)')")
         }
+        if let twice = labels.firstRepeated() { throw DetectionError.invalidArgument("label '\(twice)' is given twice") }
     }
 
     /// Unit-length text embeddings [K, D] of the labels' prompts.

@@ -1,3 +1,4 @@
+import CLIPEngine
 import Foundation
 import Hummingbird
 import NIOCore
@@ -223,6 +224,7 @@ struct Routes: Sendable {
                            "send the image (image/jpeg, image/png, application/octet-stream; ?labels=a,b), multipart/form-data or application/json, got '\(request.headers[.contentType] ?? "")'")
         }
         labels = labels.filter { !$0.isEmpty }
+        if let twice = labels.firstRepeated() { throw APIError.badRequest("label '\(twice)' is given twice") }
         if templates.isEmpty { templates = ["a photo of a {}."] }
         try checkTexts(labels, name: "labels", max: configuration.maxLabels)
         try checkTexts(templates, name: "templates", max: configuration.maxTemplates)

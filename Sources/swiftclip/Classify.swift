@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLIPData
+import CLIPEngine
 import CLIPEvaluation
 import CLIPModels
 import Foundation
@@ -17,9 +18,16 @@ struct Classify: ParsableCommand {
     @Flag(name: .long, help: "JSON output for scripts.") var json = false
     @OptionGroup var source: ImageSourceOptions
 
+    /// The class names; each at most once (the output is keyed by them).
+    private var names: [String] { labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+
+    func validate() throws {
+        if let twice = names.firstRepeated() { throw ValidationError("--labels: '\(twice)' is given twice (got '\(labels)')") }
+    }
+
     func run() throws {
         try runReportingErrors {
-            let names = labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let names = self.names
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
                                       precision: precisionOption.precision, inferenceOnly: true)
             try requireTokenizerFits(model.config)

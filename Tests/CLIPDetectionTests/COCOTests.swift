@@ -63,11 +63,15 @@ final class COCOTests: XCTestCase {
         try assertRejected(#"{"images": \#(images), "annotations": [{"id": 7, "image_id": 2, "category_id": 1, "bbox": [1, 1, 2, 2]}], "categories": \#(cats)}"#,
                            mentions: ["image_id 2"])
         try assertRejected(#"{"images": \#(images), "annotations": [], "categories": [{"id": 1, "name": "x", "split": "rare"}]}"#, mentions: ["split"])
+        // Two categories under one name (evaluation and training look categories up by name).
+        try assertRejected(#"{"images": \#(images), "annotations": [], "categories": [{"id": 1, "name": "x"}, {"id": 2, "name": "x"}]}"#,
+                           mentions: ["categories[1] (id 2)", "name 'x' is also category 1's"])
         try assertRejected("{not json", mentions: [])
     }
 
-    func testEmptyLabelListsAreRejected() {
+    func testEmptyOrRepeatedLabelsAreRejected() {
         XCTAssertThrowsError(try OpenVocabularyDetector.checkLabels([])) { XCTAssertTrue("\($0)".contains("empty")) }
+        XCTAssertThrowsError(try OpenVocabularyDetector.checkLabels(["a", "b", "a"])) { XCTAssertTrue("\($0)".contains("label 'a' is given twice")) }
         XCTAssertThrowsError(try OpenVocabularyDetector.checkLabels(["red circle", " "])) { XCTAssertTrue("\($0)".contains("empty label")) }
         XCTAssertNoThrow(try OpenVocabularyDetector.checkLabels(["red circle"]))
     }

@@ -89,6 +89,10 @@ final class CLITests: XCTestCase {
         let written = try NPY.read(out).shape[0]
         XCTAssertEqual(written, 2, "the two readable images are embedded")
 
+        // A label given twice is refused (the output is keyed by label; it used to crash the JSON writer).
+        let twice = try run(["classify", "--model", model, "--labels", "cat, dog,cat", "--json", jpeg])
+        XCTAssertEqual(twice.status, 64, twice.stderr)
+        XCTAssertTrue(twice.stderr.contains("'cat' is given twice"), twice.stderr)
         let big = try run(["classify", "--model", "convnext_v2_tiny", "--labels", "cat,dog,car", "--json", jpeg, png])
         XCTAssertEqual(big.status, 0, big.stderr)
         let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(big.stdout.utf8)) as? [[String: Any]])

@@ -40,6 +40,7 @@ final class BadInputTests: XCTestCase {
         expect(try client.json("POST", "/v1/classify", ["image": jpeg.base64EncodedString(), "labels": [String]()]), 400, "invalid_request", "no labels")
         expect(try client.json("POST", "/v1/classify", ["image": jpeg.base64EncodedString(), "labels": ["a"], "templates": ["no slot"]]), 400, "invalid_request", "template without {}")
         expect(try client.json("POST", "/v1/classify", ["image": "%%%", "labels": ["a"]]), 400, "invalid_request", "bad base64")
+        expect(try client.json("POST", "/v1/classify", ["image": jpeg.base64EncodedString(), "labels": ["cat", "dog", "cat"]]), 400, "invalid_request", "a label twice")
         // Malformed multipart.
         expect(try client.request("POST", "/v1/embeddings/image", body: Data("--b\r\nno end".utf8), contentType: "multipart/form-data; boundary=b"), 400, "invalid_multipart", "truncated multipart")
         expect(try client.request("POST", "/v1/embeddings/image", body: jpeg, contentType: "multipart/form-data"), 400, "invalid_multipart", "multipart without boundary")
