@@ -86,7 +86,7 @@ let package = Package(
         // CLI: thin.
         // Fuzzing: the parsers of untrusted input as functions of bytes, and the libFuzzer entry point
         // (built with sanitizers by scripts/fuzz.sh; a plain build is a replay tool).
-        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPSearch"]),
+        .target(name: "CLIPFuzzTargets", dependencies: ["CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPSearch", "CLIPDetection"]),
         .executableTarget(name: "swiftclip-fuzz", dependencies: ["CLIPFuzzTargets"]),
         .executableTarget(name: "swiftclip", dependencies: [
             "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", "CLIPExport", "CLIPTraining", "CLIPDistributed", "CLIPDetection",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers of untrusted input with libFuzzer (Swift's -sanitize=fuzzer,address).
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     default: 180 s each, every target
-# Targets: safetensors npy pickle image tokenizer config csv gzip tar shardlist zip torch queryterms dburl (Sources/CLIPFuzzTargets).
+# Targets: safetensors npy pickle image tokenizer config csv gzip tar shardlist zip torch queryterms dburl coco (Sources/CLIPFuzzTargets).
 # The sanitizer build goes to .build-fuzz (git-ignored; Package.swift carries no unsafe flags);
 # each target's corpus grows in .build-fuzz/corpus/<target>, seeded from Tests/CLIPFuzzTests/Seeds.
 # A crash, leak, timeout or out-of-memory stops that target and fails the script; the input is
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-180}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors npy pickle image tokenizer config csv gzip tar shardlist zip torch queryterms dburl)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors npy pickle image tokenizer config csv gzip tar shardlist zip torch queryterms dburl coco)
 
 scripts/setup.sh  # the tokenizer target needs the vocabulary in assets/
 swift build -c release --scratch-path .build-fuzz --product swiftclip-fuzz \

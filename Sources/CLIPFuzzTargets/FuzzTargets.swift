@@ -1,4 +1,5 @@
 import CLIPData
+import CLIPDetection
 import CLIPEngine
 import CLIPModels
 import CLIPNN
@@ -11,7 +12,7 @@ import Foundation
 /// replay the committed seeds and crashers) drive exactly the same code. A target may throw any
 /// typed error; it must never trap, crash or hang.
 public enum FuzzTarget: String, CaseIterable, Sendable {
-    case safetensors, npy, pickle, image, tokenizer, config, csv, gzip, tar, shardlist, zip, torch, queryterms, dburl
+    case safetensors, npy, pickle, image, tokenizer, config, csv, gzip, tar, shardlist, zip, torch, queryterms, dburl, coco
 
     /// Runs the target on one input. Errors are the expected outcome for most inputs.
     public func run(_ bytes: [UInt8]) throws {
@@ -98,6 +99,15 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             // One query argument per line (`swiftclip search` terms, rclip's syntax).
             let terms = try QueryTerm.parse(String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
             precondition(terms.allSatisfy { $0.weight.isFinite } && terms.contains { $0.weight != 0 })
+        case .coco:
+            // COCO instances JSON (train-detector, eval-detect), then scored against its own boxes
+            // as detections (COCOEvaluation, as eval-detect runs it).
+            let dataset = try COCODataset.load(FuzzScratch.write(bytes, ext: "json"))
+            let detections = dataset.annotations.prefix(1000).map {
+                COCODetection(image_id: $0.image_id, category_id: $0.category_id, bbox: $0.bbox, score: 1)
+            }
+            let summary = COCOEvaluation(groundTruth: dataset, detections: Array(detections)).summary()
+            precondition(summary.ap == -1 || (0...1).contains(summary.ap)) // -1: no ground truth, as pycocotools
         case .dburl:
             // `--db`: a file path, sqlite:PATH or postgresql://; a parsed URL prints without its password.
             let text = String(decoding: bytes, as: UTF8.self)
