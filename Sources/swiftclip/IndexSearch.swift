@@ -71,7 +71,7 @@ struct IndexCommand: ParsableCommand {
     @Flag(name: .long, help: "Walk the folders left out by default too: \(UpdateOptions.defaultExcludedFolderNames.joined(separator: ", ")).")
     var noDefaultExcludes = false
     @Flag(name: .long, help: "Print what the index holds (files, model slots, failures) and exit.") var status = false
-    @Option(name: .long, help: ArgumentHelp("Remove a model slot and its vectors (its id or digest prefix, from --status).", valueName: "slot"))
+    @Option(name: .long, help: ArgumentHelp("Remove a model slot and its vectors (its id, or 6+ hex digits of its digest, from --status).", valueName: "slot"))
     var dropModel: String?
     @Flag(name: .long, help: "Print the summary (or --status) as JSON.") var json = false
     @Argument(help: "Folders to index.") var roots: [String] = []
@@ -81,6 +81,10 @@ struct IndexCommand: ParsableCommand {
         if !status && dropModel == nil && roots.isEmpty { throw ValidationError("give at least one folder to index (or --status, --drop-model)") }
         if (status || dropModel != nil) && !roots.isEmpty { throw ValidationError("--status and --drop-model take no folders") }
         try requireNonEmptyPaths(roots.map { ($0, "folder argument") })
+        // An empty or short digest prefix would match every slot (a `--drop-model "$SLOT"` with SLOT unset).
+        if let dropModel, !(dropModel.allSatisfy(\.isNumber) && !dropModel.isEmpty) && !(dropModel.count >= 6 && dropModel.allSatisfy(\.isHexDigit)) {
+            throw ValidationError("--drop-model '\(dropModel)': give a slot id or at least 6 hex digits of its digest (from --status)")
+        }
         for name in exclude where name.isEmpty || name.contains("/") {
             throw ValidationError("--exclude '\(name)': give a folder name or a glob of one, without '/'")
         }

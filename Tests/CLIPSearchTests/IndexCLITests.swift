@@ -102,6 +102,13 @@ final class IndexCLITests: XCTestCase {
         XCTAssertTrue(try run(["index", "--db", db, "--status"]).out.contains("files 3"))
         let again = try run(["index", photos.path, "--db", db, "--json"])
         XCTAssertEqual(try JSONDecoder().decode(IndexSummary.self, from: Data(again.out.utf8)).unchanged, 3)
+        // --drop-model with an empty or short digest prefix (a script's unset variable) matched every
+        // slot and dropped the only one; now it is refused and nothing is dropped.
+        for bad in ["", "a", "abc12"] {
+            let refused = try run(["index", "--db", db, "--drop-model", bad], status: 64)
+            XCTAssertTrue(refused.err.contains("at least 6 hex digits"), refused.err)
+        }
+        XCTAssertTrue(try run(["index", "--db", db, "--status"]).out.contains("3 vectors"))
         let other = try run(["search", "--db", db, "cat", "--model", tinyModelConfig, "--seed", "4"], status: 1)
         XCTAssertTrue(other.err.contains("no vectors from this model"), other.err)
         let unmounted = photos.parent.appendingPathComponent("unmounted").path
