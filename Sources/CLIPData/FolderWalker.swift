@@ -24,18 +24,22 @@ public struct FolderWalker {
     public private(set) var excludedFolders = 0
     public private(set) var unreadableFolders: [(path: String, reason: String)] = []
     public private(set) var unreadableFiles: [(path: String, reason: String)] = []
-    public private(set) var skippedFolderLinks = 0
 
     public init(extensions: Set<String> = ImageFiles.extensions, excludedNames: [String] = []) {
         self.extensions = extensions
         self.excludedNames = excludedNames
     }
 
+    /// "path: reason" for each entry, as summaries and error lines show them.
+    public static func described(_ entries: [(path: String, reason: String)]) -> [String] {
+        entries.map { "\($0.path): \($0.reason)" }
+    }
+
     /// Every path whose indexed files must be left as they were: the unreadable folders and files.
     public var unreadablePaths: [String] { unreadableFolders.map(\.path) + unreadableFiles.map(\.path) }
 
     /// Calls `body` for every image file under `root` (a folder).
-    public mutating func walk(_ root: String, _ body: (Entry) throws -> Void) throws {
+    public mutating func walk(_ root: String, _ body: (Entry) throws -> Void) rethrows {
         var stack = [root]
         while let dir = stack.popLast() {
             guard let handle = opendir(dir) else {
@@ -78,7 +82,7 @@ public struct FolderWalker {
                         continue
                     }
                     kind = info.st_mode & S_IFMT
-                    if kind == S_IFDIR { skippedFolderLinks += 1; continue }
+                    if kind == S_IFDIR { continue }
                 }
                 if kind == S_IFDIR {
                     if excludedNames.contains(where: { fnmatch($0, name, 0) == 0 }) { excludedFolders += 1; continue }

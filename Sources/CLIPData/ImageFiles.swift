@@ -12,18 +12,13 @@ public enum ImageFiles {
     /// A file as given, or a folder's image files (recursively, sorted by path, through
     /// `FolderWalker`), with what under the folder could not be read ("path: reason"): folders that
     /// cannot be listed, image files whose names are not UTF-8 or whose metadata cannot be read.
-    public static func expand(_ path: String) throws -> (paths: [String], unreadable: [String]) {
+    public static func expand(_ path: String) -> (paths: [String], unreadable: [String]) {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else { return ([path], []) }
         var walker = FolderWalker(extensions: extensions)
         var found: [String] = []
-        do {
-            try walker.walk(path) { found.append($0.path) }
-        } catch {
-            throw ImageFilesError(description: "\(path): cannot list the folder (\(error))")
-        }
-        let unreadable = (walker.unreadableFolders + walker.unreadableFiles).map { "\($0.path): \($0.reason)" }
-        return (found.sorted(), unreadable)
+        walker.walk(path) { found.append($0.path) }
+        return (found.sorted(), FolderWalker.described(walker.unreadableFolders + walker.unreadableFiles))
     }
 
     /// Decodes and preprocesses `paths` (named as given) into one tensor of the files that could be
@@ -62,6 +57,3 @@ public struct ImageFileBatch {
     public var failures: [(path: String, error: Error)]
 }
 
-public struct ImageFilesError: Error, CustomStringConvertible {
-    public let description: String
-}

@@ -78,7 +78,7 @@ extension SearchIndex {
                 var sql = "UPDATE files SET deleted = 1 WHERE path >= ? AND path < ? AND deleted = 0 AND seen_run != ?"
                 let (lo, hi) = PathPrefix.range(root)
                 var args: StatementArguments = [lo, hi, run]
-                for path in unreadable where path == root || path.hasPrefix(root + "/") {
+                for path in unreadable where PathPrefix.contains(root, path) {
                     let (ulo, uhi) = PathPrefix.range(path)
                     sql += " AND NOT (path = ? OR (path >= ? AND path < ?))"
                     args += [path, ulo, uhi]
@@ -126,9 +126,8 @@ extension SearchIndex {
             }
         }
         // A root inside another one (or given twice) is walked as part of it, once.
-        func within(_ path: String, _ other: String) -> Bool { path == other || other == "/" || path.hasPrefix(other + "/") }
         let distinct = Array(Set(walkable)).sorted()
-        walkable = distinct.filter { root in !distinct.contains { $0 != root && within(root, $0) } }
+        walkable = distinct.filter { root in !distinct.contains { $0 != root && PathPrefix.contains($0, root) } }
         return (walkable, gone)
     }
 
@@ -157,8 +156,8 @@ extension SearchIndex {
             scanned += pending.count
             if found == 0 { empty.append(root) }
         }
-        summary.unreadableFolders = walker.unreadableFolders.map { "\($0.path): \($0.reason)" }
-        summary.unreadableFiles = walker.unreadableFiles.map { "\($0.path): \($0.reason)" }
+        summary.unreadableFolders = FolderWalker.described(walker.unreadableFolders)
+        summary.unreadableFiles = FolderWalker.described(walker.unreadableFiles)
         summary.excludedFolders = walker.excludedFolders
         if let first = empty.first, !options.prune {
             if let unreadable = walker.unreadableFolders.first(where: { $0.path == first }) {

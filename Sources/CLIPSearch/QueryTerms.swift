@@ -1,3 +1,4 @@
+import CLIPData
 import Foundation
 
 /// One part of a query: a text or an image, with a weight (rclip's syntax). The query vector is
@@ -58,8 +59,7 @@ public struct QueryTerm: Equatable, Sendable {
     /// text such as "/r/pics funny cat" stays a text.
     private static func looksLikeImagePath(_ s: Substring) -> Bool {
         guard s.hasPrefix("/") || s.hasPrefix("./") || s.hasPrefix("../") else { return false }
-        let lower = s.lowercased()
-        return [".jpg", ".jpeg", ".png"].contains { lower.hasSuffix($0) }
+        return ImageFiles.extensions.contains((String(s) as NSString).pathExtension.lowercased())
     }
 
     /// Every argument parsed; at least one term must have a non-zero weight.

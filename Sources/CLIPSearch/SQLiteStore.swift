@@ -283,6 +283,11 @@ package enum PathPrefix {
         if dir == "/" { return ("/", "0") }
         return (dir + "/", dir + "0")
     }
+
+    /// `path` is `folder` itself or lies under it (the Swift side of `range`, plus the folder).
+    package static func contains(_ folder: String, _ path: String) -> Bool {
+        path == folder || folder == "/" || path.hasPrefix(folder + "/")
+    }
 }
 
 /// A vector as stored: float32, little-endian, `dimension * 4` bytes.

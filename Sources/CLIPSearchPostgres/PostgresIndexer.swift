@@ -37,7 +37,7 @@ extension PostgresStore: IndexingStore {
                 let (lo, hi) = PathPrefix.range(root)
                 var sql = "UPDATE files SET deleted = true WHERE path >= $1 AND path < $2 AND NOT deleted AND seen_at < $3 AND NOT (id = ANY($4))"
                 var binds: [PostgresStore.Bind] = [.text(lo), .text(hi), .double(started), .ints(seenUnstamped)]
-                for path in unreadable where path == root || path.hasPrefix(root + "/") {
+                for path in unreadable where PathPrefix.contains(root, path) {
                     let (ulo, uhi) = PathPrefix.range(path)
                     let n = binds.count
                     sql += " AND NOT (path = $\(n + 1) OR (path >= $\(n + 2) AND path < $\(n + 3)))"

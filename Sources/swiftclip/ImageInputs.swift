@@ -21,12 +21,12 @@ struct ImageSourceOptions: ParsableArguments {
     /// inside the folders could not be read (reported as failed inputs, never skipped in silence).
     func paths() throws -> ImageSourceList {
         var paths: [String] = [], unreadable: [String] = []
-        func expand(_ path: String) throws {
-            let listing = try ImageInputs.expand(path)
+        func expand(_ path: String) {
+            let listing = ImageFiles.expand(path)
             paths += listing.paths
             unreadable += listing.unreadable
         }
-        for input in inputs { try expand(input) }
+        for input in inputs { expand(input) }
         for list in inputList {
             let text: String
             if list == "-" {
@@ -37,7 +37,7 @@ struct ImageSourceOptions: ParsableArguments {
             for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
                 let path = line.trimmingCharacters(in: .whitespaces)
                 if path.isEmpty || path.hasPrefix("#") { continue }
-                try expand(path)
+                expand(path)
             }
         }
         guard !paths.isEmpty else {
@@ -109,11 +109,6 @@ struct ImageInputs {
         self.chunks = chunks
         let hasArrays = chunks.contains { if case .array = $0 { return true } else { return false } }
         largestForwardPass = hasArrays ? batchSize : min(paths.count, batchSize)
-    }
-
-    /// A file as given, or a folder's image files (recursively, sorted by path) and what in it could not be read.
-    static func expand(_ path: String) throws -> (paths: [String], unreadable: [String]) {
-        do { return try ImageFiles.expand(path) } catch let e as ImageFilesError { throw InputError(description: e.description) }
     }
 
     /// The batches in input order, made ahead on a background thread.
