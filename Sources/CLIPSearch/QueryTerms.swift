@@ -59,7 +59,9 @@ public struct QueryTerm: Equatable, Sendable {
     /// text such as "/r/pics funny cat" stays a text.
     private static func looksLikeImagePath(_ s: Substring) -> Bool {
         guard s.hasPrefix("/") || s.hasPrefix("./") || s.hasPrefix("../") else { return false }
-        return ImageFiles.extensions.contains((String(s) as NSString).pathExtension.lowercased())
+        // Suffixes, not NSString.pathExtension: it trapped on a fuzzed term ("/\u{FFFD}./").
+        let lower = s.lowercased()
+        return ImageFiles.extensions.contains { lower.hasSuffix("." + $0) }
     }
 
     /// Every argument parsed; at least one term must have a non-zero weight.
