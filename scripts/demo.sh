@@ -117,6 +117,8 @@ $bin index --db "$out/photos.sqlite" --status
 step "benchmark: image tower and text tower at batch 1 (side by side with PyTorch/ONNX Runtime: make bench)"
 $bin bench --model convnext_v2_tiny --tower image --batch-sizes 1 --repeats 10
 $bin bench --model convnext_v2_tiny --tower text --batch-sizes 1 --repeats 10
+step "benchmark: 8 images, one batched pass (latency) against one pass per image per thread (throughput: index, embed-image)"
+$bin bench --model convnext_v2_tiny --tower image --batch-sizes 8 --passes batched,per-thread --repeats 4
 
 step "serve: the HTTP service on the trained weights, a curl per route, SIGTERM (drains, exits 0; docs/serving.md)"
 $bin serve --model convnext_v2_tiny --weights "$trained" --port 8765 > "$out/serve.log" 2>&1 &

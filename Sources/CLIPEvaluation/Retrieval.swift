@@ -90,7 +90,7 @@ public enum Retrieval {
         for start in stride(from: 0, to: pairs.count, by: batchSize) {
             let end = min(pairs.count, start + batchSize)
             let batch = try loader.next()!
-            images.append(try model.encodeImage(batch, normalize: true))
+            images.append(try model.encodeImagePerThread(batch, normalize: true))
             let ids = tokenizer.tokenize(Array(pairs.captions[start..<end]), contextLength: model.config.text.contextLength)
             texts.append(try model.encodeText(ids.map { $0.map(Int.init) }, normalize: true))
             progress?(end, pairs.count)

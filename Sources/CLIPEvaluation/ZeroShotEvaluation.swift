@@ -78,7 +78,7 @@ public enum ZeroShotEvaluation {
         for start in stride(from: 0, to: n, by: batchSize) {
             let end = min(n, start + batchSize)
             let images = try loader.next()!
-            let logits = try self.logits(imageFeatures: model.encodeImage(images, normalize: true), classifier: classifier)
+            let logits = try self.logits(imageFeatures: model.encodeImagePerThread(images, normalize: true), classifier: classifier)
             logits.withUnsafeBufferPointer { l in
                 for r in 0..<(end - start) {
                     let row = Array(l[(r * classes)..<((r + 1) * classes)])

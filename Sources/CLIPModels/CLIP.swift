@@ -54,6 +54,12 @@ public final class CLIPModel {
         return normalize ? Ops.l2Normalize(features) : features
     }
 
+    /// `encodeImage` for throughput (indexing a folder, `embed-image`, evaluation): one forward
+    /// pass per image per thread (`onePassPerThread`).
+    public func encodeImagePerThread(_ images: Tensor, normalize: Bool = false) throws -> Tensor {
+        try onePassPerThread(images) { try encodeImage($0, normalize: normalize) }
+    }
+
     /// tokens: rows of token ids -> [N, embed_dim] (open_clip's `encode_text`).
     public func encodeText(_ tokens: [[Int]], normalize: Bool = false) throws -> Tensor {
         let features = try text(tokens)
@@ -164,4 +170,38 @@ extension CLIPModel {
         let items = parameters.parameters.map { (path: $0.key.split(separator: ".")[...], parameter: $0) }
         return order(items, childRank: ["visual": 0, "transformer": 1, "token_embedding": 2, "ln_final": 3])
     }
+}
+
+/// `forward` over the images [N, …] for throughput: each image runs its whole forward pass on one
+/// thread, the threads claiming the next image as they finish, instead of every layer of one
+/// batched pass being split across the threads. One image on one thread runs at the per-image
+/// speed of a larger batch, and nothing waits at the end of each of a pass's hundreds of parallel
+/// regions for a thread that lost its core — to a decoding thread beside the model or to another
+/// process (docs/search.md, "One pass per thread"). The images left after a whole number per
+/// thread run as one ordinary pass over all threads. Rows equal the batched pass's within
+/// rounding (a one-thread pass may sum some products in another order); `forward` must map
+/// images to rows independently of each other, as the image towers do.
+public func onePassPerThread(_ images: Tensor, _ forward: (Tensor) throws -> Tensor) throws -> Tensor {
+    let n = images.shape.first ?? 0, threads = min(Parallel.budget, n)
+    guard threads > 1 else { return try forward(images) }
+    let spread = n - n % threads
+    final class Rows: @unchecked Sendable {
+        let lock = NSLock()
+        var rows: [Tensor?]
+        var error: Error?
+        init(_ n: Int) { rows = Array(repeating: nil, count: n) }
+    }
+    let results = Rows(spread)
+    Parallel.run(spread, threads: threads) { i in
+        do {
+            let row = try forward(images.slice(rows: i..<(i + 1)))
+            results.lock.withLock { results.rows[i] = row }
+        } catch {
+            results.lock.withLock { if results.error == nil { results.error = error } }
+        }
+    }
+    if let error = results.error { throw error }
+    var parts = results.rows.compactMap { $0 }
+    if spread < n { parts.append(try forward(images.slice(rows: spread..<n))) }
+    return try Tensor.concatenate(rows: parts)
 }

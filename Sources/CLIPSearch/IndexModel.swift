@@ -77,7 +77,7 @@ public final class IndexModel: @unchecked Sendable {
 
     /// Unit image embeddings of preprocessed pixels [N, 3, S, S].
     public func embed(pixels: Tensor) throws -> [[Float]] {
-        try unitRows(model.encodeImage(pixels, normalize: true))
+        try unitRows(model.encodeImagePerThread(pixels, normalize: true))
     }
 
     /// Unit image embedding of one file (JPEG or PNG).

@@ -43,8 +43,9 @@ final class InferenceService: @unchecked Sendable {
             // reuses a cached buffer up to 1.5× a request's size, so a pass of a new size takes the
             // buffers of a neighbouring one instead of faulting in fresh memory, and no pass computes
             // padding rows (the power-of-two padding this replaced computed up to 2× the images).
+            // Two or more images: one pass per image per thread (`onePassPerThread`).
             try stride(from: 0, to: items.count, by: maxBatch).flatMap { start in
-                Self.rows(try model.encodeImage(Self.stack(Array(items[start..<min(items.count, start + maxBatch)]))))
+                Self.rows(try model.encodeImagePerThread(Self.stack(Array(items[start..<min(items.count, start + maxBatch)]))))
             }
         }
         texts = BatchQueue(name: "text", maxBatch: c.maxBatch, maxWait: c.maxWait, capacity: c.queueCapacity,

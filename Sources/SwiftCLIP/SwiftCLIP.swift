@@ -61,7 +61,7 @@ public final class CLIP: @unchecked Sendable {
     public func embed<Image: PreprocessorInput>(images: [Image], normalize: Bool = true) throws -> [[Float]] {
         guard !images.isEmpty else { return [] }
         let batch = try preprocessor.batch(count: images.count) { images[$0] }
-        return rows(try model.encodeImage(batch, normalize: normalize))
+        return rows(try model.encodeImagePerThread(batch, normalize: normalize))
     }
 
     public func embedText(_ text: String, normalize: Bool = true) throws -> [Float] {

@@ -26,10 +26,30 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print time per operation kind (mean of 5 more runs with the profiler on).") var breakdown = false
     @Flag(name: .long, help: "Machine-readable JSON (a list of result objects).") var json = false
     @Option(name: .long, help: "Comma-separated precisions (fp32, bf16, int8), timed interleaved in one run.") var precision = "fp32"
+    @Option(name: .long, help: """
+        Comma-separated ways to run an image batch, timed interleaved: batched (one pass, each layer split across \
+        the threads: latency) and per-thread (one pass per image on each thread, as index, embed-image and \
+        evaluation run: throughput).
+        """) var passes = "batched"
+
+    enum Passes: String, CaseIterable { case batched, perThread = "per-thread" }
+
+    func parsePasses() throws -> [Passes] {
+        let modes = try passes.split(separator: ",").map { text in
+            guard let mode = Passes(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--passes takes batched and/or per-thread, got '\(text)'")
+            }
+            return mode
+        }
+        guard !modes.isEmpty else { throw ValidationError("--passes takes batched and/or per-thread") }
+        if tower == .text && modes != [.batched] { throw ValidationError("--passes per-thread is for the image tower") }
+        return modes
+    }
 
     func validate() throws {
         _ = try parseBatchSizes(batchSizes)
         _ = try parsePrecisions(precision)
+        _ = try parsePasses()
         try requireOption(warmup, in: OptionLimits.warmup, "--warmup")
         if let repeats { try requireOption(repeats, in: OptionLimits.repeats, "--repeats") }
         if let textLength { try requireOption(textLength, in: OptionLimits.contextLength, "--text-length") }
@@ -69,6 +89,8 @@ struct Bench: ParsableCommand {
                     return Built(precision: p, encodeImage: nil, encodeText: { try encoder($0) }, parameters: count)
                 }
             }
+            // Each precision in each way of running a batch.
+            let runs = try parsePasses().flatMap { mode in built.map { (built: $0, passes: mode) } }
             let parameters = built[0].parameters
             var results: [[String: Any]] = []
             var rng = SeededGenerator(seed: 7)
@@ -81,7 +103,10 @@ struct Bench: ParsableCommand {
                 case .image:
                     let s = config.vision.imageSize
                     let images = Tensor.random(shape: [batch, 3, s, s], in: -2...2, using: &rng)
-                    forwards = built.map { b in { _ = try b.encodeImage!(images) } }
+                    forwards = runs.map { run in
+                        run.passes == .perThread ? { _ = try onePassPerThread(images, run.built.encodeImage!) }
+                            : { _ = try run.built.encodeImage!(images) }
+                    }
                 case .text:
                     let ctx = config.text.contextLength
                     let length = min(max(textLength ?? ctx, 2), ctx)
@@ -91,7 +116,7 @@ struct Bench: ParsableCommand {
                         [vocab - 2] + (0..<(length - 2)).map { _ in Int.random(in: 1..<(vocab - 2), using: &rng) } + [vocab - 1]
                             + Array(repeating: 0, count: ctx - length)
                     }
-                    forwards = built.map { b in { _ = try b.encodeText!(rows) } }
+                    forwards = runs.map { run in { _ = try run.built.encodeText!(rows) } }
                 }
                 for forward in forwards { for _ in 0..<warmup { try forward() } }
                 // Interleaved: each pass runs every precision once, in a rotating order.
@@ -112,7 +137,7 @@ struct Bench: ParsableCommand {
                 }
                 var usage = rusage()
                 getrusage(RUSAGE_SELF.rawValue, &usage)
-                for (i, b) in built.enumerated() {
+                for (i, (b, mode)) in runs.enumerated() {
                     let sorted = times[i].sorted()
                     let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
                     let pct = { (p: Double) in sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p + 0.5))] }
@@ -122,7 +147,7 @@ struct Bench: ParsableCommand {
                         "median_ms": median, "p10_ms": pct(0.1), "p90_ms": pct(0.9), "repeats": sorted.count,
                         "items_per_s": Double(batch) / (median / 1000), "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
                         "params": parameters, "threads": Parallel.threadCount, "kernels": KernelLevel.active,
-                        "bf16_kernel": KernelLevel.bf16Kernel,
+                        "bf16_kernel": KernelLevel.bf16Kernel, "passes": mode.rawValue,
                     ]
                     if tower == .text { row["text_length"] = min(max(textLength ?? config.text.contextLength, 2), config.text.contextLength) }
                     if breakdown {
@@ -143,9 +168,12 @@ struct Bench: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print("model \(options.model), \(tower.rawValue) tower, \(parameters) params, \(Parallel.threadCount) threads, kernels \(KernelLevel.active)")
-                print("precision batch   median ms    p10 ms    p90 ms   items/s  peak RSS MB")
+                print("precision passes      batch   median ms    p10 ms    p90 ms   items/s  peak RSS MB")
                 for r in results {
-                    print(String(format: "%-9@ %5d %11.2f %9.2f %9.2f %9.1f %12.0f", r["precision"] as! String as NSString,
+                    // Padded here: %-Ns does not pad a Swift string argument.
+                    let label = (r["precision"] as! String).padding(toLength: 9, withPad: " ", startingAt: 0) + " "
+                        + (r["passes"] as! String).padding(toLength: 10, withPad: " ", startingAt: 0)
+                    print(label + String(format: " %6d %11.2f %9.2f %9.2f %9.1f %12.0f",
                                  r["batch"] as! Int, r["median_ms"] as! Double,
                                  r["p10_ms"] as! Double, r["p90_ms"] as! Double, r["items_per_s"] as! Double, r["peak_rss_mb"] as! Double))
                     if let b = r["breakdown_ms"] as? [String: Double] {

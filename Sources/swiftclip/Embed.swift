@@ -63,7 +63,7 @@ func embedImages(_ model: CLIPModel, _ pixels: Tensor, batchSize: Int, normalize
     let n = pixels.shape[0]
     var parts: [Tensor] = []
     for start in stride(from: 0, to: n, by: batchSize) {
-        parts.append(try model.encodeImage(pixels.slice(rows: start..<min(n, start + batchSize)), normalize: normalize))
+        parts.append(try model.encodeImagePerThread(pixels.slice(rows: start..<min(n, start + batchSize)), normalize: normalize))
     }
     return parts.count == 1 ? parts[0] : try Tensor.concatenate(rows: parts)
 }

@@ -144,7 +144,8 @@ final class ReliabilityCLITests: XCTestCase {
     func testCrash7And8BenchOptions() throws {
         for args in [["--batch-sizes", "100000"], ["--batch-sizes", "1000000000000"], ["--batch-sizes", "1,,2"], ["--batch-sizes", "0"],
                      ["--warmup=-1"], ["--repeats=-1"], ["--repeats=0"], ["--tower", "text", "--text-length=-1"],
-                     ["--tower", "text", "--text-length", "0"], ["--tower", "text", "--text-length", "1000000"]] {
+                     ["--tower", "text", "--text-length", "0"], ["--tower", "text", "--text-length", "1000000"],
+                     ["--passes", "sideways"], ["--passes", ","], ["--tower", "text", "--passes", "per-thread"]] {
             try expect(["bench", "--model", tinyModel] + args, status: 64, [args.last!.hasPrefix("--") ? String(args.last!.prefix { $0 != "=" }) : args[args.count - 2]])
         }
         // Above the model's context but inside the option's bounds: still a usage error naming it.
