@@ -25,7 +25,7 @@ struct EmbedImage: ParsableCommand {
     @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
     @Option(name: .long, help: "Output .npy file.") var output: String
     @Option(name: .long, help: "Where to write the input of each row (default: OUT.rows.txt beside OUT.npy).") var rows: String?
-    @Option(name: .long, help: "Images per forward pass.") var batchSize = 32
+    @Option(name: .long, help: "Images decoded and embedded together (one forward pass per image per thread).") var batchSize = 32
     @OptionGroup var source: ImageSourceOptions
 
     func validate() throws {
@@ -58,7 +58,7 @@ func requireImageForwardMemory(_ model: CLIPModel, batchSize: Int) throws {
                                    what: "a forward pass over \(batchSize) images")
 }
 
-/// encode_image of `pixels` in forward passes of at most `batchSize` images.
+/// encode_image of `pixels`, `batchSize` images at a time, one forward pass per image per thread.
 func embedImages(_ model: CLIPModel, _ pixels: Tensor, batchSize: Int, normalize: Bool) throws -> Tensor {
     let n = pixels.shape[0]
     var parts: [Tensor] = []

@@ -28,7 +28,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var vocabulary: VocabularyOptions
     @Option(name: .long, help: "cifar10, cifar100, folder or csv.") var dataset: DatasetKind
     @Option(name: .long, help: "Dataset folder (CSV file for --dataset csv).") var data: String
-    @Option(name: .long, help: "Images per forward pass.") var batchSize = 64
+    @Option(name: .long, help: "Images decoded and embedded together (one forward pass per image per thread).") var batchSize = 64
     @Option(name: .long, help: "Write the results as JSON to this file.") var json: String?
     @Option(name: .long, help: "Prompt templates, one per line ('{}' is the class name). Default: CLIP_benchmark's 18 CIFAR templates.")
     var templates: String?
