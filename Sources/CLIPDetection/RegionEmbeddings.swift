@@ -77,7 +77,7 @@ public enum RegionEncoder {
                 let t = preprocessor.stretched(mode == .crop ? cropped(image, box: box) : masked(image, box: box))
                 (pixels + i * sample).update(from: t.storage.pointer, count: sample)
             }
-            let rows = try model.encodeImage(input)
+            let rows = try model.encodeImagePerThread(input)
             (out.storage.pointer + start * dim).update(from: rows.storage.pointer, count: count * dim)
             start += count
         }

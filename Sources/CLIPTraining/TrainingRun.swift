@@ -608,7 +608,7 @@ public final class TrainingRun {
             let end = min(pairs.count, start + options.batchSize)
             let batch = try preprocessor.batch(count: end - start) { try ImageDecoder.decode(contentsOf: pairs.images[start + $0]) }
             let ids = tokenizer.tokenize(Array(pairs.captions[start..<end]), contextLength: model.config.text.contextLength)
-            let i = try model.encodeImage(batch, normalize: true), t = try model.encodeText(ids.map { $0.map(Int.init) }, normalize: true)
+            let i = try model.encodeImagePerThread(batch, normalize: true), t = try model.encodeText(ids.map { $0.map(Int.init) }, normalize: true)
             cumulative += try ClipLoss.compute(image: i, text: t, logitScale: model.logitScale).loss * Double(end - start)
             images.append(i); texts.append(t)
         }
