@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Timed runs (default: as many as fit in ~4 s, at least 3).") var repeats: Int?
     @Option(name: .long, help: "Text length up to the end-of-text token (77 = the full context, as PyTorch always computes).")
     var textLength: Int?
-    @Flag(name: .long, help: "Print time per operation kind (mean of 5 more runs with the profiler on).") var breakdown = false
+    @Flag(name: .long, help: "Print time per operation kind (mean of 5 more runs with the profiler on; batched passes only).") var breakdown = false
     @Flag(name: .long, help: "Machine-readable JSON (a list of result objects).") var json = false
     @Option(name: .long, help: "Comma-separated precisions (fp32, bf16, int8), timed interleaved in one run.") var precision = "fp32"
     @Option(name: .long, help: """
@@ -142,7 +142,7 @@ struct Bench: ParsableCommand {
                     let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
                     let pct = { (p: Double) in sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p + 0.5))] }
                     var row: [String: Any] = [
-                        "system": "swiftclip-\(b.precision)", "precision": b.precision.rawValue, "model": options.model,
+                        "system": "swiftclip-\(b.precision)" + (mode == .batched ? "" : "-per-thread"), "precision": b.precision.rawValue, "model": options.model,
                         "tower": tower.rawValue, "batch": batch,
                         "median_ms": median, "p10_ms": pct(0.1), "p90_ms": pct(0.9), "repeats": sorted.count,
                         "items_per_s": Double(batch) / (median / 1000), "peak_rss_mb": Double(usage.ru_maxrss) / 1024,
@@ -150,7 +150,9 @@ struct Bench: ParsableCommand {
                         "bf16_kernel": KernelLevel.bf16Kernel, "passes": mode.rawValue,
                     ]
                     if tower == .text { row["text_length"] = min(max(textLength ?? config.text.contextLength, 2), config.text.contextLength) }
-                    if breakdown {
+                    // Per-thread passes run the profiled operations on several threads at once: their sum is
+                    // not a share of the wall time, so only batched rows get a breakdown.
+                    if breakdown && mode == .batched {
                         OpProfiler.reset()
                         OpProfiler.isEnabled = true
                         let profiledRuns = 5
@@ -179,10 +181,11 @@ struct Bench: ParsableCommand {
                     if let b = r["breakdown_ms"] as? [String: Double] {
                         let total = r["median_ms"] as! Double
                         for (name, ms) in b.sorted(by: { $0.value > $1.value }) {
-                            print(String(format: "        %-44@ %9.2f ms  %5.1f%%", name as NSString, ms, 100 * ms / total))
+                            print("        " + name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: " %9.2f ms  %5.1f%%", ms, 100 * ms / total))
                         }
                         let other = total - b.values.reduce(0, +)
-                        print(String(format: "        %-44@ %9.2f ms  %5.1f%%", "other (residual adds, pooling, layout)" as NSString, other, 100 * other / total))
+                        print("        " + "other (residual adds, pooling, layout)".padding(toLength: 44, withPad: " ", startingAt: 0)
+                              + String(format: " %9.2f ms  %5.1f%%", other, 100 * other / total))
                     }
                 }
             }

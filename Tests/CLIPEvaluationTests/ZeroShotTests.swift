@@ -77,6 +77,20 @@ final class CLITests: XCTestCase {
         return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
+    /// `bench --passes batched,per-thread` times both ways and labels each row; only the batched
+    /// row gets a breakdown (per-thread operations overlap in time).
+    func testBenchTimesBatchedAndPerThreadPasses() throws {
+        let model = repoRoot.appendingPathComponent("Tests/CLIPEvaluationTests/Fixtures/model/config.json").path
+        let r = try run(["bench", "--model", model, "--batch-sizes", "3", "--passes", "batched,per-thread", "--threads", "2",
+                         "--warmup", "0", "--repeats", "2", "--breakdown", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        XCTAssertEqual(rows.map { $0["passes"] as? String }, ["batched", "per-thread"])
+        XCTAssertEqual(rows.map { $0["system"] as? String }, ["swiftclip-fp32", "swiftclip-fp32-per-thread"])
+        XCTAssertNotNil(rows[0]["breakdown_ms"])
+        XCTAssertNil(rows[1]["breakdown_ms"])
+    }
+
     func testJPEGAndPNGThroughEmbedImageAndClassifyWithABadFileInTheBatch() throws {
         let model = repoRoot.appendingPathComponent("Tests/CLIPModelsTests/Fixtures/vit_tiny_quickgelu/config.json").path
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("swiftclip-cli-\(UUID().uuidString).npy")
