@@ -53,6 +53,15 @@ extension CLIPConfig {
         return (CheckedInt(batch) * perImage * CheckedInt(MemoryLayout<Float>.stride)).value
     }
 
+    /// Peak bytes of embedding `batch` images one forward pass per image per thread
+    /// (`onePassPerThread`): the batch's preprocessed pixels, and `threads` one-image passes at once
+    /// (the images left over take one pass of fewer than `threads` images).
+    public func imageActivationBytes(batch: Int, onePassPerThreadOn threads: Int) -> Int? {
+        let s = CheckedInt(vision.imageSize)
+        let pixels = CheckedInt(batch) * 3 * s * s * CheckedInt(MemoryLayout<Float>.stride)
+        return (pixels + CheckedInt(imageActivationBytes(batch: max(1, min(batch, threads))))).value
+    }
+
     /// Peak bytes of one forward pass of the text tower over `batch` rows of `length` tokens.
     public func textActivationBytes(batch: Int, length: Int) -> Int? {
         let perRow = Self.blockActivations(tokens: CheckedInt(length), width: text.width, mlpRatio: text.mlpRatio, heads: text.heads)

@@ -52,10 +52,11 @@ struct EmbedImage: ParsableCommand {
     }
 }
 
-/// Checks once, before any batch, that a forward pass over `batchSize` images fits in memory.
+/// Checks once, before any batch, that embedding `batchSize` images at a time (`embedImages`) fits
+/// in memory.
 func requireImageForwardMemory(_ model: CLIPModel, batchSize: Int) throws {
-    try model.config.requireMemory(parameters: 0, activations: model.config.imageActivationBytes(batch: batchSize),
-                                   what: "a forward pass over \(batchSize) images")
+    try model.config.requireMemory(parameters: 0, activations: model.config.imageActivationBytes(batch: batchSize, onePassPerThreadOn: Parallel.budget),
+                                   what: "embedding \(batchSize) images at a time")
 }
 
 /// encode_image of `pixels`, `batchSize` images at a time, one forward pass per image per thread.

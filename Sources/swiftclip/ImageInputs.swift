@@ -79,7 +79,7 @@ struct ImageInputs {
     let imageSize: Int
     let preprocessor: Preprocessor
     let total: Int
-    /// The most images one forward pass will get: a batch, or fewer files (an .npy may hold any number).
+    /// The most images embedded at a time: a batch, or fewer files (an .npy may hold any number).
     let largestForwardPass: Int
     private let chunks: [Chunk]
     /// Entries of the input folders that could not be read: reported and counted as failed.

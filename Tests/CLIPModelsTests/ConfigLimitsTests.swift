@@ -95,6 +95,21 @@ final class ConfigLimitsTests: XCTestCase {
                                top: "\"embed_dim\": \(max.embedDim)")
         XCTAssertNotNil(widest.parameterCount)
         XCTAssertNil(widest.imageActivationBytes(batch: 1 << 30), "overflow is reported as nil")
+        XCTAssertNil(widest.imageActivationBytes(batch: 1 << 30, onePassPerThreadOn: 2), "overflow is reported as nil")
         XCTAssertThrowsError(try CLIPModel(config: widest))
+    }
+
+    /// One pass per image per thread holds the batch's pixels and `threads` one-image passes, so a
+    /// batch of 64 needs far less than a 64-image pass (and `embed-image --batch-size 512` is no
+    /// longer refused for the memory of a pass it never makes).
+    func testPerThreadEmbeddingNeedsThePixelsAndOnePassPerThread() throws {
+        let config = try CLIPConfig.load(contentsOf: fixturesURL.appendingPathComponent("convnext_v2_atto/config.json"))
+        let s = config.vision.imageSize, pixel = 3 * s * s * MemoryLayout<Float>.stride
+        for (batch, threads) in [(64, 2), (64, 8), (1, 2), (3, 16)] {
+            let passes = min(batch, threads)
+            XCTAssertEqual(config.imageActivationBytes(batch: batch, onePassPerThreadOn: threads),
+                           batch * pixel + config.imageActivationBytes(batch: passes)!, "batch \(batch), threads \(threads)")
+        }
+        XCTAssertLessThan(config.imageActivationBytes(batch: 64, onePassPerThreadOn: 2)!, config.imageActivationBytes(batch: 64)! / 4)
     }
 }
