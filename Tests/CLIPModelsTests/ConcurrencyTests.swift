@@ -47,23 +47,27 @@ final class ConcurrencyTests: XCTestCase {
     /// One forward pass per image per thread (the throughput path of `index` and `embed-image`):
     /// the rows a thread computed alone are a one-thread `encodeImage`'s bit for bit, a leftover
     /// image goes through the ordinary pass, and the whole equals `encodeImage` within rounding.
+    /// The same model runs on several threads at once here (ConvNeXt and ViT towers).
     func testOnePassPerThreadGivesTheSameEmbeddings() throws {
-        let (model, images, _) = try load("convnext_v2_atto")
-        let n = images.shape[0]
-        XCTAssertEqual(n % 2, 1, "the fixture's odd count leaves one image for the ordinary pass")
-        let alone = try Parallel.withThreads(1) { try (0..<n).map { try model.encodeImage(images.slice(rows: $0..<($0 + 1)), normalize: true) } }
-        for threads in [1, 2, 3] {
-            let got = try Parallel.withThreads(threads) { try model.encodeImagePerThread(images, normalize: true) }
-            XCTAssertEqual(got.shape, [n, model.config.embedDim])
-            let spread = n - n % min(threads, n)
-            for i in 0..<spread {
-                XCTAssertEqual(try got.slice(rows: i..<(i + 1)).scalars, alone[i].scalars, "threads \(threads), image \(i)")
+        for fixture in ["convnext_v2_atto", "vit_tiny_quickgelu"] {
+            let (model, images, _) = try load(fixture)
+            let n = images.shape[0]
+            XCTAssertEqual(n % 2, 1, "the fixture's odd count leaves one image for the ordinary pass")
+            let alone = try Parallel.withThreads(1) { try (0..<n).map { try model.encodeImage(images.slice(rows: $0..<($0 + 1)), normalize: true) } }
+            for threads in [1, 2, 3] {
+                let got = try Parallel.withThreads(threads) { try model.encodeImagePerThread(images, normalize: true) }
+                XCTAssertEqual(got.shape, [n, model.config.embedDim])
+                let spread = n - n % min(threads, n)
+                for i in 0..<spread {
+                    XCTAssertEqual(try got.slice(rows: i..<(i + 1)).scalars, alone[i].scalars, "\(fixture), threads \(threads), image \(i)")
+                }
+                XCTAssertLessThanOrEqual(worstRowRelativeError(got, try model.encodeImage(images, normalize: true)), 1e-6,
+                                         "\(fixture), threads \(threads)")
             }
-            XCTAssertLessThanOrEqual(worstRowRelativeError(got, try model.encodeImage(images, normalize: true)), 1e-6, "threads \(threads)")
+            // An error inside a thread's pass reaches the caller.
+            let wrongSize = Tensor(zeros: [4, 3, 8, 8])
+            XCTAssertThrowsError(try Parallel.withThreads(2) { try model.encodeImagePerThread(wrongSize) }, fixture)
         }
-        // An error inside a thread's pass reaches the caller.
-        let wrongSize = Tensor(zeros: [4, 3, 8, 8])
-        XCTAssertThrowsError(try Parallel.withThreads(2) { try model.encodeImagePerThread(wrongSize) })
     }
 
     func testAOneThreadBudgetGivesTheSameEmbeddings() throws {
