@@ -74,6 +74,14 @@ extension CLIPConfig {
         return tokens * (6 * w + hidden) + CheckedInt(heads) * tokens * tokens
     }
 
+    /// Throws `InsufficientMemory` when embedding `batch` images at a time, one forward pass per
+    /// image per thread of the current budget (`onePassPerThread`), needs more memory than is
+    /// available. `index`, `embed-image` and `classify` check it once before their first batch.
+    public func requireImageEmbeddingMemory(batch: Int) throws {
+        try requireMemory(parameters: 0, activations: imageActivationBytes(batch: batch, onePassPerThreadOn: Parallel.budget),
+                          what: "embedding \(batch) images at a time")
+    }
+
     /// Throws `InsufficientMemory` when the weights (and, if given, a forward pass over a batch)
     /// need more than the machine has available.
     public func requireMemory(parameters: Int?, activations: Int? = 0, what: String) throws {

@@ -246,8 +246,7 @@ extension SearchIndex {
             try Int.fetchOne(db, sql: "SELECT count(*) " + pendingSQL, arguments: pendingArgs) ?? 0
         }
         guard total > 0 else { return }
-        try model.model.config.requireMemory(parameters: 0, activations: model.model.config.imageActivationBytes(batch: options.batchSize, onePassPerThreadOn: Parallel.budget),
-                                             what: "embedding \(options.batchSize) images at a time")
+        try model.model.config.requireImageEmbeddingMemory(batch: options.batchSize)
         final class Cursor: @unchecked Sendable { var lastID: Int64 = 0 }
         let cursor = Cursor(), preprocessor = model.preprocessor, batchSize = options.batchSize
         let batches = Prefetcher(count: (total + batchSize - 1) / batchSize) { _ -> PendingBatch in

@@ -1,5 +1,4 @@
 import CLIPData
-import CLIPEngine
 import CLIPSearch
 import Foundation
 
@@ -169,8 +168,7 @@ extension PostgresStore: IndexingStore {
             """
         let total = Int(try store.one("SELECT count(*) " + pending, binds, as: Int64.self) ?? 0)
         guard total > 0 else { return }
-        try model.model.config.requireMemory(parameters: 0, activations: model.model.config.imageActivationBytes(batch: options.batchSize, onePassPerThreadOn: Parallel.budget),
-                                             what: "embedding \(options.batchSize) images at a time")
+        try model.model.config.requireImageEmbeddingMemory(batch: options.batchSize)
         let start = Date()
         var done = 0
         while true {

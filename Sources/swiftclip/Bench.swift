@@ -172,23 +172,25 @@ struct Bench: ParsableCommand {
                 print("model \(options.model), \(tower.rawValue) tower, \(parameters) params, \(Parallel.threadCount) threads, kernels \(KernelLevel.active)")
                 print("precision passes      batch   median ms    p10 ms    p90 ms   items/s  peak RSS MB")
                 for r in results {
-                    // Padded here: %-Ns does not pad a Swift string argument.
-                    let label = (r["precision"] as! String).padding(toLength: 9, withPad: " ", startingAt: 0) + " "
-                        + (r["passes"] as! String).padding(toLength: 10, withPad: " ", startingAt: 0)
-                    print(label + String(format: " %6d %11.2f %9.2f %9.2f %9.1f %12.0f",
+                    print(padded(r["precision"] as! String, 9) + " " + padded(r["passes"] as! String, 10)
+                          + String(format: " %6d %11.2f %9.2f %9.2f %9.1f %12.0f",
                                  r["batch"] as! Int, r["median_ms"] as! Double,
                                  r["p10_ms"] as! Double, r["p90_ms"] as! Double, r["items_per_s"] as! Double, r["peak_rss_mb"] as! Double))
                     if let b = r["breakdown_ms"] as? [String: Double] {
                         let total = r["median_ms"] as! Double
                         for (name, ms) in b.sorted(by: { $0.value > $1.value }) {
-                            print("        " + name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: " %9.2f ms  %5.1f%%", ms, 100 * ms / total))
+                            print("        " + padded(name, 44) + String(format: " %9.2f ms  %5.1f%%", ms, 100 * ms / total))
                         }
                         let other = total - b.values.reduce(0, +)
-                        print("        " + "other (residual adds, pooling, layout)".padding(toLength: 44, withPad: " ", startingAt: 0)
-                              + String(format: " %9.2f ms  %5.1f%%", other, 100 * other / total))
+                        print("        " + padded("other (residual adds, pooling, layout)", 44) + String(format: " %9.2f ms  %5.1f%%", other, 100 * other / total))
                     }
                 }
             }
         }
     }
+}
+
+/// `text` padded with spaces to `width` characters (String(format:)'s %-Ns does not pad a Swift string).
+private func padded(_ text: String, _ width: Int) -> String {
+    text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0)
 }

@@ -38,7 +38,7 @@ struct EmbedImage: ParsableCommand {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
                                       precision: precisionOption.precision, inferenceOnly: true)
             let images = try ImageInputs(source.paths(), preprocessor: Preprocessor(model: model.config), batchSize: batchSize)
-            try requireImageForwardMemory(model, batchSize: images.largestForwardPass)
+            try model.config.requireImageEmbeddingMemory(batch: images.largestForwardPass)
             let embeddings = try NPYRowWriter(url: URL(fileURLWithPath: output), rowShape: [model.config.embedDim])
             let names = try RowNamesFile(output: output, explicit: rows)
             let failed = try images.forEachBatch(label: "embedding images") { pixels, rowNames in
@@ -50,13 +50,6 @@ struct EmbedImage: ParsableCommand {
             if failed > 0 { throw ExitCode.failure }
         }
     }
-}
-
-/// Checks once, before any batch, that embedding `batchSize` images at a time (`embedImages`) fits
-/// in memory.
-func requireImageForwardMemory(_ model: CLIPModel, batchSize: Int) throws {
-    try model.config.requireMemory(parameters: 0, activations: model.config.imageActivationBytes(batch: batchSize, onePassPerThreadOn: Parallel.budget),
-                                   what: "embedding \(batchSize) images at a time")
 }
 
 /// encode_image of `pixels`, `batchSize` images at a time, one forward pass per image per thread.

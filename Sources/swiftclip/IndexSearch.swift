@@ -82,8 +82,12 @@ struct IndexCommand: ParsableCommand {
         if (status || dropModel != nil) && !roots.isEmpty { throw ValidationError("--status and --drop-model take no folders") }
         try requireNonEmptyPaths(roots.map { ($0, "folder argument") })
         // An empty or short digest prefix would match every slot (a `--drop-model "$SLOT"` with SLOT unset).
-        if let dropModel, !(dropModel.allSatisfy(\.isNumber) && !dropModel.isEmpty) && !(dropModel.count >= 6 && dropModel.allSatisfy(\.isHexDigit)) {
-            throw ValidationError("--drop-model '\(dropModel)': give a slot id or at least 6 hex digits of its digest (from --status)")
+        if let dropModel {
+            let slotID = !dropModel.isEmpty && dropModel.allSatisfy(\.isNumber)
+            let digestPrefix = dropModel.count >= 6 && dropModel.allSatisfy(\.isHexDigit)
+            if !slotID && !digestPrefix {
+                throw ValidationError("--drop-model '\(dropModel)': give a slot id or at least 6 hex digits of its digest (from --status)")
+            }
         }
         for name in exclude where name.isEmpty || name.contains("/") {
             throw ValidationError("--exclude '\(name)': give a folder name or a glob of one, without '/'")
