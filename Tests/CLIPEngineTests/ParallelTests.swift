@@ -197,6 +197,62 @@ extension ParallelTests {
     }
 }
 
+/// Where the contended pool's workers run (`steer_off_caller`, ThreadPool.c).
+extension ParallelTests {
+    /// One region of two parts on two threads, the caller's part waiting (up to 50 ms) for a
+    /// worker to start the other: where each ran, and how many CPUs the worker might use (nil
+    /// when no worker took a part).
+    private func placementInOneRegion() -> (caller: Int32, worker: Int32, workerChoices: Int32)? {
+        let caller = ObjectIdentifier(Thread.current), lock = NSLock()
+        var callerCPU: Int32 = -1, workerCPU: Int32 = -1, workerChoices: Int32 = -1, started = false
+        Parallel.run(2, threads: 2) { _ in
+            var cpu: Int32 = -1
+            let choices = clip_thread_placement(&cpu)
+            if ObjectIdentifier(Thread.current) == caller {
+                let t0 = Date()
+                while Date().timeIntervalSince(t0) < 0.05 { lock.lock(); let s = started; lock.unlock(); if s { break } }
+                lock.lock(); callerCPU = cpu; lock.unlock()
+            } else {
+                lock.lock(); started = true; workerCPU = cpu; workerChoices = choices; lock.unlock()
+            }
+        }
+        return workerChoices < 0 ? nil : (callerCPU, workerCPU, workerChoices)
+    }
+
+    /// While contended, a worker on the caller's CPU moves off it (the caller is pinned to the
+    /// worker's CPU to make them meet); once the contention has passed, it may run anywhere again.
+    func testContendedWorkersKeepOffTheCallersCPUAndMoveFreelyAfter() throws {
+        var cpu: Int32 = -1
+        let all = clip_thread_placement(&cpu)
+        guard all >= 2, all == Int32(ProcessInfo.processInfo.activeProcessorCount) else {
+            throw XCTSkip("needs two CPUs and a thread free to use all of them")
+        }
+        defer { _ = clip_thread_pin(-1) }
+        var steered = false
+        for _ in 0..<200 where !steered {
+            clip_pool_note_contention()
+            guard let seen = placementInOneRegion() else { continue }
+            if seen.workerChoices == all - 1 {
+                // Only steering narrows a worker's CPUs (this process may use all of them).
+                XCTAssertNotEqual(seen.worker, seen.caller, "a steered worker ran on the caller's CPU")
+                steered = true
+            } else if seen.workerChoices == all, seen.worker >= 0 {
+                // Not steered yet: bring the caller to the worker's CPU, so that it must move.
+                XCTAssertEqual(clip_thread_pin(seen.worker), 0)
+            }
+        }
+        XCTAssertTrue(steered, "the worker never kept off its caller's CPU in 200 contended regions")
+        XCTAssertEqual(clip_thread_pin(-1), 0)
+        Thread.sleep(forTimeInterval: 0.3)   // the contended mode lasts ~0.2 s after its last sign
+        XCTAssertEqual(clip_pool_contended(), 0)
+        var freed = false
+        for _ in 0..<200 where !freed {
+            if let seen = placementInOneRegion() { XCTAssertEqual(seen.workerChoices, all, "still steered after the contention"); freed = true }
+        }
+        XCTAssertTrue(freed, "no worker took a part in 200 regions")
+    }
+}
+
 /// A flag one thread sets and another polls (a lock keeps it simple and race-free).
 private final class ManagedAtomicFlag: @unchecked Sendable {
     private let lock = NSLock()

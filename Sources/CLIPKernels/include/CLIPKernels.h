@@ -268,6 +268,14 @@ int clip_pool_contended(void);
 /// Starts (or renews) that mode as a sign of contention would: for tests and measurements.
 void clip_pool_note_contention(void);
 
+/// How many CPUs the calling thread may run on (its affinity; 0 where unknown), and in `cpu` the
+/// one it runs on now (−1 where unknown): the workers' placement while contended, for tests.
+int clip_thread_placement(int *_Nonnull cpu);
+
+/// Pins the calling thread to `cpu`, or with −1 lets it run on every online CPU: 0, or −1 where
+/// that failed or the system has no such call. For tests.
+int clip_thread_pin(int cpu);
+
 /// The best level this CPU supports, ignoring SWIFTCLIP_ISA.
 int clip_kernels_cpu_level(void);
 
