@@ -75,16 +75,61 @@ public final class IndexModel: @unchecked Sendable {
         return try unitRows(model.encodeText(rows, normalize: true))
     }
 
-    /// Unit image embeddings of preprocessed pixels [N, 3, S, S].
-    public func embed(pixels: Tensor) throws -> [[Float]] {
-        try unitRows(model.encodeImagePerThread(pixels, normalize: true))
+    /// Unit image embeddings of files (JPEG or PNG), in the given order. Each file is read,
+    /// decoded, preprocessed and embedded whole on one thread, the threads claiming files as they
+    /// finish: nothing waits for a batch's decoding, and the cores are not shared between decoder
+    /// and model threads (measured: docs/search.md, "Indexing time"). One file gets every thread
+    /// (latency). A file that does not decode is returned with the reason; an error of the model
+    /// itself is thrown.
+    public func embed(files paths: [String]) throws -> FileEmbeddings {
+        final class Slots: @unchecked Sendable {
+            let lock = NSLock()
+            var results: [Result<[Float], Error>?]
+            var modelError: Error?
+            init(_ n: Int) { results = Array(repeating: nil, count: n) }
+        }
+        let slots = Slots(paths.count), size = preprocessor.imageSize
+        Parallel.run(paths.count, threads: min(Parallel.budget, paths.count)) { i in
+            let pixels: Tensor
+            do {
+                let image = try ImageDecoder.decodeImage(contentsOf: URL(fileURLWithPath: paths[i]))
+                pixels = try preprocessor(image).reshaped([1, 3, size, size])
+            } catch {
+                slots.lock.withLock { slots.results[i] = .failure(error) }
+                return
+            }
+            do {
+                let vector = try model.encodeImage(pixels, normalize: true).scalars
+                slots.lock.withLock { slots.results[i] = .success(vector) }
+            } catch {
+                slots.lock.withLock { if slots.modelError == nil { slots.modelError = error } }
+            }
+        }
+        if let error = slots.modelError { throw error }
+        var embedded = FileEmbeddings()
+        for (path, result) in zip(paths, slots.results) {
+            switch result {
+            case .success(let vector)?: embedded.loaded.append(path); embedded.vectors.append(vector)
+            case .failure(let error)?: embedded.failures.append((path, error))
+            case nil: break
+            }
+        }
+        return embedded
+    }
+
+    /// Throws `InsufficientMemory` when `embed(files:)` — one image's pixels and one forward pass
+    /// per thread of the current budget — needs more memory than is available.
+    public func requireFileEmbeddingMemory() throws {
+        try model.config.requireImageEmbeddingMemory(batch: Parallel.budget)
     }
 
     /// Unit image embedding of one file (JPEG or PNG).
+    /// Decoded as `embed(files:)` decodes (in the mode Pillow opens it in), so that a query by an
+    /// indexed file finds that file's own vector.
     public func embed(imageAt path: String) throws -> [Float] {
-        let image = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: path))
-        let pixels = preprocessor(image)
-        return try embed(pixels: try pixels.reshaped([1, 3, preprocessor.imageSize, preprocessor.imageSize]))[0]
+        let embedded = try embed(files: [path])
+        if let failure = embedded.failures.first { throw failure.error }
+        return embedded.vectors[0]
     }
 
     private func unitRows(_ t: Tensor) -> [[Float]] {
@@ -92,4 +137,12 @@ public final class IndexModel: @unchecked Sendable {
         let all = t.scalars
         return (0..<n).map { Array(all[$0 * d..<($0 + 1) * d]) }
     }
+}
+
+/// What `IndexModel.embed(files:)` made of its files: the unit vectors of those that decoded (in
+/// the given order) and the reasons the others did not.
+public struct FileEmbeddings {
+    public var loaded: [String] = []
+    public var vectors: [[Float]] = []
+    public var failures: [(path: String, error: Error)] = []
 }

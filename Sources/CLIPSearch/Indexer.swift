@@ -5,11 +5,11 @@ import GRDB
 
 /// How `update(roots:model:options:)` runs.
 public struct UpdateOptions: Sendable {
-    /// Images per transaction, decoded ahead together; each is embedded in a forward pass of its
-    /// own on one thread (`onePassPerThread`), so memory holds the batch's pixels and one pass per
-    /// thread, not a batched pass. 32 rather than 8: 300 photos indexed 4–5% faster (the threads
-    /// wait less at the end of each batch) at 574 MB peak against 536 MB (Zen 4, 2026-12-07); a
-    /// killed run loses at most 32 embeddings (~2 s of work).
+    /// Images per transaction. Each image is decoded and embedded whole on one thread
+    /// (`IndexModel.embed(files:)`), so memory holds one image and one forward pass per thread
+    /// whatever the batch. 32 rather than 8: 300 photos indexed 4–5% faster (the threads wait less
+    /// at the end of each batch; Zen 4, 2026-12-07); a killed run loses at most 32 embeddings
+    /// (~2 s of work).
     public var batchSize: Int
     /// Tombstone the files of a root that is missing, unreadable or holds no images (otherwise that
     /// is an error: an unmounted disk must not empty the index).
@@ -230,7 +230,7 @@ extension SearchIndex {
     }
 
     /// Embeds the live, readable files under `roots` that have no vector in the slot, a batch per
-    /// transaction, decoding the next batch on a background thread while the model runs.
+    /// transaction.
     private func embedPending(under roots: [String], store: SQLiteStore, slot: Int64, model: IndexModel, options: UpdateOptions,
                               summary: inout IndexSummary, progress: ((IndexProgress) -> Void)?) throws {
         var filter = "(" + roots.map { _ in "(f.path >= ? AND f.path < ?)" }.joined(separator: " OR ") + ")"
@@ -246,46 +246,34 @@ extension SearchIndex {
             try Int.fetchOne(db, sql: "SELECT count(*) " + pendingSQL, arguments: pendingArgs) ?? 0
         }
         guard total > 0 else { return }
-        try model.model.config.requireImageEmbeddingMemory(batch: options.batchSize)
-        final class Cursor: @unchecked Sendable { var lastID: Int64 = 0 }
-        let cursor = Cursor(), preprocessor = model.preprocessor, batchSize = options.batchSize
-        let batches = Prefetcher(count: (total + batchSize - 1) / batchSize) { _ -> PendingBatch in
+        try model.requireFileEmbeddingMemory()
+        let start = Date()
+        var done = 0, lastID: Int64 = 0
+        while true {
             let rows = try store.read { db in
                 try Row.fetchAll(db, sql: "SELECT f.id, f.path " + pendingSQL + " AND f.id > ? ORDER BY f.id LIMIT ?",
-                                 arguments: pendingArgs + [cursor.lastID, batchSize])
+                                 arguments: pendingArgs + [lastID, options.batchSize])
             }
-            cursor.lastID = rows.last?["id"] ?? cursor.lastID
+            guard let last = rows.last else { break }
+            lastID = last["id"]
             let ids: [Int64] = rows.map { $0["id"] }, paths: [String] = rows.map { $0["path"] }
-            let images = ImageFiles.load(paths, preprocessor: preprocessor)
-            return PendingBatch(ids: ids, paths: paths, images: images)
-        }
-        let start = Date()
-        var done = 0
-        while let batch = try batches.next() {
-            var vectors: [[Float]] = []
-            if let pixels = batch.images.pixels { vectors = try model.embed(pixels: pixels) }
-            let byPath = Dictionary(zip(batch.paths, batch.ids), uniquingKeysWith: { a, _ in a })
+            let images = try model.embed(files: paths)
+            let byPath = Dictionary(zip(paths, ids), uniquingKeysWith: { a, _ in a })
             try store.write { db in
-                for (path, vector) in zip(batch.images.loaded, vectors) {
+                for (path, vector) in zip(images.loaded, images.vectors) {
                     guard let id = byPath[path] else { continue }
                     let blob = vector.withUnsafeBufferPointer(VectorBlob.encode)
                     try db.execute(sql: "INSERT OR REPLACE INTO vectors (model_id, file_id, vector) VALUES (?, ?, ?)", arguments: [slot, id, blob])
                 }
-                for failure in batch.images.failures {
+                for failure in images.failures {
                     guard let id = byPath[failure.path] else { continue }
                     try db.execute(sql: "UPDATE files SET failure = ? WHERE id = ?", arguments: [ImageFiles.reason(failure), id])
                 }
             }
-            summary.embedded += vectors.count
-            summary.failed += batch.images.failures.count
-            done += batch.ids.count
+            summary.embedded += images.vectors.count
+            summary.failed += images.failures.count
+            done += ids.count
             progress?(IndexProgress(phase: .embedding, done: done, total: total, elapsed: Date().timeIntervalSince(start)))
         }
     }
-}
-
-private struct PendingBatch {
-    var ids: [Int64]
-    var paths: [String]
-    var images: ImageFileBatch
 }

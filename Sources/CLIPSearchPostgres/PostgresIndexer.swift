@@ -168,7 +168,7 @@ extension PostgresStore: IndexingStore {
             """
         let total = Int(try store.one("SELECT count(*) " + pending, binds, as: Int64.self) ?? 0)
         guard total > 0 else { return }
-        try model.model.config.requireImageEmbeddingMemory(batch: options.batchSize)
+        try model.requireFileEmbeddingMemory()
         let start = Date()
         var done = 0
         while true {
@@ -180,11 +180,9 @@ extension PostgresStore: IndexingStore {
                 let ids = claimed.map(\.0)
                 let stored = Set(try store.query("SELECT file_id FROM \(table) WHERE file_id = ANY($1)", [.ints(ids)]).map { try $0.decode(Int64.self) })
                 let todo = claimed.filter { !stored.contains($0.0) }
-                let images = ImageFiles.load(todo.map(\.1), preprocessor: model.preprocessor)
-                var vectors: [[Float]] = []
-                if let pixels = images.pixels { vectors = try model.embed(pixels: pixels) }
+                let images = try model.embed(files: todo.map(\.1))
                 let byPath = Dictionary(todo.map { ($0.1, $0.0) }, uniquingKeysWith: { a, _ in a })
-                for (path, vector) in zip(images.loaded, vectors) {
+                for (path, vector) in zip(images.loaded, images.vectors) {
                     guard let id = byPath[path] else { continue }
                     try store.query("INSERT INTO \(table) (file_id, vector) VALUES ($1, $2::real[]::vector) ON CONFLICT DO NOTHING", [.int(id), .floats(vector)])
                 }
@@ -192,7 +190,7 @@ extension PostgresStore: IndexingStore {
                     guard let id = byPath[failure.path] else { continue }
                     try store.query("UPDATE files SET failure = $1 WHERE id = $2", [.text(ImageFiles.reason(failure)), .int(id)])
                 }
-                summary.embedded += vectors.count
+                summary.embedded += images.vectors.count
                 summary.failed += images.failures.count
                 done += claimed.count
                 return false

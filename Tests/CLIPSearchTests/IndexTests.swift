@@ -1,3 +1,4 @@
+import CLIPData
 import CLIPSearch
 import Foundation
 import GRDB
@@ -135,6 +136,30 @@ final class IndexTests: XCTestCase {
         let slot = try index.defaultSlot()
         let matrix = try index.loadVectors(slot: slot)
         XCTAssertEqual(try index.search(vector: q, in: matrix, options: SearchOptions(top: 4)).map(\.path), byImage.map(\.path))
+    }
+
+    /// `embed(files:)` (each file decoded and embedded whole on one thread) gives the vectors of a
+    /// batched pass over the same files preprocessed together, in order, with the files that do
+    /// not decode returned beside them; a query by file decodes as the index does (alpha, palette).
+    func testFileEmbeddingsMatchABatchedPassAndQueriesDecodeAsTheIndexDoes() throws {
+        let model = try Self.model.get()
+        let names = ["rgba_120x90.png", "china.jpg", "truncated.jpg", "palette4_trns_90x70.png", "flower.jpg", "noise_120x90.png"]
+        let paths = try names.map { try photos.add($0, as: $0) }
+        let embedded = try model.embed(files: paths)
+        XCTAssertEqual(embedded.loaded, paths.filter { !$0.hasSuffix("truncated.jpg") })
+        XCTAssertEqual(embedded.failures.map(\.path), paths.filter { $0.hasSuffix("truncated.jpg") })
+        let batch = ImageFiles.load(paths, preprocessor: model.preprocessor)
+        XCTAssertEqual(batch.loaded, embedded.loaded)
+        let batched = try model.model.encodeImage(XCTUnwrap(batch.pixels), normalize: true)
+        let d = batched.shape[1]
+        for (row, vector) in embedded.vectors.enumerated() {
+            let reference = Array(batched.scalars[row * d..<(row + 1) * d])
+            for (a, b) in zip(vector, reference) { XCTAssertEqual(a, b, accuracy: 1e-6, embedded.loaded[row]) }
+        }
+        for (row, path) in embedded.loaded.enumerated() where path.hasSuffix(".png") {
+            XCTAssertEqual(try model.embed(imageAt: path), embedded.vectors[row], path)
+        }
+        XCTAssertThrowsError(try model.embed(imageAt: paths[2])) { XCTAssertTrue("\($0)".contains("truncated.jpg"), "\($0)") }
     }
 
     func testDecodeFailuresAreRecordedAndRetriedOnlyWhenChanged() throws {
