@@ -218,12 +218,17 @@ final class SQLiteStore: @unchecked Sendable {
             }
             while let row = try rows.next() {
                 let id: Int64 = row[0]
-                guard let data = row.dataNoCopy(atIndex: 1), data.count == dimension * 4 else {
-                    throw SearchError.store("\(path): the vector of file id \(id) has the wrong size for dimension \(dimension)")
-                }
                 let n = ids.count
-                buffer.withUnsafeMutableBytes { dst in
-                    data.withUnsafeBytes { src in dst.baseAddress!.advanced(by: n * dimension * 4).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+                // The blob is read in place (no copy): valid only inside this closure.
+                let copied = try row.withUnsafeData(atIndex: 1) { data -> Bool in
+                    guard let data, data.count == dimension * 4 else { return false }
+                    buffer.withUnsafeMutableBytes { dst in
+                        data.withUnsafeBytes { src in dst.baseAddress!.advanced(by: n * dimension * 4).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+                    }
+                    return true
+                }
+                guard copied else {
+                    throw SearchError.store("\(path): the vector of file id \(id) has the wrong size for dimension \(dimension)")
                 }
                 ids.append(id)
                 if ids.count == chunkRows { try flush() }

@@ -354,6 +354,21 @@ final class IndexTests: XCTestCase {
         assertSearchError(try reader.update(roots: [photos.path], model: Self.model.get()), contains: ["read-only"])
     }
 
+    /// A stored vector of the wrong size (a damaged or hand-edited row) is an error that names the
+    /// database and the file id, not a crash or a wrong answer.
+    func testAVectorOfTheWrongSizeIsNamed() throws {
+        try makeFolder()
+        let index = try SearchIndex.open(db)
+        _ = try update(index)
+        let id = try DatabaseQueue(path: db).write { db -> Int64 in
+            let id = try XCTUnwrap(Int64.fetchOne(db, sql: "SELECT file_id FROM vectors ORDER BY file_id LIMIT 1"))
+            try db.execute(sql: "UPDATE vectors SET vector = x'0000803F' WHERE file_id = ?", arguments: [id])
+            return id
+        }
+        assertSearchError(try SearchIndex.open(db).search(text: "a flower", model: Self.model.get()),
+                          contains: [db, "file id \(id)", "wrong size"])
+    }
+
     func testReadOnlyDatabaseSearchesButDoesNotIndex() throws {
         try XCTSkipIf(geteuid() == 0, "running as root: file permissions do not stop writing")
         try makeFolder()
