@@ -78,7 +78,7 @@ public final class IndexModel: @unchecked Sendable {
     /// Unit image embeddings of files (JPEG or PNG), in the given order. Each file is read,
     /// decoded, preprocessed and embedded whole on one thread, the threads claiming files as they
     /// finish: nothing waits for a batch's decoding, and the cores are not shared between decoder
-    /// and model threads (measured: docs/search.md, "Indexing time"). One file gets every thread
+    /// and model threads (measured: docs/search.md, "One thread per file"). One file gets every thread
     /// (latency). A file that does not decode is returned with the reason; an error of the model
     /// itself is thrown.
     public func embed(files paths: [String]) throws -> FileEmbeddings {

@@ -64,7 +64,7 @@ struct IndexCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOption
     @OptionGroup var modelOptions: IndexModelOptions
-    @Option(name: .long, help: "Images per transaction (decoded ahead together; embedded one forward pass per image per thread).") var batchSize = UpdateOptions().batchSize
+    @Option(name: .long, help: "Images per transaction (each one read, decoded and embedded whole on one thread).") var batchSize = UpdateOptions().batchSize
     @Flag(name: .long, help: "Tombstone the files of a ROOT that is missing, unreadable or empty.") var prune = false
     @Option(name: .long, help: ArgumentHelp("Leave out folders with this name (a glob such as '.*' or 'Private*'; repeatable); what the index holds under them is tombstoned.", valueName: "name"))
     var exclude: [String] = []
