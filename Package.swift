@@ -68,7 +68,7 @@ let package = Package(
         ]),
         // search: the incremental photo index (schema, change detection, model slots), its stores, exact search.
         .target(name: "CLIPSearch", dependencies: [
-            "CLIPModels", "CLIPTokenizer", "CLIPData", .product(name: "GRDB", package: "GRDB.swift"),
+            "CLIPModels", "CLIPTokenizer", "CLIPData", "CLIPEvaluation", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         // search in PostgreSQL + pgvector: the store behind the same `SearchIndex`, and indexing by several processes at once.
         .target(name: "CLIPSearchPostgres", dependencies: [

@@ -3,8 +3,8 @@ import Foundation
 
 /// Image files as the commands and the index take them: which names count as images, a folder's
 /// image files, and a batch of files decoded and preprocessed (open_clip's eval transform) on the
-/// engine's threads. `embed-image`, `classify`, `preprocess` and `swiftclip index` all load through
-/// here, each batch made ahead on a `Prefetcher` thread.
+/// engine's threads (`preprocess`, a batch made ahead on a `Prefetcher` thread; the commands that
+/// embed files decode each one on the thread that embeds it, `CLIPModel.embedImageFiles`).
 public enum ImageFiles {
     /// Lower-case extensions of the files a folder contributes.
     public static let extensions: Set<String> = ["jpg", "jpeg", "png"]

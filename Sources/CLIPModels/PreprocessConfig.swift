@@ -33,11 +33,11 @@ public struct PreprocessConfig: Equatable, Sendable {
             guard let v = d[key], !(v is NSNull) else { return nil }
             let expected = positive ? "a positive number or 3 of them" : "a number or 3 of them"
             let values: [Double]
-            if let n = v as? NSNumber, !(v is Bool) {
+            if let n = jsonNumber(v) {
                 values = Array(repeating: n.doubleValue, count: 3)
             } else if let a = v as? [Any], a.count == 3 {
                 values = try a.map { e in
-                    guard let n = e as? NSNumber, !(e is Bool) else { throw fail(key, expected) }
+                    guard let n = jsonNumber(e) else { throw fail(key, expected) }
                     return n.doubleValue
                 }
             } else {
@@ -61,7 +61,7 @@ public struct PreprocessConfig: Equatable, Sendable {
             c.resizeMode = s
         }
         if let v = d["fill_color"], !(v is NSNull) {
-            guard let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded(),
+            guard let n = jsonNumber(v), n.doubleValue == n.doubleValue.rounded(),
                   (0...255).contains(n.doubleValue) else {
                 throw fail("fill_color", "an integer in 0...255")
             }
@@ -111,4 +111,12 @@ extension ModelRegistry {
         }
         return url
     }
+}
+
+/// A JSON number, not `true`/`false`. (`v is Bool` cannot tell them apart: Foundation on Linux
+/// bridges the numbers 0 and 1 — `1.0` too — to values that also cast to Bool, so `"std": [1, 1, 1]`
+/// was refused; JSON's booleans are the `NSNumber` subclass that `NSNumber(value: true)` is.)
+func jsonNumber(_ v: Any) -> NSNumber? {
+    guard let n = v as? NSNumber, type(of: n) != type(of: NSNumber(value: true)) else { return nil }
+    return n
 }

@@ -1,5 +1,6 @@
 import CLIPData
 import CLIPEngine
+import CLIPEvaluation
 import CLIPModels
 import CLIPNN
 import CLIPTokenizer
@@ -36,7 +37,7 @@ public final class IndexModel: @unchecked Sendable {
         self.identity = identity
         model = try CLIPModel(model: identity.config, weightsURL: identity.weights.map { URL(fileURLWithPath: $0) }, seed: identity.seed,
                               precision: precision, inferenceOnly: true)
-        preprocessor = Preprocessor(imageSize: model.config.vision.imageSize)
+        preprocessor = Preprocessor(model: model.config)
         self.vocabulary = vocabulary
     }
 
@@ -47,9 +48,7 @@ public final class IndexModel: @unchecked Sendable {
         config.source = ""
         let configName = ModelRegistry.builtIn[nameOrPath] != nil ? nameOrPath : URL(fileURLWithPath: nameOrPath).standardizedFileURL.path
         let weightsPath = weights.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-        let size = config.vision.imageSize
-        let mean = Preprocessor.openAIMean, std = Preprocessor.openAIStd
-        let preprocessing = "resize-shortest-bicubic-centercrop \(size) mean \(mean.0),\(mean.1),\(mean.2) std \(std.0),\(std.1),\(std.2)"
+        let preprocessing = describe(Preprocessor(model: config))
         var hasher = ContentHasher()
         hasher.update(String(describing: config))
         if let weightsPath { hasher.update("weights " + (try FileHash.weights(path: weightsPath))) } else { hasher.update("seed \(seed)") }
@@ -58,6 +57,18 @@ public final class IndexModel: @unchecked Sendable {
         hasher.update("\(config.embedDim)")
         return ModelIdentity(config: configName, weights: weightsPath, seed: weightsPath == nil ? seed : 0, precision: precision.rawValue,
                              preprocessing: preprocessing, dimension: config.embedDim, digest: hasher.finish())
+    }
+
+    /// The eval transform as the index records it (and hashes into the model's digest). A model
+    /// with open_clip's default `preprocess_cfg` gets the text indexes have always recorded.
+    static func describe(_ p: Preprocessor) -> String {
+        let fit: String
+        switch p.resizeMode {
+        case .shortest: fit = "resize-shortest-\(p.interpolation.rawValue)-centercrop"
+        case .longest: fit = "resize-longest-\(p.interpolation.rawValue)-pad\(p.fillColor)"
+        case .squash: fit = "resize-squash-\(p.interpolation.rawValue)"
+        }
+        return "\(fit) \(p.imageSize) mean \(p.mean.0),\(p.mean.1),\(p.mean.2) std \(p.std.0),\(p.std.1),\(p.std.2)"
     }
 
     /// Unit text embeddings, one per text.
@@ -75,52 +86,15 @@ public final class IndexModel: @unchecked Sendable {
         return try unitRows(model.encodeText(rows, normalize: true))
     }
 
-    /// Unit image embeddings of files (JPEG or PNG), in the given order. Each file is read,
-    /// decoded, preprocessed and embedded whole on one thread, the threads claiming files as they
-    /// finish: nothing waits for a batch's decoding, and the cores are not shared between decoder
-    /// and model threads (measured: docs/search.md, "One thread per file"). One file gets every thread
-    /// (latency). A file that does not decode is returned with the reason; an error of the model
-    /// itself is thrown.
+    /// Unit image embeddings of files (JPEG or PNG), in the given order, each file decoded and
+    /// embedded whole on one thread (`CLIPModel.embedImageFiles`).
     public func embed(files paths: [String]) throws -> FileEmbeddings {
-        final class Slots: @unchecked Sendable {
-            let lock = NSLock()
-            var results: [Result<[Float], Error>?]
-            var modelError: Error?
-            init(_ n: Int) { results = Array(repeating: nil, count: n) }
-        }
-        let slots = Slots(paths.count), size = preprocessor.imageSize
-        Parallel.run(paths.count, threads: min(Parallel.budget, paths.count)) { i in
-            let pixels: Tensor
-            do {
-                let image = try ImageDecoder.decodeImage(contentsOf: URL(fileURLWithPath: paths[i]))
-                pixels = try preprocessor(image).reshaped([1, 3, size, size])
-            } catch {
-                slots.lock.withLock { slots.results[i] = .failure(error) }
-                return
-            }
-            do {
-                let vector = try model.encodeImage(pixels, normalize: true).scalars
-                slots.lock.withLock { slots.results[i] = .success(vector) }
-            } catch {
-                slots.lock.withLock { if slots.modelError == nil { slots.modelError = error } }
-            }
-        }
-        if let error = slots.modelError { throw error }
-        var embedded = FileEmbeddings()
-        for (path, result) in zip(paths, slots.results) {
-            switch result {
-            case .success(let vector)?: embedded.loaded.append(path); embedded.vectors.append(vector)
-            case .failure(let error)?: embedded.failures.append((path, error))
-            case nil: break
-            }
-        }
-        return embedded
+        try model.embedImageFiles(paths, preprocessor: preprocessor, normalize: true)
     }
 
-    /// Throws `InsufficientMemory` when `embed(files:)` — one image's pixels and one forward pass
-    /// per thread of the current budget — needs more memory than is available.
+    /// Throws `InsufficientMemory` when `embed(files:)` needs more memory than is available.
     public func requireFileEmbeddingMemory() throws {
-        try model.config.requireImageEmbeddingMemory(batch: Parallel.budget)
+        try model.requireFileEmbeddingMemory()
     }
 
     /// Unit image embedding of one file (JPEG or PNG).
@@ -137,12 +111,4 @@ public final class IndexModel: @unchecked Sendable {
         let all = t.scalars
         return (0..<n).map { Array(all[$0 * d..<($0 + 1) * d]) }
     }
-}
-
-/// What `IndexModel.embed(files:)` made of its files: the unit vectors of those that decoded (in
-/// the given order) and the reasons the others did not.
-public struct FileEmbeddings {
-    public var loaded: [String] = []
-    public var vectors: [[Float]] = []
-    public var failures: [(path: String, error: Error)] = []
 }

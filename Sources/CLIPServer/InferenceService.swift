@@ -33,7 +33,7 @@ final class InferenceService: @unchecked Sendable {
             throw ServerConfigurationError(message: "\(model.config.source): text_cfg.vocab_size \(model.config.text.vocabSize) is smaller than the CLIP tokenizer's \(CLIPTokenizer.vocabularySize) tokens")
         }
         tokenizer = try CLIPTokenizer(vocabularyURL: c.vocabulary ?? CLIPTokenizer.defaultVocabularyURL())
-        preprocessor = Preprocessor(imageSize: model.config.vision.imageSize)
+        preprocessor = Preprocessor(model: model.config)
         search = try c.searchDatabase.map { try SearchService(database: $0, configuration: c) }
         let model = self.model, maxBatch = c.maxBatch, tokenizer = self.tokenizer
         detection = try c.detector.map { try DetectionService(model: model, tokenizer: tokenizer, head: $0, configuration: c, metrics: metrics) }
@@ -68,7 +68,7 @@ final class InferenceService: @unchecked Sendable {
     /// on the calling thread.
     func preprocess(_ data: Data, name: String) throws -> Tensor {
         try configuration.checkImagePixels(data, name: name)
-        return try Parallel.withThreads(1) { preprocessor(try ImageDecoder.decode(data, name: name)) }
+        return try Parallel.withThreads(1) { preprocessor(try ImageDecoder.decodeImage(data, name: name)) }
     }
 
     /// Raw image features, one row per image, each request's rows from the shared passes.

@@ -188,7 +188,9 @@ public final class TrainingRun {
         var trunkTensors: Int?
         if let trunk = o.pretrainedImage { trunkTensors = try model.loadPretrainedImageTrunk(from: trunk) }
         let imageSize = model.config.vision.imageSize
-        transform = try TrainTransform(imageSize: imageSize, scale: o.augScale, ratio: o.augRatio)
+        // open_clip normalises training crops with the model's preprocess_cfg too (image_transform_v2).
+        let eval = Preprocessor(model: model.config)
+        transform = try TrainTransform(imageSize: imageSize, scale: o.augScale, ratio: o.augRatio, mean: eval.mean, std: eval.std)
 
         let world = communicator.size
         switch o.datasetType {
@@ -601,12 +603,12 @@ public final class TrainingRun {
     /// `clip_val_loss` (ClipLoss per batch of `batchSize`, weighted by batch size) and
     /// get_clip_metrics over all pairs, with the eval transform.
     func validationMetrics(_ pairs: CSVPairs) throws -> [String: Double] {
-        let preprocessor = Preprocessor(imageSize: model.config.vision.imageSize)
+        let preprocessor = Preprocessor(model: model.config)
         var images: [Tensor] = [], texts: [Tensor] = []
         var cumulative = 0.0
         for start in stride(from: 0, to: pairs.count, by: options.batchSize) {
             let end = min(pairs.count, start + options.batchSize)
-            let batch = try preprocessor.batch(count: end - start) { try ImageDecoder.decode(contentsOf: pairs.images[start + $0]) }
+            let batch = try preprocessor.batch(count: end - start) { try ImageDecoder.decodeImage(contentsOf: pairs.images[start + $0]) }
             let ids = tokenizer.tokenize(Array(pairs.captions[start..<end]), contextLength: model.config.text.contextLength)
             let i = try model.encodeImagePerThread(batch, normalize: true), t = try model.encodeText(ids.map { $0.map(Int.init) }, normalize: true)
             cumulative += try ClipLoss.compute(image: i, text: t, logitScale: model.logitScale).loss * Double(end - start)

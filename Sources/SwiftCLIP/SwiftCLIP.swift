@@ -44,9 +44,13 @@ public final class CLIP: @unchecked Sendable {
         try embed(images: [ImageDecoder.decodeImage(contentsOf: url)], normalize: normalize)[0]
     }
 
-    /// Embeddings of image files, in order; the first unreadable file throws, naming it.
+    /// Embeddings of image files, in order, each decoded and embedded whole on one thread
+    /// (`CLIPModel.embedImageFiles`: memory for one image per thread, whatever the count); the
+    /// first unreadable file throws, naming it.
     public func embedImages(at urls: [URL], normalize: Bool = true) throws -> [[Float]] {
-        try embed(images: urls.map { try ImageDecoder.decodeImage(contentsOf: $0) }, normalize: normalize)
+        let embedded = try model.embedImageFiles(urls.map(\.path), preprocessor: preprocessor, normalize: normalize)
+        if let failure = embedded.failures.first { throw failure.error }
+        return embedded.vectors
     }
 
     /// The embedding of an RGB image: `width · height · 3` bytes, row-major, R G B per pixel.

@@ -33,10 +33,9 @@ struct Classify: ParsableCommand {
             try requireTokenizerFits(model.config)
             let classifier = try ZeroShotClassifier(model: model, tokenizer: vocabulary.tokenizer(), classNames: names, templates: template)
             let inputs = try ImageInputs(source.paths(), preprocessor: Preprocessor(model: model.config), batchSize: 32)
-            try model.config.requireImageEmbeddingMemory(batch: inputs.largestForwardPass)
             var rowNames: [String] = [], probabilities: [[Float]] = []
-            let failed = try inputs.forEachBatch(label: "classifying images") { pixels, names in
-                probabilities += try classifier.probabilities(imageFeatures: embedImages(model, pixels, batchSize: 32, normalize: false))
+            let failed = try inputs.forEachEmbedding(model, normalize: false, label: "classifying images") { features, names in
+                probabilities += try classifier.probabilities(imageFeatures: features)
                 rowNames += names
             }
             if json {

@@ -15,9 +15,10 @@ struct EmbedImage: ParsableCommand {
         commandName: "embed-image",
         abstract: "Image embeddings (open_clip's encode_image), written as float32 .npy (N, embed_dim).",
         discussion: """
-        Images are decoded a batch ahead while the model runs, so memory stays at a few batches for \
-        any number of inputs. Unreadable files are reported on stderr and skipped (exit status 1); \
-        OUT.rows.txt beside OUT.npy names the input of each row, one per line.
+        Each image file is read, decoded, preprocessed and embedded whole on one thread (as `index` \
+        does), so memory holds one image and one forward pass per thread for any number of inputs. \
+        Unreadable files are reported on stderr and skipped (exit status 1); OUT.rows.txt beside \
+        OUT.npy names the input of each row, one per line.
         """)
 
     @OptionGroup var options: ModelOptions
@@ -25,7 +26,7 @@ struct EmbedImage: ParsableCommand {
     @Flag(name: .long, help: "L2-normalise the embeddings.") var normalize = false
     @Option(name: .long, help: "Output .npy file.") var output: String
     @Option(name: .long, help: "Where to write the input of each row (default: OUT.rows.txt beside OUT.npy).") var rows: String?
-    @Option(name: .long, help: "Images decoded and embedded together (one forward pass per image per thread).") var batchSize = 32
+    @Option(name: .long, help: "Image files written out together (each embedded on one thread); rows of an .npy input per forward pass per thread.") var batchSize = 32
     @OptionGroup var source: ImageSourceOptions
 
     func validate() throws {
@@ -38,11 +39,10 @@ struct EmbedImage: ParsableCommand {
             let model = try CLIPModel(model: options.model, weightsURL: options.weightsURL, seed: options.seed,
                                       precision: precisionOption.precision, inferenceOnly: true)
             let images = try ImageInputs(source.paths(), preprocessor: Preprocessor(model: model.config), batchSize: batchSize)
-            try model.config.requireImageEmbeddingMemory(batch: images.largestForwardPass)
             let embeddings = try NPYRowWriter(url: URL(fileURLWithPath: output), rowShape: [model.config.embedDim])
             let names = try RowNamesFile(output: output, explicit: rows)
-            let failed = try images.forEachBatch(label: "embedding images") { pixels, rowNames in
-                try embeddings.append(embedImages(model, pixels, batchSize: batchSize, normalize: normalize))
+            let failed = try images.forEachEmbedding(model, normalize: normalize, label: "embedding images") { rows, rowNames in
+                try embeddings.append(rows)
                 try names.append(rowNames)
             }
             try embeddings.finish()

@@ -1,6 +1,8 @@
 import ArgumentParser
 import CLIPData
 import CLIPEngine
+import CLIPEvaluation
+import CLIPModels
 import CLIPNN
 import Foundation
 
@@ -57,10 +59,11 @@ struct ImageSourceList {
 }
 
 /// Images streamed in batches: `.npy` arrays (N, 3, H, W) already preprocessed, or image files
-/// (JPEG, PNG) preprocessed as open_clip's eval transform does, a batch at a time on a background
-/// thread while the model computes (`Prefetcher`), so memory stays at a few batches for any number
-/// of inputs. A file that cannot be read is reported and skipped; `rowNames` say which input each
-/// output row is.
+/// (JPEG, PNG) preprocessed as open_clip's eval transform does. `forEachEmbedding` (embed-image,
+/// classify) embeds each file whole on one thread (`CLIPModel.embedImageFiles`), as `index` does;
+/// `forEachBatch` (preprocess) makes pixel batches on a background thread (`Prefetcher`). Either
+/// way memory stays at a few batches for any number of inputs. A file that cannot be read is
+/// reported and skipped; `rowNames` say which input each output row is.
 struct ImageInputs {
 
     /// One unit of work: consecutive image files (at most a batch), or one .npy array.
@@ -74,13 +77,16 @@ struct ImageInputs {
         var failures: [(path: String, error: Error)] = []
         /// How many of the inputs this batch covers (files, or 1 for an array).
         var inputs = 0
+        /// An error of the model itself (not of an input): stops the command.
+        var modelError: Error?
     }
 
     let imageSize: Int
     let preprocessor: Preprocessor
     let total: Int
-    /// The most images embedded at a time: a batch, or fewer files (an .npy may hold any number).
-    let largestForwardPass: Int
+    /// Files per batch (an .npy array is a batch of its own, of any size).
+    let batchSize: Int
+    private let hasArrays: Bool
     private let chunks: [Chunk]
     /// Entries of the input folders that could not be read: reported and counted as failed.
     private let unreadable: [String]
@@ -90,9 +96,8 @@ struct ImageInputs {
         let paths = source.paths
         unreadable = source.unreadable
         let imageSize = preprocessor.imageSize
-        // The batch being embedded and two prefetched.
-        try requireImageBatchMemory(count: min(paths.count, 3 * batchSize), imageSize: imageSize)
         self.imageSize = imageSize
+        self.batchSize = batchSize
         self.preprocessor = preprocessor
         self.total = paths.count
         var chunks: [Chunk] = [], files: [String] = []
@@ -107,12 +112,23 @@ struct ImageInputs {
         }
         if !files.isEmpty { chunks.append(.files(files)) }
         self.chunks = chunks
-        let hasArrays = chunks.contains { if case .array = $0 { return true } else { return false } }
-        largestForwardPass = hasArrays ? batchSize : min(paths.count, batchSize)
+        hasArrays = chunks.contains { if case .array = $0 { return true } else { return false } }
     }
 
-    /// The batches in input order, made ahead on a background thread.
-    func batches() -> Prefetcher<Batch> {
+    /// An .npy chunk as a batch: its rows, or the reason it cannot be read.
+    private static func arrayBatch(_ path: String, imageSize: Int) -> Batch {
+        do {
+            let pixels = try readArray(path, imageSize: imageSize)
+            return Batch(pixels: pixels, rowNames: (0..<pixels.shape[0]).map { "\(path)[\($0)]" }, inputs: 1)
+        } catch {
+            return Batch(failures: [(path, error)], inputs: 1)
+        }
+    }
+
+    /// Pixel batches in input order, made ahead on a background thread.
+    private func pixelBatches() throws -> Prefetcher<Batch> {
+        // The batch being used and two prefetched.
+        try requireImageBatchMemory(count: min(total, 3 * batchSize), imageSize: imageSize)
         let preprocessor = self.preprocessor
         let chunks = self.chunks, imageSize = self.imageSize
         return Prefetcher(count: chunks.count) { i in
@@ -121,12 +137,37 @@ struct ImageInputs {
                 let loaded = ImageFiles.load(paths, preprocessor: preprocessor)
                 return Batch(pixels: loaded.pixels, rowNames: loaded.loaded, failures: loaded.failures, inputs: paths.count)
             case .array(let path):
+                return Self.arrayBatch(path, imageSize: imageSize)
+            }
+        }
+    }
+
+    /// Embedded batches in input order (`pixels` holds the embeddings): files each decoded and
+    /// embedded whole on one thread, arrays one forward pass per image per thread.
+    private func embeddedBatches(_ model: CLIPModel, normalize: Bool) throws -> AnyIterator<Batch> {
+        try model.requireFileEmbeddingMemory()
+        if hasArrays { try model.config.requireImageEmbeddingMemory(batch: batchSize) }
+        let chunks = self.chunks, imageSize = self.imageSize, preprocessor = self.preprocessor, batchSize = self.batchSize
+        var next = 0
+        return AnyIterator {
+            guard next < chunks.count else { return nil }
+            defer { next += 1 }
+            switch chunks[next] {
+            case .files(let paths):
                 do {
-                    let pixels = try Self.readArray(path, imageSize: imageSize)
-                    return Batch(pixels: pixels, rowNames: (0..<pixels.shape[0]).map { "\(path)[\($0)]" }, inputs: 1)
+                    let embedded = try model.embedImageFiles(paths, preprocessor: preprocessor, normalize: normalize)
+                    return Batch(pixels: try embedded.rows(), rowNames: embedded.loaded, failures: embedded.failures, inputs: paths.count)
                 } catch {
-                    return Batch(failures: [(path, error)], inputs: 1)
+                    return Batch(modelError: error)
                 }
+            case .array(let path):
+                var batch = Self.arrayBatch(path, imageSize: imageSize)
+                do {
+                    batch.pixels = try batch.pixels.map { try embedImages(model, $0, batchSize: batchSize, normalize: normalize) }
+                } catch {
+                    return Batch(modelError: error)
+                }
+                return batch
             }
         }
     }
@@ -148,11 +189,23 @@ struct ImageInputs {
     /// prints each unreadable input on stderr as it comes. Returns how many inputs failed; throws if
     /// none could be read.
     func forEachBatch(label: String, _ body: (Tensor, [String]) throws -> Void) throws -> Int {
+        let stream = try pixelBatches()
+        return try forEach(label: label, next: { try stream.next() }, body)
+    }
+
+    /// `forEachBatch` over the inputs' embeddings (`model.encodeImage`, L2-normalised if asked):
+    /// `body` gets each batch's [rows, embed_dim] and names.
+    func forEachEmbedding(_ model: CLIPModel, normalize: Bool, label: String, _ body: (Tensor, [String]) throws -> Void) throws -> Int {
+        let stream = try embeddedBatches(model, normalize: normalize)
+        return try forEach(label: label, next: { stream.next() }, body)
+    }
+
+    private func forEach(label: String, next: () throws -> Batch?, _ body: (Tensor, [String]) throws -> Void) throws -> Int {
         let progress = Progress(label: label, total: total)
-        let stream = batches()
         var done = 0, failed = unreadable.count, rows = 0
         for entry in unreadable { FileHandle.standardError.write(Data("error: \(entry)\n".utf8)) }
-        while let batch = try stream.next() {
+        while let batch = try next() {
+            if let error = batch.modelError { throw error }
             for f in batch.failures { Self.report(f) }
             failed += batch.failures.count
             if let pixels = batch.pixels {

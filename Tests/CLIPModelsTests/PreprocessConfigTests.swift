@@ -25,12 +25,19 @@ final class PreprocessConfigTests: XCTestCase {
                                        source: "open_clip_config.json")
         XCTAssertEqual(hub.preprocess.resizeMode, "longest")
         XCTAssertEqual(hub.embedDim, 32)
+        // 0 and 1 are numbers (Foundation on Linux also casts them to Bool); true and false are not.
+        let unit = try parse(#"{"mean": [0, 0.0, 0], "std": [1, 1.0, 1], "fill_color": 1}"#)
+        XCTAssertEqual(unit.preprocess.mean, [0, 0, 0])
+        XCTAssertEqual(unit.preprocess.std, [1, 1, 1])
+        XCTAssertEqual(unit.preprocess.fillColor, 1)
     }
 
     func testBadFieldsAreNamed() {
         for (cfg, field) in [(#"{"std": [0.1, 0, 0.3]}"#, "preprocess_cfg.std"), (#"{"mean": [1, 2]}"#, "preprocess_cfg.mean"),
                              (#"{"fill_color": 300}"#, "preprocess_cfg.fill_color"), (#"{"mode": "L"}"#, "preprocess_cfg.mode"),
-                             (#"{"interpolation": "nearest"}"#, "preprocess_cfg.interpolation"), (#"[1]"#, "preprocess_cfg")] {
+                             (#"{"interpolation": "nearest"}"#, "preprocess_cfg.interpolation"), (#"[1]"#, "preprocess_cfg"),
+                             (#"{"std": true}"#, "preprocess_cfg.std"), (#"{"mean": [0, false, 0]}"#, "preprocess_cfg.mean"),
+                             (#"{"fill_color": true}"#, "preprocess_cfg.fill_color")] {
             XCTAssertThrowsError(try parse(cfg), cfg) { XCTAssertTrue("\($0)".contains(field) && "\($0)".contains("cfg.json"), "\($0)") }
         }
         XCTAssertThrowsError(try CLIPConfig.parse(json: Data(#"{"model_cfg": 3}"#.utf8), source: "h.json")) {

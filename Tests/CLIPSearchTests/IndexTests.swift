@@ -162,6 +162,27 @@ final class IndexTests: XCTestCase {
         XCTAssertThrowsError(try model.embed(imageAt: paths[2])) { XCTAssertTrue("\($0)".contains("truncated.jpg"), "\($0)") }
     }
 
+    /// The index embeds with the model's own eval transform (`preprocess_cfg`, as open_clip's
+    /// `preprocess` and `embed-image` do) and records it; a default config records the text indexes
+    /// made before always recorded, so their model digests still match.
+    func testTheIndexUsesAndRecordsTheModelsPreprocessConfig() throws {
+        let defaults = try Self.model.get()
+        XCTAssertEqual(defaults.identity.preprocessing,
+                       "resize-shortest-bicubic-centercrop 64 mean 0.48145467,0.4578275,0.40821072 std 0.26862955,0.2613026,0.2757771")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tinyModelConfig))) as! [String: Any]
+        config["preprocess_cfg"] = ["mean": 0.5, "std": [0.25, 0.5, 1.0], "resize_mode": "squash", "interpolation": "bilinear"]
+        let path = photos.parent.appendingPathComponent("squash-config.json")
+        try JSONSerialization.data(withJSONObject: config).write(to: path)
+        let squash = try IndexModel(model: path.path, weights: nil, seed: 1, vocabulary: vocabulary)
+        XCTAssertEqual(squash.identity.preprocessing, "resize-squash-bilinear 64 mean 0.5,0.5,0.5 std 0.25,0.5,1.0")
+        XCTAssertNotEqual(squash.identity.digest, defaults.identity.digest)
+        let file = try photos.add("rgba_120x90.png", as: "rgba_120x90.png")
+        let image = try ImageDecoder.decodeImage(contentsOf: URL(fileURLWithPath: file))
+        let transform = Preprocessor(imageSize: 64, mean: (0.5, 0.5, 0.5), std: (0.25, 0.5, 1.0), interpolation: .bilinear, resizeMode: .squash)
+        let expected = try squash.model.encodeImage(transform(image).reshaped([1, 3, 64, 64]), normalize: true).scalars
+        XCTAssertEqual(try squash.embed(imageAt: file), expected)
+    }
+
     func testDecodeFailuresAreRecordedAndRetriedOnlyWhenChanged() throws {
         try makeFolder()
         try photos.add("truncated.jpg", as: "bad/truncated.jpg")

@@ -1,3 +1,5 @@
+import CLIPData
+import CLIPModels
 import CLIPServer
 import Foundation
 import XCTest
@@ -155,6 +157,26 @@ final class ServerAPITests: XCTestCase {
         for item in items {
             guard let label = item["label"] as? String, let p = item["probability"] as? Double else { continue }
             XCTAssertEqual(p, cli[label] ?? -1, accuracy: 1e-5, "\(label): server \(p), swiftclip classify \(cli[label] ?? -1)")
+        }
+    }
+
+    /// An uploaded image is preprocessed as open_clip's `preprocess(Image.open(f))` sees it: resized
+    /// in the mode Pillow opens it in (RGBA with premultiplied alpha, a palette with nearest
+    /// neighbour), converted to RGB after; not converted first.
+    func testUploadsArePreprocessedInTheModePillowOpensThemIn() throws {
+        let c = tinyConfiguration()
+        let server = try RunningServer(c)
+        defer { server.stop() }
+        let model = try CLIPModel(model: tinyModel, weightsURL: nil, seed: c.seed, precision: .fp32, inferenceOnly: true)
+        let preprocessor = Preprocessor(imageSize: 64)
+        for name in ["rgba_120x90.png", "palette4_trns_90x70.png"] {
+            let data = try fixture(name)
+            let r = try server.client.request("POST", "/v1/embeddings/image", body: data, contentType: "image/png")
+            XCTAssertEqual(r.status, 200, r.text)
+            let asOpened = try model.encodeImage(preprocessor(ImageDecoder.decodeImage(data, name: name)).reshaped([1, 3, 64, 64]), normalize: true)
+            let rgbFirst = try model.encodeImage(preprocessor(ImageDecoder.decode(data, name: name)).reshaped([1, 3, 64, 64]), normalize: true)
+            XCTAssertGreaterThan(zip(asOpened.scalars, rgbFirst.scalars).map { abs($0 - $1) }.max() ?? 0, 1e-4, "\(name): the two decodings differ")
+            assertClose(embeddingRows(r).first ?? [], asOpened.scalars, tolerance: 1e-5, name)
         }
     }
 
