@@ -2,14 +2,14 @@ import CLIPEngine
 import Foundation
 
 /// open_clip's training transform (`image_transform(S, is_train=True)` without timm's extras):
-/// torchvision `RandomResizedCrop(S, scale, ratio, BICUBIC)` on the RGB image, then `ToTensor` and
-/// `Normalize` as in `Preprocessor`. The crop is drawn as torchvision's `get_params` draws it (ten
-/// tries of a uniform area fraction in `scale` and a log-uniform aspect in `ratio`, rounding half
-/// to even as Python does, then the central fallback); the pixels are cropped and resized by
-/// Pillow's bicubic exactly as `F.resized_crop` does on a PIL image. The random numbers come from
-/// a `SeededGenerator` the caller seeds (per sample and epoch, so that a resumed run draws the
-/// same crops), not from torch's generator: the crops follow the same distribution, not the same
-/// sequence.
+/// torchvision `RandomResizedCrop(S, scale, ratio, BICUBIC)` on the image as opened (in Pillow's
+/// mode), `convert("RGB")`, then `ToTensor` and `Normalize` as in `Preprocessor`. The crop is drawn
+/// as torchvision's `get_params` draws it (ten tries of a uniform area fraction in `scale` and a
+/// log-uniform aspect in `ratio`, rounding half to even as Python does, then the central fallback);
+/// the pixels are cropped and resized by Pillow's bicubic exactly as `F.resized_crop` does on a PIL
+/// image. The random numbers come from a `SeededGenerator` the caller seeds (per sample and epoch,
+/// so that a resumed run draws the same crops), not from torch's generator: the crops follow the
+/// same distribution, not the same sequence.
 public struct TrainTransform: Sendable {
     public let imageSize: Int
     /// Fraction of the image area, (0.9, 1.0) in open_clip (`--aug-cfg scale=…`).
@@ -59,35 +59,38 @@ public struct TrainTransform: Sendable {
         return ((height - h) / 2, (width - w) / 2, h, w)
     }
 
-    /// A random crop resized to imageSize × imageSize (8-bit, as Pillow leaves it).
-    public func cropAndResize(_ image: RGBImage, using rng: inout SeededGenerator) -> RGBImage {
+    /// A random crop resized to imageSize × imageSize (8-bit RGB, as Pillow leaves it).
+    public func cropAndResize<Input: PreprocessorInput>(_ input: Input, using rng: inout SeededGenerator) -> RGBImage {
+        let image = input.decodedImage
         let p = cropParameters(width: image.width, height: image.height, using: &rng)
         return resizedCrop(image, top: p.top, left: p.left, height: p.height, width: p.width)
     }
 
-    /// torchvision's `F.resized_crop(img, top, left, height, width, [S, S], BICUBIC)` on a PIL image:
-    /// `img.crop(...)`, then Pillow's bicubic resize. The rectangle must lie inside the image.
-    public func resizedCrop(_ image: RGBImage, top: Int, left: Int, height: Int, width: Int) -> RGBImage {
+    /// torchvision's `F.resized_crop(img, top, left, height, width, [S, S], BICUBIC)` on a PIL image
+    /// as opened, then open_clip's `convert("RGB")`: `img.crop(...)` and Pillow's bicubic resize in
+    /// the image's own mode (a palette with nearest neighbour, RGBA premultiplied: `Resampler`, as
+    /// the eval transform does), converted to RGB after. The rectangle must lie inside the image.
+    public func resizedCrop<Input: PreprocessorInput>(_ input: Input, top: Int, left: Int, height: Int, width: Int) -> RGBImage {
+        let image = input.decodedImage
         precondition(top >= 0 && left >= 0 && height > 0 && width > 0 && top + height <= image.height && left + width <= image.width,
                      "crop (\(top), \(left), \(height), \(width)) outside a \(image.width)×\(image.height) image")
-        let p = (top: top, left: left, height: height, width: width)
-        var pixels = [UInt8](repeating: 0, count: p.width * p.height * 3)
-        image.pixels.withUnsafeBufferPointer { src in
-            pixels.withUnsafeMutableBufferPointer { dst in
-                for y in 0..<p.height {
-                    let from = ((p.top + y) * image.width + p.left) * 3
-                    (dst.baseAddress! + y * p.width * 3).update(from: src.baseAddress! + from, count: p.width * 3)
+        let bpp = image.mode.bytesPerPixel, rowBytes = width * bpp
+        var samples = [UInt8](repeating: 0, count: height * rowBytes)
+        image.samples.withUnsafeBufferPointer { src in
+            samples.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    let from = ((top + y) * image.width + left) * bpp
+                    (dst.baseAddress! + y * rowBytes).update(from: src.baseAddress! + from, count: rowBytes)
                 }
             }
         }
-        let crop = RGBImage(width: p.width, height: p.height, pixels: pixels)
-        let resized = Resampler.resize(crop.pixels, width: crop.width, height: crop.height, channels: 3, outWidth: imageSize,
-                                       outHeight: imageSize, window: (0, 0, imageSize, imageSize), filter: .bicubic)
-        return RGBImage(width: imageSize, height: imageSize, pixels: resized)
+        var crop = DecodedImage(width: width, height: height, mode: image.mode, samples: samples)
+        crop.palette = image.palette
+        return Resampler.resize(crop, outWidth: imageSize, outHeight: imageSize, window: (0, 0, imageSize, imageSize), filter: .bicubic).rgb()
     }
 
     /// [3, S, S] float32, normalised, channels first, written at `out`.
-    public func write(_ image: RGBImage, into out: UnsafeMutablePointer<Float>, using rng: inout SeededGenerator) {
+    public func write<Input: PreprocessorInput>(_ image: Input, into out: UnsafeMutablePointer<Float>, using rng: inout SeededGenerator) {
         preprocessor.writeNormalized(cropAndResize(image, using: &rng), into: out)
     }
 }
