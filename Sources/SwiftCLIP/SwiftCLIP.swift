@@ -41,7 +41,7 @@ public final class CLIP: @unchecked Sendable {
 
     /// The embedding of an image file (JPEG or PNG).
     public func embedImage(at url: URL, normalize: Bool = true) throws -> [Float] {
-        try embed(images: [ImageDecoder.decodeImage(contentsOf: url)], normalize: normalize)[0]
+        try embedImages(at: [url], normalize: normalize)[0]
     }
 
     /// Embeddings of image files, in order, each decoded and embedded whole on one thread

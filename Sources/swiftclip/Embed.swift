@@ -52,16 +52,6 @@ struct EmbedImage: ParsableCommand {
     }
 }
 
-/// encode_image of `pixels`, `batchSize` images at a time, one forward pass per image per thread.
-func embedImages(_ model: CLIPModel, _ pixels: Tensor, batchSize: Int, normalize: Bool) throws -> Tensor {
-    let n = pixels.shape[0]
-    var parts: [Tensor] = []
-    for start in stride(from: 0, to: n, by: batchSize) {
-        parts.append(try model.encodeImagePerThread(pixels.slice(rows: start..<min(n, start + batchSize)), normalize: normalize))
-    }
-    return parts.count == 1 ? parts[0] : try Tensor.concatenate(rows: parts)
-}
-
 struct EmbedText: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "embed-text",

@@ -69,10 +69,11 @@ struct ImageInputs {
     /// One unit of work: consecutive image files (at most a batch), or one .npy array.
     private enum Chunk { case files([String]), array(String) }
 
-    /// A preprocessed part of the input, in order.
+    /// A part of the input, in order: its pixels [N, 3, S, S] (`forEachBatch`) or its embeddings
+    /// [N, D] (`forEachEmbedding`), nil when none of its inputs could be read.
     struct Batch {
-        var pixels: Tensor?
-        /// One name per row of `pixels` (the file, with the row index for .npy arrays).
+        var rows: Tensor?
+        /// One name per row of `rows` (the file, with the row index for .npy arrays).
         var rowNames: [String] = []
         var failures: [(path: String, error: Error)] = []
         /// How many of the inputs this batch covers (files, or 1 for an array).
@@ -119,7 +120,7 @@ struct ImageInputs {
     private static func arrayBatch(_ path: String, imageSize: Int) -> Batch {
         do {
             let pixels = try readArray(path, imageSize: imageSize)
-            return Batch(pixels: pixels, rowNames: (0..<pixels.shape[0]).map { "\(path)[\($0)]" }, inputs: 1)
+            return Batch(rows: pixels, rowNames: (0..<pixels.shape[0]).map { "\(path)[\($0)]" }, inputs: 1)
         } catch {
             return Batch(failures: [(path, error)], inputs: 1)
         }
@@ -135,14 +136,14 @@ struct ImageInputs {
             switch chunks[i] {
             case .files(let paths):
                 let loaded = ImageFiles.load(paths, preprocessor: preprocessor)
-                return Batch(pixels: loaded.pixels, rowNames: loaded.loaded, failures: loaded.failures, inputs: paths.count)
+                return Batch(rows: loaded.pixels, rowNames: loaded.loaded, failures: loaded.failures, inputs: paths.count)
             case .array(let path):
                 return Self.arrayBatch(path, imageSize: imageSize)
             }
         }
     }
 
-    /// Embedded batches in input order (`pixels` holds the embeddings): files each decoded and
+    /// Embedded batches in input order: files each decoded and
     /// embedded whole on one thread, arrays one forward pass per image per thread.
     private func embeddedBatches(_ model: CLIPModel, normalize: Bool) throws -> AnyIterator<Batch> {
         try model.requireFileEmbeddingMemory()
@@ -156,20 +157,30 @@ struct ImageInputs {
             case .files(let paths):
                 do {
                     let embedded = try model.embedImageFiles(paths, preprocessor: preprocessor, normalize: normalize)
-                    return Batch(pixels: try embedded.rows(), rowNames: embedded.loaded, failures: embedded.failures, inputs: paths.count)
+                    return Batch(rows: try embedded.rows(), rowNames: embedded.loaded, failures: embedded.failures, inputs: paths.count)
                 } catch {
                     return Batch(modelError: error)
                 }
             case .array(let path):
                 var batch = Self.arrayBatch(path, imageSize: imageSize)
                 do {
-                    batch.pixels = try batch.pixels.map { try embedImages(model, $0, batchSize: batchSize, normalize: normalize) }
+                    batch.rows = try batch.rows.map { try Self.embed(model, $0, batchSize: batchSize, normalize: normalize) }
                 } catch {
                     return Batch(modelError: error)
                 }
                 return batch
             }
         }
+    }
+
+    /// encode_image of an array's `pixels`, `batchSize` images at a time, one forward pass per image per thread.
+    private static func embed(_ model: CLIPModel, _ pixels: Tensor, batchSize: Int, normalize: Bool) throws -> Tensor {
+        let n = pixels.shape[0]
+        var parts: [Tensor] = []
+        for start in stride(from: 0, to: n, by: batchSize) {
+            parts.append(try model.encodeImagePerThread(pixels.slice(rows: start..<min(n, start + batchSize)), normalize: normalize))
+        }
+        return parts.count == 1 ? parts[0] : try Tensor.concatenate(rows: parts)
     }
 
     private static func readArray(_ path: String, imageSize: Int) throws -> Tensor {
@@ -208,9 +219,9 @@ struct ImageInputs {
             if let error = batch.modelError { throw error }
             for f in batch.failures { Self.report(f) }
             failed += batch.failures.count
-            if let pixels = batch.pixels {
-                try body(pixels, batch.rowNames)
-                rows += pixels.shape[0]
+            if let batchRows = batch.rows {
+                try body(batchRows, batch.rowNames)
+                rows += batchRows.shape[0]
             }
             done += batch.inputs
             progress.update(done)
